@@ -1,0 +1,186 @@
+//! The glue `export_app!` expands to: an [`App`] implementation around a
+//! [`Router`], with every call guarded by `catch_unwind`.
+
+use std::{
+    any::Any,
+    cell::RefCell,
+    panic::{self, AssertUnwindSafe},
+    sync::Once,
+};
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RNone, RResult, RSome, RVec},
+};
+use tracing::Dispatch;
+
+use super::{Error, Mount, Request, Response, Router, logging, router::Match};
+use crate::abi::{
+    App, App_TO, AppError, AppInstance, AppRequest, AppResponse, HostContext, RouteInfo,
+};
+
+thread_local! {
+    /// Where the panic hook leaves the message of a panic on this thread.
+    static LAST_PANIC: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
+}
+
+/// Replaces the library's panic hook (its own copy of std's) once: the hook
+/// records the message and location for [`guard`] instead of printing to
+/// stderr; the host logs it under the app's logger.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let message = format!("panicked{location}: {}", payload_text(info.payload()));
+            let backtrace = std::backtrace::Backtrace::capture();
+            let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+                .then(|| backtrace.to_string());
+            LAST_PANIC.with(|last| *last.borrow_mut() = Some((message, backtrace)));
+        }));
+    });
+}
+
+fn payload_text(payload: &(dyn Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "(non-text panic payload)"
+    }
+}
+
+/// Runs `body`, turning a panic into an [`AppError`] so it never crosses the
+/// FFI boundary (where it would abort the host, DESIGN.md fact 4).
+fn guard<T>(body: impl FnOnce() -> Result<T, AppError>) -> RResult<T, AppError> {
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(result) => result.into(),
+        Err(payload) => {
+            let (message, backtrace) = LAST_PANIC
+                .with(|last| last.borrow_mut().take())
+                .unwrap_or_else(|| (format!("panicked: {}", payload_text(&*payload)), None));
+            RResult::RErr(AppError {
+                status: 500,
+                message: message.into(),
+                panicked: true,
+                backtrace: backtrace.map(Into::into).map_or(RNone, RSome),
+            })
+        }
+    }
+}
+
+fn internal_error(error: Error) -> AppError {
+    AppError {
+        status: error.status(),
+        message: error.message().into(),
+        panicked: false,
+        backtrace: RNone,
+    }
+}
+
+/// One mount's instance of an app.
+struct Instance {
+    mount: Mount,
+    router: Router,
+    dispatch: Dispatch,
+}
+
+impl Instance {
+    fn respond(&self, request: &AppRequest) -> Result<Response, Error> {
+        match self.router.find(&request.method, &request.path) {
+            Match::Found(handler, params) => {
+                handler(&Request::new(request, &self.mount, &self.router, params))
+            }
+            Match::MethodNotAllowed(allowed) => Ok(Response::from(Error::new(
+                405,
+                "The method is not allowed for the requested URL.",
+            ))
+            .with_header("allow", allowed.join(", "))),
+            Match::Options(allowed) => Ok(Response::text("")
+                .with_status(200)
+                .with_header("allow", allowed.join(", "))),
+            Match::AddSlash => {
+                let mut location = format!("{}{}/", request.script_root, request.path);
+                if !request.query.is_empty() {
+                    location.push('?');
+                    location.push_str(&request.query);
+                }
+                Ok(Response::redirect_with(308, &location))
+            }
+            Match::NotFound => Err(Error::not_found()),
+        }
+    }
+}
+
+impl App for Instance {
+    fn handle(&self, request: &AppRequest) -> RResult<AppResponse, AppError> {
+        guard(|| {
+            tracing::dispatcher::with_default(&self.dispatch, || match self.respond(request) {
+                Ok(response) => Ok(response.into_abi()),
+                Err(error) if error.status() >= 500 => Err(internal_error(error)),
+                Err(error) => Ok(Response::from(error).into_abi()),
+            })
+        })
+    }
+
+    fn routes(&self) -> RVec<RouteInfo> {
+        // Nothing in here can panic; no guard needed beyond what the
+        // allocator already guarantees.
+        self.router
+            .routes()
+            .map(|(methods, rule, endpoint)| RouteInfo {
+                methods: methods.into(),
+                rule: rule.into(),
+                endpoint: endpoint.into(),
+            })
+            .collect()
+    }
+
+    fn shutdown(&self) {
+        let _ = guard(|| {
+            tracing::dispatcher::with_default(&self.dispatch, || {
+                tracing::debug!(mount = %self.mount.name, "app instance shut down");
+            });
+            Ok(())
+        });
+    }
+}
+
+/// Creates one instance for one mount: what `export_app!`'s `instantiate`
+/// calls.
+pub fn instantiate<F>(context: HostContext, init: F) -> RResult<AppInstance, AppError>
+where
+    F: FnOnce(&Mount) -> Result<Router, Error>,
+{
+    guard(move || {
+        install_panic_hook();
+        let config = serde_json::from_str(&context.config_json).map_err(|error| {
+            internal_error(Error::internal(format!(
+                "config is not valid JSON: {error}"
+            )))
+        })?;
+        let mount = Mount {
+            name: context.mount_name.into(),
+            prefix: context.prefix.into(),
+            static_url_path: context.static_url_path.into(),
+            logger: context.logger.into(),
+            session_cookie: context.session_cookie.into(),
+            config,
+            secret: context.secret.into(),
+        };
+        let dispatch = logging::dispatch(context.host, context.max_log_level);
+        let router = tracing::dispatcher::with_default(&dispatch, || init(&mount))
+            .map_err(internal_error)?;
+        router.check().map_err(internal_error)?;
+        let instance = Instance {
+            mount,
+            router,
+            dispatch,
+        };
+        Ok(App_TO::from_value(instance, TD_Opaque))
+    })
+}

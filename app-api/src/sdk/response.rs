@@ -1,0 +1,192 @@
+//! Responses and HTTP errors as handlers build them.
+
+use std::fmt;
+
+use abi_stable::std_types::RVec;
+
+use crate::abi::{AppResponse, Header};
+
+/// A response under construction.
+///
+/// ```
+/// use app_api::prelude::*;
+/// let response = Response::html("<h1>Hi</h1>").with_status(201).with_header("x-kind", "greeting");
+/// assert_eq!(response.status(), 201);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Response {
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with this status, content type and body.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type".to_owned(), content_type.as_bytes().to_vec())],
+            body: body.into(),
+        }
+    }
+
+    /// `200`, `text/plain; charset=utf-8`.
+    pub fn text(body: impl Into<String>) -> Response {
+        Response::new(200, "text/plain; charset=utf-8", body.into())
+    }
+
+    /// `200`, `text/html; charset=utf-8`.
+    pub fn html(body: impl Into<String>) -> Response {
+        Response::new(200, "text/html; charset=utf-8", body.into())
+    }
+
+    /// `200`, `application/json`, the value serialised.
+    pub fn json(value: &impl serde::Serialize) -> Response {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response::new(200, "application/json", body),
+            Err(error) => Error::internal(format!("JSON serialisation failed: {error}")).into(),
+        }
+    }
+
+    /// `302 Found` to `location` (Flask's `redirect`). Build the location with
+    /// [`Request::url_for`](super::Request::url_for) so it keeps the mount prefix.
+    pub fn redirect(location: &str) -> Response {
+        Response::redirect_with(302, location)
+    }
+
+    /// A redirect with a chosen status (301, 302, 303, 307 or 308).
+    pub fn redirect_with(status: u16, location: &str) -> Response {
+        Response::text(format!("Redirecting to {location}\n"))
+            .with_status(status)
+            .with_header("location", location)
+    }
+
+    /// Sets the status.
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// Adds a header (a name may repeat, e.g. `set-cookie`).
+    pub fn with_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Response {
+        let name = name.to_ascii_lowercase();
+        if name == "content-type" {
+            self.headers.retain(|(existing, _)| *existing != name);
+        }
+        self.headers.push((name, value.as_ref().to_vec()));
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The first value of a header, if it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .and_then(|(_, value)| std::str::from_utf8(value).ok())
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub(crate) fn into_abi(self) -> AppResponse {
+        AppResponse {
+            status: self.status,
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(name, value)| Header {
+                    name: name.into(),
+                    value: value.into(),
+                })
+                .collect(),
+            body: RVec::from(self.body),
+        }
+    }
+}
+
+/// An HTTP error a handler returns: a status and a message.
+///
+/// Client errors (4xx) answer with the message as text; server errors (5xx)
+/// answer a generic page while the message goes to the app's log. Any
+/// `std::error::Error` converts into a 500, so `?` works in handlers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    status: u16,
+    message: String,
+}
+
+impl Error {
+    /// An error with this status and message.
+    pub fn new(status: u16, message: impl Into<String>) -> Error {
+        Error {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// `400 Bad Request`.
+    pub fn bad_request(message: impl Into<String>) -> Error {
+        Error::new(400, message)
+    }
+
+    /// `404 Not Found`.
+    pub fn not_found() -> Error {
+        Error::new(404, "The requested URL was not found on the server.")
+    }
+
+    /// `500 Internal Server Error`; the message is logged, not shown.
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::new(500, message)
+    }
+
+    /// The status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
+    fn from(error: E) -> Error {
+        Error::internal(error.to_string())
+    }
+}
+
+impl From<Error> for Response {
+    /// The client-facing response for an error: its message for 4xx, a
+    /// generic text for the rest.
+    fn from(error: Error) -> Response {
+        let reason = reason_phrase(error.status);
+        let body = if (400..500).contains(&error.status) {
+            format!("{} {reason}\n\n{}\n", error.status, error.message)
+        } else {
+            format!("{} {reason}\n", error.status)
+        };
+        Response::text(body).with_status(error.status)
+    }
+}
+
+/// The standard reason phrase of a status code (`""` if it has none).
+pub fn reason_phrase(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or("")
+}

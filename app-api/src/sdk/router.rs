@@ -1,0 +1,547 @@
+//! URL rules, matching and building (Werkzeug's `Map`, in small).
+//!
+//! Pure code: no I/O. A rule is a path with `<name>`, `<int:name>` or
+//! `<path:name>` parts; matching yields the endpoint and its parameters, or a
+//! reason to answer 404, 405 or a trailing-slash redirect.
+
+use std::{fmt, sync::Arc};
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use super::{Error, Request, Response};
+
+/// What a handler returns.
+pub type HandlerResult = Result<Response, Error>;
+
+/// A request handler.
+pub type Handler = Arc<dyn Fn(&Request) -> HandlerResult + Send + Sync>;
+
+/// Characters escaped in a path segment built by [`Router::url_for`]: all but
+/// RFC 3986 `pchar` (section 3.3).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// Parameters as `(name, value)` pairs.
+type Params<'a> = Vec<(&'a str, &'a str)>;
+
+/// Like [`SEGMENT`] but keeps `/`, for `<path:...>` values.
+const PATH: &AsciiSet = &SEGMENT.remove(b'/');
+
+/// A mistake in a URL rule, found when the router is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    /// The rule as written.
+    pub rule: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad URL rule {:?}: {}", self.rule, self.reason)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Converter {
+    /// One segment, no `/`.
+    Segment,
+    /// An unsigned integer.
+    Int,
+    /// The rest of the path, `/` included (must come last).
+    Path,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Param { name: String, converter: Converter },
+}
+
+/// A parsed URL rule such as `/post/<slug>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    text: String,
+    parts: Vec<Part>,
+    trailing_slash: bool,
+}
+
+impl Rule {
+    /// Parses a rule; it must start with `/`.
+    pub fn parse(text: &str) -> Result<Rule, RuleError> {
+        let error = |reason: &str| RuleError {
+            rule: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let Some(body) = text.strip_prefix('/') else {
+            return Err(error("must start with '/'"));
+        };
+        let trailing_slash = body.ends_with('/');
+        let body = body.strip_suffix('/').unwrap_or(body);
+        let mut parts = Vec::new();
+        if !body.is_empty() {
+            let segments: Vec<&str> = body.split('/').collect();
+            for (index, segment) in segments.iter().enumerate() {
+                if segment.is_empty() {
+                    return Err(error("empty segment ('//')"));
+                }
+                let part = match segment.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
+                    Some(inner) => {
+                        let (converter, name) = match inner.split_once(':') {
+                            None => (Converter::Segment, inner),
+                            Some(("int", name)) => (Converter::Int, name),
+                            Some(("path", name)) => (Converter::Path, name),
+                            Some(("string", name)) => (Converter::Segment, name),
+                            Some((other, _)) => {
+                                return Err(error(&format!(
+                                    "unknown converter {other:?} (use string, int or path)"
+                                )));
+                            }
+                        };
+                        if name.is_empty()
+                            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        {
+                            return Err(error(&format!("bad parameter name {name:?}")));
+                        }
+                        if converter == Converter::Path && index + 1 != segments.len() {
+                            return Err(error("a <path:...> parameter must come last"));
+                        }
+                        Part::Param {
+                            name: name.to_owned(),
+                            converter,
+                        }
+                    }
+                    None if segment.contains(['<', '>']) => {
+                        return Err(error(
+                            "a parameter must be a whole segment, e.g. /post/<slug>",
+                        ));
+                    }
+                    None => Part::Literal((*segment).to_owned()),
+                };
+                parts.push(part);
+            }
+        }
+        let mut names: Vec<&str> = parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Param { name, .. } => Some(name.as_str()),
+                Part::Literal(_) => None,
+            })
+            .collect();
+        names.sort_unstable();
+        if names.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(error("a parameter name appears twice"));
+        }
+        Ok(Rule {
+            text: text.to_owned(),
+            parts,
+            trailing_slash,
+        })
+    }
+
+    /// The rule as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Matches a decoded path (starting with `/`): the parameters, or `None`.
+    fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let body = path.strip_prefix('/')?;
+        if self.parts.is_empty() {
+            return body.is_empty().then(Vec::new);
+        }
+        let (body, slash) = match body.strip_suffix('/') {
+            Some(rest) => (rest, true),
+            None => (body, false),
+        };
+        if slash != self.trailing_slash {
+            return None;
+        }
+        let mut params = Vec::new();
+        // `None` once the whole path is consumed.
+        let mut rest = Some(body);
+        for part in &self.parts {
+            let current = rest?;
+            let (segment, tail) = match part {
+                Part::Param {
+                    converter: Converter::Path,
+                    ..
+                } => (current, None),
+                _ => match current.split_once('/') {
+                    Some((segment, tail)) => (segment, Some(tail)),
+                    None => (current, None),
+                },
+            };
+            if segment.is_empty() {
+                return None;
+            }
+            match part {
+                Part::Literal(literal) if literal == segment => {}
+                Part::Literal(_) => return None,
+                Part::Param { name, converter } => {
+                    if *converter == Converter::Int && !segment.bytes().all(|b| b.is_ascii_digit())
+                    {
+                        return None;
+                    }
+                    params.push((name.clone(), segment.to_owned()));
+                }
+            }
+            rest = tail;
+        }
+        rest.is_none().then_some(params)
+    }
+
+    /// Builds the path for these parameters; the ones the rule does not use
+    /// are returned for the query string.
+    fn build<'a>(&self, params: &[(&'a str, &'a str)]) -> Result<(String, Params<'a>), String> {
+        let mut path = String::new();
+        for part in &self.parts {
+            path.push('/');
+            match part {
+                Part::Literal(literal) => path.push_str(literal),
+                Part::Param { name, converter } => {
+                    let Some((_, value)) = params.iter().find(|(key, _)| key == name) else {
+                        return Err(format!("missing parameter {name:?}"));
+                    };
+                    let set = match converter {
+                        Converter::Int if !value.bytes().all(|b| b.is_ascii_digit()) => {
+                            return Err(format!("parameter {name:?} must be an integer"));
+                        }
+                        Converter::Path => PATH,
+                        _ => SEGMENT,
+                    };
+                    if value.is_empty() {
+                        return Err(format!("parameter {name:?} is empty"));
+                    }
+                    path.extend(utf8_percent_encode(value, set));
+                }
+            }
+        }
+        if self.trailing_slash || self.parts.is_empty() {
+            path.push('/');
+        }
+        let extra = params
+            .iter()
+            .filter(|(key, _)| {
+                !self
+                    .parts
+                    .iter()
+                    .any(|part| matches!(part, Part::Param { name, .. } if name == key))
+            })
+            .copied()
+            .collect();
+        Ok((path, extra))
+    }
+}
+
+struct Route {
+    methods: Vec<String>,
+    rule: Rule,
+    endpoint: String,
+    handler: Handler,
+}
+
+/// The outcome of matching a request against the routes.
+pub(crate) enum Match<'r> {
+    /// A route answers: its handler and the path parameters.
+    Found(&'r Handler, Vec<(String, String)>),
+    /// The path exists, but not for this method; the allowed methods.
+    MethodNotAllowed(Vec<String>),
+    /// `OPTIONS` on an existing path; the allowed methods.
+    Options(Vec<String>),
+    /// The path exists with a trailing slash (Werkzeug's strict slashes).
+    AddSlash,
+    /// Nothing matches.
+    NotFound,
+}
+
+/// An app's routes: rules, their methods, endpoints and handlers.
+///
+/// ```
+/// use app_api::prelude::*;
+/// let router = Router::new()
+///     .get("/", "index", |_req: &Request| Ok(Response::text("home")))
+///     .get("/post/<slug>", "post", |req: &Request| {
+///         Ok(Response::text(req.param("slug").unwrap_or_default().to_owned()))
+///     })
+///     .route(&["GET", "POST"], "/login", "login", |_req: &Request| Ok(Response::text("login")));
+/// assert_eq!(router.url_for("post", &[("slug", "a b")]).unwrap(), "/post/a%20b");
+/// ```
+#[derive(Default)]
+pub struct Router {
+    routes: Vec<Route>,
+    errors: Vec<RuleError>,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Adds a route for `methods`. `HEAD` is implied by `GET`. A bad rule or a
+    /// duplicate endpoint makes the app's initialisation fail with its reason.
+    pub fn route<F>(mut self, methods: &[&str], rule: &str, endpoint: &str, handler: F) -> Router
+    where
+        F: Fn(&Request) -> HandlerResult + Send + Sync + 'static,
+    {
+        let parsed = match Rule::parse(rule) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                self.errors.push(error);
+                return self;
+            }
+        };
+        if self.routes.iter().any(|route| route.endpoint == endpoint) {
+            self.errors.push(RuleError {
+                rule: rule.to_owned(),
+                reason: format!("endpoint {endpoint:?} is already used by another rule"),
+            });
+            return self;
+        }
+        let mut methods: Vec<String> = methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+        if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+            methods.push("HEAD".to_owned());
+        }
+        self.routes.push(Route {
+            methods,
+            rule: parsed,
+            endpoint: endpoint.to_owned(),
+            handler: Arc::new(handler),
+        });
+        self
+    }
+
+    /// Adds a `GET` (and `HEAD`) route.
+    pub fn get<F>(self, rule: &str, endpoint: &str, handler: F) -> Router
+    where
+        F: Fn(&Request) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.route(&["GET"], rule, endpoint, handler)
+    }
+
+    /// Adds a `POST` route.
+    pub fn post<F>(self, rule: &str, endpoint: &str, handler: F) -> Router
+    where
+        F: Fn(&Request) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.route(&["POST"], rule, endpoint, handler)
+    }
+
+    /// The rule mistakes collected while building, if any.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        match self.errors.as_slice() {
+            [] => Ok(()),
+            errors => Err(Error::internal(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
+    }
+
+    /// `(methods, rule, endpoint)` for every route, in order.
+    pub fn routes(&self) -> impl Iterator<Item = (String, &str, &str)> {
+        self.routes.iter().map(|route| {
+            (
+                route.methods.join(","),
+                route.rule.as_str(),
+                route.endpoint.as_str(),
+            )
+        })
+    }
+
+    /// Finds what answers `method` on the decoded `path`.
+    pub(crate) fn find(&self, method: &str, path: &str) -> Match<'_> {
+        let mut allowed: Vec<String> = Vec::new();
+        for route in &self.routes {
+            if let Some(params) = route.rule.matches(path) {
+                if route.methods.iter().any(|m| m == method) {
+                    return Match::Found(&route.handler, params);
+                }
+                for m in &route.methods {
+                    if !allowed.contains(m) {
+                        allowed.push(m.clone());
+                    }
+                }
+            }
+        }
+        if !allowed.is_empty() {
+            allowed.push("OPTIONS".to_owned());
+            return if method == "OPTIONS" {
+                Match::Options(allowed)
+            } else {
+                Match::MethodNotAllowed(allowed)
+            };
+        }
+        if !path.ends_with('/') {
+            let with_slash = format!("{path}/");
+            if self
+                .routes
+                .iter()
+                .any(|r| r.rule.matches(&with_slash).is_some())
+            {
+                return Match::AddSlash;
+            }
+        }
+        Match::NotFound
+    }
+
+    /// The path (relative to the mount) for `endpoint`, parameters that the
+    /// rule does not use going into the query string, as Flask's `url_for`.
+    /// [`Request::url_for`] adds the mount prefix.
+    pub fn url_for(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<String, Error> {
+        let route = self
+            .routes
+            .iter()
+            .find(|route| route.endpoint == endpoint)
+            .ok_or_else(|| Error::internal(format!("url_for: no endpoint named {endpoint:?}")))?;
+        let (mut path, extra) = route
+            .rule
+            .build(params)
+            .map_err(|reason| Error::internal(format!("url_for({endpoint:?}): {reason}")))?;
+        if !extra.is_empty() {
+            path.push('?');
+            path.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(extra)
+                    .finish(),
+            );
+        }
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn rules_match_like_werkzeug() {
+        let rows: &[(&str, &str, Option<Vec<(String, String)>>)] = &[
+            ("/", "/", params(&[])),
+            ("/", "/x", None),
+            ("/about", "/about", params(&[])),
+            // strict slashes: `/about` does not match `/about/`
+            ("/about", "/about/", None),
+            ("/about/", "/about/", params(&[])),
+            ("/about/", "/about", None),
+            ("/post/<slug>", "/post/hello", params(&[("slug", "hello")])),
+            ("/post/<slug>", "/post/", None),
+            ("/post/<slug>", "/post/a/b", None),
+            ("/post/<int:id>", "/post/42", params(&[("id", "42")])),
+            ("/post/<int:id>", "/post/4x", None),
+            (
+                "/files/<path:rest>",
+                "/files/a/b.txt",
+                params(&[("rest", "a/b.txt")]),
+            ),
+            (
+                "/a/<x>/b/<y>",
+                "/a/1/b/2",
+                params(&[("x", "1"), ("y", "2")]),
+            ),
+            ("/a/<x>/b/<y>", "/a/1/c/2", None),
+        ];
+        for (rule, path, expected) in rows {
+            let parsed = Rule::parse(rule).unwrap();
+            assert_eq!(&parsed.matches(path), expected, "rule {rule} path {path}");
+        }
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_a_reason() {
+        for rule in [
+            "about",
+            "/a//b",
+            "/<bad name>",
+            "/<float:x>",
+            "/x<y>",
+            "/<path:p>/tail",
+            "/<a>/<a>",
+        ] {
+            assert!(Rule::parse(rule).is_err(), "{rule} should be refused");
+        }
+    }
+
+    #[test]
+    fn url_for_encodes_parameters_and_puts_extras_in_the_query() {
+        let router = Router::new()
+            .get("/", "index", |_| Ok(Response::text("")))
+            .get("/post/<slug>", "post", |_| Ok(Response::text("")))
+            .get("/files/<path:rest>", "files", |_| Ok(Response::text("")))
+            .get("/dir/", "dir", |_| Ok(Response::text("")));
+        assert_eq!(router.url_for("index", &[]).unwrap(), "/");
+        assert_eq!(
+            router.url_for("post", &[("slug", "a/b c")]).unwrap(),
+            "/post/a%2Fb%20c"
+        );
+        assert_eq!(
+            router
+                .url_for("post", &[("slug", "x"), ("page", "2")])
+                .unwrap(),
+            "/post/x?page=2"
+        );
+        assert_eq!(
+            router.url_for("files", &[("rest", "a/b")]).unwrap(),
+            "/files/a/b"
+        );
+        assert_eq!(router.url_for("dir", &[]).unwrap(), "/dir/");
+        assert!(router.url_for("post", &[]).is_err());
+        assert!(router.url_for("nope", &[]).is_err());
+    }
+
+    #[test]
+    fn find_tells_404_405_options_and_missing_slash_apart() {
+        let router = Router::new()
+            .get("/a", "a", |_| Ok(Response::text("")))
+            .post("/a", "a_post", |_| Ok(Response::text("")))
+            .get("/dir/", "dir", |_| Ok(Response::text("")));
+        assert!(matches!(router.find("GET", "/a"), Match::Found(..)));
+        assert!(matches!(router.find("HEAD", "/a"), Match::Found(..)));
+        assert!(matches!(router.find("POST", "/a"), Match::Found(..)));
+        match router.find("DELETE", "/a") {
+            Match::MethodNotAllowed(allowed) => {
+                assert_eq!(allowed, ["GET", "HEAD", "POST", "OPTIONS"])
+            }
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(router.find("OPTIONS", "/a"), Match::Options(_)));
+        assert!(matches!(router.find("GET", "/dir"), Match::AddSlash));
+        assert!(matches!(router.find("GET", "/missing"), Match::NotFound));
+    }
+
+    #[test]
+    fn duplicate_endpoints_fail_the_build() {
+        let router = Router::new()
+            .get("/a", "same", |_| Ok(Response::text("")))
+            .get("/b", "same", |_| Ok(Response::text("")));
+        assert!(router.check().is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! The blog's admin, mounted at `/admin`.
+
+use app_api::prelude::*;
+
+/// Builds the app's routes for one mount.
+pub fn build(_mount: &Mount) -> Result<Router, Error> {
+    Ok(Router::new().get("/", "index", shared::pages::hello))
+}
+
+app_api::export_app!(name: "admin", init: build);

@@ -1,0 +1,613 @@
+//! The mount table (`plugins.json`): parsing, validation and defaults.
+//!
+//! Parse raw, then validate into [`MountTable`]; nothing unvalidated goes
+//! further. Every error names the file, the line and column, and the key path
+//! (`mounts[1].prefix`), and says how to fix it.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Where the host listens when the table says nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
+/// Handler threads per mount when the table says nothing.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+/// Largest request body per mount when the table says nothing (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// A validated mount table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountTable {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The folder for the host's data (database, secret), resolved.
+    pub data_dir: PathBuf,
+    /// The folder for log files, resolved.
+    pub log_dir: PathBuf,
+    /// The mounts, in table order.
+    pub mounts: Vec<Mount>,
+}
+
+/// One validated mount.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mount {
+    /// Its unique name, e.g. `admin`.
+    pub name: String,
+    /// The normalised prefix: `""` for the root mount, else `/admin` (no
+    /// trailing slash).
+    pub prefix: String,
+    /// The app library, resolved against the table's folder.
+    pub library: PathBuf,
+    /// The static folder, resolved, if the mount serves one.
+    pub static_folder: Option<PathBuf>,
+    /// The URL path of the static folder below the prefix, e.g. `/static`.
+    pub static_url_path: String,
+    /// The logger name (`app_<name>` by default).
+    pub logger: String,
+    /// The session cookie name (`<name>_session` by default).
+    pub session_cookie: String,
+    /// The app's own settings, handed to it as JSON.
+    pub config: serde_json::Value,
+    /// Handler threads for this mount.
+    pub max_concurrency: usize,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
+}
+
+impl Mount {
+    /// The prefix as people write it: `/` for the root mount.
+    pub fn display_prefix(&self) -> &str {
+        if self.prefix.is_empty() {
+            "/"
+        } else {
+            &self.prefix
+        }
+    }
+}
+
+/// Why a mount table was refused.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file's content is wrong at a place.
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The key path, e.g. `mounts[1].prefix`; empty for the whole file.
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { file, source } => {
+                write!(
+                    f,
+                    "{}: cannot read the mount table: {source}",
+                    file.display()
+                )
+            }
+            ConfigError::Invalid {
+                file,
+                line,
+                column,
+                key,
+                message,
+            } => {
+                write!(f, "{}:{line}:{column}: ", file.display())?;
+                if !key.is_empty() {
+                    write!(f, "{key}: ")?;
+                }
+                f.write_str(message)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            ConfigError::Invalid { .. } => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    /// Accepted so that editors can validate the file against a schema.
+    #[serde(rename = "$schema")]
+    #[allow(dead_code)]
+    schema: Option<String>,
+    listen: Option<String>,
+    data_dir: Option<String>,
+    log_dir: Option<String>,
+    mounts: Vec<RawMount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMount {
+    name: String,
+    prefix: String,
+    library: String,
+    static_folder: Option<String>,
+    static_url_path: Option<String>,
+    logger: Option<String>,
+    session_cookie: Option<String>,
+    config: Option<serde_json::Value>,
+    max_concurrency: Option<usize>,
+    max_body_bytes: Option<u64>,
+}
+
+/// The top-level values by key, as slices of the original text: where each
+/// value sits, to point errors found after parsing at the right line.
+type Spans<'a> = BTreeMap<String, &'a RawValue>;
+
+/// Reads and validates the mount table at `file`.
+pub fn load(file: &Path) -> Result<MountTable, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    parse(&text, file)
+}
+
+/// Validates the mount table `text`, read from `file` (relative paths in it
+/// resolve against the file's folder).
+pub fn parse(text: &str, file: &Path) -> Result<MountTable, ConfigError> {
+    let invalid = |line, column, key: &str, message: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        line,
+        column,
+        key: key.to_owned(),
+        message,
+    };
+    let from_serde = |key: String, error: &serde_json::Error| {
+        let message = error.to_string();
+        let location = format!(" at line {} column {}", error.line(), error.column());
+        let message = message.strip_suffix(&location).unwrap_or(&message);
+        let key = if key == "." { "" } else { &key };
+        invalid(error.line(), error.column(), key, explain_serde(message))
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let raw: RawTable = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| from_serde(error.path().to_string(), error.inner()))?;
+    deserializer
+        .end()
+        .map_err(|error| from_serde(String::new(), &error))?;
+    let spans = Locator::new(text);
+    let base = file.parent().unwrap_or(Path::new("")).to_owned();
+    let mut table = validate(raw, &base).map_err(|problem| {
+        let (line, column) = spans.position(&problem.key);
+        invalid(line, column, &problem.key, problem.message)
+    })?;
+    table.file = file.to_owned();
+    Ok(table)
+}
+
+/// Rewords serde's messages where a user would not know what to do.
+fn explain_serde(message: &str) -> String {
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return format!("missing required key {field:?}");
+    }
+    message.replace('`', "\"")
+}
+
+/// A problem found by [`validate`]: the key path and what is wrong.
+#[derive(Debug, PartialEq, Eq)]
+struct Problem {
+    key: String,
+    message: String,
+}
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks values and fills defaults; pure.
+fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
+    let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        problem(
+            "listen",
+            format!("{listen_text:?} is not an address with a port (e.g. \"127.0.0.1:5000\")"),
+        )
+    })?;
+    if raw.mounts.is_empty() {
+        return Err(problem(
+            "mounts",
+            "no mounts: add at least one, e.g. {\"name\": \"frontend\", \"prefix\": \"/\", \"library\": \"apps/libfrontend.so\"}",
+        ));
+    }
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut prefixes: HashMap<String, usize> = HashMap::new();
+    let mut mounts = Vec::with_capacity(raw.mounts.len());
+    for (index, raw_mount) in raw.mounts.into_iter().enumerate() {
+        let at = |key: &str| format!("mounts[{index}].{key}");
+        check_name(&raw_mount.name).map_err(|message| problem(at("name"), message))?;
+        if let Some(first) = names.insert(raw_mount.name.clone(), index) {
+            return Err(problem(
+                at("name"),
+                format!(
+                    "duplicate name {:?} (also mounts[{first}].name): names must be unique",
+                    raw_mount.name
+                ),
+            ));
+        }
+        let prefix = normalize_prefix(&raw_mount.prefix)
+            .map_err(|message| problem(at("prefix"), message))?;
+        if let Some(first) = prefixes.insert(prefix.clone(), index) {
+            return Err(problem(
+                at("prefix"),
+                format!(
+                    "duplicate prefix {:?} (also mounts[{first}].prefix): each prefix can be mounted once",
+                    raw_mount.prefix
+                ),
+            ));
+        }
+        if raw_mount.library.trim().is_empty() {
+            return Err(problem(
+                at("library"),
+                "empty: give the path of the app's .so file, e.g. \"apps/libadmin.so\"",
+            ));
+        }
+        let static_url_path = raw_mount.static_url_path.as_deref().unwrap_or("/static");
+        let static_url_path = normalize_prefix(static_url_path)
+            .ok()
+            .filter(|path| !path.is_empty())
+            .ok_or_else(|| {
+                problem(
+                    at("static_url_path"),
+                    format!(
+                        "{static_url_path:?} is not a URL path below the prefix (e.g. \"/static\")"
+                    ),
+                )
+            })?;
+        let logger = raw_mount
+            .logger
+            .clone()
+            .unwrap_or_else(|| format!("app_{}", raw_mount.name));
+        check_logger(&logger).map_err(|message| problem(at("logger"), message))?;
+        let session_cookie = raw_mount
+            .session_cookie
+            .clone()
+            .unwrap_or_else(|| format!("{}_session", raw_mount.name));
+        check_cookie_name(&session_cookie)
+            .map_err(|message| problem(at("session_cookie"), message))?;
+        let config = raw_mount
+            .config
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+        if !config.is_object() {
+            return Err(problem(
+                at("config"),
+                "must be an object, e.g. {\"posts_per_page\": 10}",
+            ));
+        }
+        let max_concurrency = raw_mount.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
+        if !(1..=1024).contains(&max_concurrency) {
+            return Err(problem(
+                at("max_concurrency"),
+                format!("{max_concurrency} is out of range: use 1 to 1024"),
+            ));
+        }
+        mounts.push(Mount {
+            name: raw_mount.name,
+            prefix,
+            library: base.join(&raw_mount.library),
+            static_folder: raw_mount.static_folder.map(|folder| base.join(folder)),
+            static_url_path,
+            logger,
+            session_cookie,
+            config,
+            max_concurrency,
+            max_body_bytes: raw_mount.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        });
+    }
+    Ok(MountTable {
+        file: PathBuf::new(),
+        listen,
+        data_dir: base.join(raw.data_dir.as_deref().unwrap_or("data")),
+        log_dir: base.join(raw.log_dir.as_deref().unwrap_or("logs")),
+        mounts,
+    })
+}
+
+/// Normalises a mount prefix: must start with `/`; trailing slashes are
+/// stripped (Werkzeug loops forever on `/admin/` keys), so `/` becomes `""`.
+pub fn normalize_prefix(prefix: &str) -> Result<String, String> {
+    if !prefix.starts_with('/') {
+        return Err(format!("{prefix:?} must start with '/' (e.g. \"/admin\")"));
+    }
+    let trimmed = prefix.trim_end_matches('/');
+    if let Some(bad) = trimmed
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%' | '\\'))
+    {
+        return Err(format!(
+            "{prefix:?} contains {bad:?}: a prefix is plain path segments (e.g. \"/admin/reports\")"
+        ));
+    }
+    if trimmed
+        .split('/')
+        .skip(1)
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "{prefix:?} has an empty, '.' or '..' segment: write it like \"/admin/reports\""
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "{name:?} is not a valid name: use letters, digits, '_' and '-' (e.g. \"admin\")"
+        ));
+    }
+    Ok(())
+}
+
+fn check_logger(logger: &str) -> Result<(), String> {
+    if logger == "host" {
+        return Err("\"host\" is the host's own logger: choose another name".to_owned());
+    }
+    if logger.is_empty()
+        || logger.starts_with('.')
+        || !logger
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(format!(
+            "{logger:?} is not a valid logger name: use letters, digits, '_', '-' and '.' (it names the log file)"
+        ));
+    }
+    Ok(())
+}
+
+/// A cookie name is an RFC 6265 (section 4.1.1) token.
+fn check_cookie_name(name: &str) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!(
+            "{name:?} is not a valid cookie name: use letters, digits, '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Finds the line and column of a key path in the original text.
+struct Locator<'a> {
+    text: &'a str,
+    spans: Option<Spans<'a>>,
+}
+
+impl<'a> Locator<'a> {
+    fn new(text: &'a str) -> Locator<'a> {
+        Locator {
+            text,
+            spans: serde_json::from_str(text).ok(),
+        }
+    }
+
+    /// The position of `key` (`listen`, `mounts[1].prefix`), falling back to
+    /// the closest enclosing value, then to the start of the file.
+    fn position(&self, key: &str) -> (usize, usize) {
+        let value = self.value(key);
+        let offset = value
+            .map(|raw| raw.get().as_ptr() as usize - self.text.as_ptr() as usize)
+            .filter(|offset| *offset <= self.text.len())
+            .unwrap_or(0);
+        line_column(self.text, offset)
+    }
+
+    fn value(&self, key: &str) -> Option<&'a RawValue> {
+        let spans = self.spans.as_ref()?;
+        let (head, rest) = key.split_once('.').unwrap_or((key, ""));
+        let (name, index) = match head.split_once('[') {
+            Some((name, index)) => (name, index.trim_end_matches(']').parse::<usize>().ok()),
+            None => (head, None),
+        };
+        let top = *spans.get(name)?;
+        let Some(index) = index else {
+            return Some(top);
+        };
+        let items: Vec<&'a RawValue> = serde_json::from_str(top.get()).ok()?;
+        // Re-parsing a slice keeps pointers into the original text, since
+        // `RawValue` borrows.
+        let item = *items.get(index)?;
+        if rest.is_empty() {
+            return Some(item);
+        }
+        let fields: BTreeMap<String, &'a RawValue> = serde_json::from_str(item.get()).ok()?;
+        Some(fields.get(rest).copied().unwrap_or(item))
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{
+  "listen": "127.0.0.1:5000",
+  "data_dir": "data",
+  "log_dir": "logs",
+  "mounts": [
+    { "name": "frontend", "prefix": "/", "library": "apps/libfrontend.so",
+      "static_folder": "shared/static", "static_url_path": "/static",
+      "logger": "app_frontend", "session_cookie": "frontend_session", "config": {} },
+    { "name": "admin", "prefix": "/admin", "library": "apps/libadmin.so",
+      "static_folder": "shared/static", "logger": "app_admin", "session_cookie": "admin_session", "config": {} }
+  ]
+}"#;
+
+    fn error_of(text: &str) -> String {
+        parse(text, Path::new("/site/plugins.json"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn the_documented_table_parses_with_defaults_and_resolved_paths() {
+        let table = parse(GOOD, Path::new("/site/plugins.json")).unwrap();
+        assert_eq!(table.listen, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(table.data_dir, Path::new("/site/data"));
+        assert_eq!(table.mounts.len(), 2);
+        let admin = &table.mounts[1];
+        assert_eq!(admin.prefix, "/admin");
+        assert_eq!(admin.library, Path::new("/site/apps/libadmin.so"));
+        assert_eq!(admin.static_url_path, "/static");
+        assert_eq!(table.mounts[0].prefix, "");
+        assert_eq!(table.mounts[0].display_prefix(), "/");
+    }
+
+    #[test]
+    fn defaults_follow_the_mount_name() {
+        let table = parse(
+            r#"{"mounts": [{"name": "blog", "prefix": "/blog/", "library": "x.so"}]}"#,
+            Path::new("plugins.json"),
+        )
+        .unwrap();
+        let blog = &table.mounts[0];
+        assert_eq!(blog.prefix, "/blog");
+        assert_eq!(blog.logger, "app_blog");
+        assert_eq!(blog.session_cookie, "blog_session");
+        assert_eq!(blog.config, serde_json::json!({}));
+        assert_eq!(blog.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert_eq!(table.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_key() {
+        let rows: &[(&str, &str)] = &[
+            // invalid JSON: serde's position
+            (
+                "{\n  \"mounts\": [\n    {\"name\": \"a\",, }\n  ]\n}",
+                "/site/plugins.json:3:18: ",
+            ),
+            // an unknown key, named with its path
+            (
+                "{\"mounts\": [\n  {\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"},\n  {\"name\": \"b\", \"prefx\": \"/b\"}\n]}",
+                "/site/plugins.json:3:23: mounts[1].prefx: unknown field \"prefx\"",
+            ),
+            // a missing key
+            (
+                "{\"mounts\": [\n  {\"name\": \"a\", \"library\": \"a.so\"}\n]}",
+                "/site/plugins.json:2:34: mounts[0]: missing required key \"prefix\"",
+            ),
+            // a prefix without its slash: the position of the value
+            (
+                "{\"mounts\": [\n  {\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"},\n  {\"name\": \"b\", \"prefix\": \"admin\", \"library\": \"b.so\"}\n]}",
+                "/site/plugins.json:3:27: mounts[1].prefix: \"admin\" must start with '/' (e.g. \"/admin\")",
+            ),
+            // duplicates count after stripping the trailing slash
+            (
+                "{\"mounts\": [\n  {\"name\": \"a\", \"prefix\": \"/admin\", \"library\": \"a.so\"},\n  {\"name\": \"b\", \"prefix\": \"/admin/\", \"library\": \"b.so\"}\n]}",
+                "/site/plugins.json:3:27: mounts[1].prefix: duplicate prefix \"/admin/\" (also mounts[0].prefix)",
+            ),
+            (
+                "{\"mounts\": [\n  {\"name\": \"a\", \"prefix\": \"/a\", \"library\": \"a.so\"},\n  {\"name\": \"a\", \"prefix\": \"/b\", \"library\": \"b.so\"}\n]}",
+                "/site/plugins.json:3:12: mounts[1].name: duplicate name \"a\" (also mounts[0].name)",
+            ),
+            (
+                "{\"listen\": \"localhost\", \"mounts\": []}",
+                "/site/plugins.json:1:12: listen: \"localhost\" is not an address",
+            ),
+            (
+                "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"config\": []}]}",
+                "/site/plugins.json:1:71: mounts[0].config: must be an object",
+            ),
+            (
+                "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"logger\": \"host\"}]}",
+                "mounts[0].logger: \"host\" is the host's own logger",
+            ),
+            (
+                "{\"mounts\": []}",
+                "/site/plugins.json:1:12: mounts: no mounts",
+            ),
+            (
+                "{\"mounts\": [] } x",
+                "/site/plugins.json:1:17: trailing characters",
+            ),
+        ];
+        for (text, expected) in rows {
+            let error = error_of(text);
+            assert!(
+                error.contains(expected),
+                "for {text:?}\n  got      {error}\n  expected {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn prefixes_normalise_or_explain() {
+        let rows: &[(&str, Result<&str, ()>)] = &[
+            ("/", Ok("")),
+            ("/admin", Ok("/admin")),
+            ("/admin/", Ok("/admin")),
+            ("/admin/reports", Ok("/admin/reports")),
+            ("admin", Err(())),
+            ("", Err(())),
+            ("/a//b", Err(())),
+            ("/a/../b", Err(())),
+            ("/a b", Err(())),
+            ("/a?x", Err(())),
+            ("/a%2Fb", Err(())),
+        ];
+        for (input, expected) in rows {
+            let got = normalize_prefix(input);
+            match expected {
+                Ok(want) => assert_eq!(got.as_deref(), Ok(*want), "{input}"),
+                Err(()) => assert!(got.is_err(), "{input} should be refused"),
+            }
+        }
+    }
+
+    #[test]
+    fn line_column_counts_characters() {
+        assert_eq!(line_column("ab\ncd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+        assert_eq!(line_column("é\nx", 3), (2, 1));
+    }
+}

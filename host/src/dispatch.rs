@@ -1,0 +1,291 @@
+//! Which mount answers a request path (Werkzeug's `DispatcherMiddleware`,
+//! with its traps removed). Pure: no I/O.
+//!
+//! - The longest mounted prefix wins, on `/` segment boundaries
+//!   (`/administrator` is not under `/admin`), case-sensitively.
+//! - Matching is on the percent-decoded path (`/%61dmin/` is admin), with
+//!   `.`/`..` segments resolved as nginx does; an encoded slash (`%2F`) is
+//!   refused, since it would mean a different path before and after decoding.
+//! - A bare prefix (`/admin`) redirects to `/admin/` with 308 and a relative
+//!   `Location`, keeping the query.
+//! - Lookup walks a tree of segments, so its cost depends on the depth of
+//!   the path, not on the number of mounts.
+
+use std::collections::HashMap;
+
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+/// Characters escaped when a decoded path is written back into a
+/// `Location`: all but RFC 3986 `pchar` and `/`.
+const LOCATION_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// Mount prefixes arranged as a tree of path segments.
+#[derive(Debug, Default)]
+pub struct PrefixTable {
+    root: Node,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    mount: Option<usize>,
+    children: HashMap<Box<str>, Node>,
+}
+
+impl PrefixTable {
+    /// Builds the table from normalised prefixes (`""` for the root,
+    /// `/admin`, ...) and their mount indexes. A later duplicate replaces an
+    /// earlier one; the mount table refuses duplicates before this.
+    pub fn new<'a>(prefixes: impl IntoIterator<Item = (&'a str, usize)>) -> PrefixTable {
+        let mut table = PrefixTable::default();
+        for (prefix, mount) in prefixes {
+            let mut node = &mut table.root;
+            for segment in prefix.split('/').skip(1) {
+                node = node.children.entry(segment.into()).or_default();
+            }
+            node.mount = Some(mount);
+        }
+        table
+    }
+
+    /// The mount with the longest prefix of `path` (decoded, starting with
+    /// `/`) on a segment boundary, and the length of that prefix in bytes.
+    pub fn lookup(&self, path: &str) -> Option<(usize, usize)> {
+        let mut node = &self.root;
+        let mut best = node.mount.map(|mount| (mount, 0));
+        let mut end = 0;
+        for segment in path.split('/').skip(1) {
+            match node.children.get(segment) {
+                Some(child) => {
+                    node = child;
+                    end += 1 + segment.len();
+                    if let Some(mount) = node.mount {
+                        best = Some((mount, end));
+                    }
+                }
+                None => break,
+            }
+        }
+        best
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// To a mount's app.
+    App {
+        /// The mount index.
+        mount: usize,
+        /// The decoded path below the mount, starting with `/`.
+        path: String,
+    },
+    /// A bare prefix: redirect (308) to this relative location.
+    Redirect(String),
+    /// No mount covers the path.
+    NotFound,
+    /// The path cannot be served; the reason for the 400 body.
+    BadRequest(&'static str),
+}
+
+/// Decides where a request with this raw (still percent-encoded) path and
+/// query goes.
+pub fn route(table: &PrefixTable, raw_path: &str, query: Option<&str>) -> Route {
+    let path = match decode_path(raw_path) {
+        Ok(path) => path,
+        Err(reason) => return Route::BadRequest(reason),
+    };
+    let Some((mount, prefix_len)) = table.lookup(&path) else {
+        return Route::NotFound;
+    };
+    if prefix_len > 0 && prefix_len == path.len() {
+        let mut location: String = utf8_percent_encode(&path, LOCATION_PATH).collect();
+        location.push('/');
+        if let Some(query) = query {
+            location.push('?');
+            location.push_str(query);
+        }
+        return Route::Redirect(location);
+    }
+    let mut path = path;
+    path.drain(..prefix_len);
+    Route::App { mount, path }
+}
+
+/// Percent-decodes a request path and resolves its `.` and `..` segments.
+pub fn decode_path(raw_path: &str) -> Result<String, &'static str> {
+    if !raw_path.starts_with('/') {
+        return Err("the request target must be a path starting with '/'");
+    }
+    let lower = raw_path.to_ascii_lowercase();
+    if lower.contains("%2f") {
+        return Err("an encoded slash (%2F) in the path is not allowed");
+    }
+    let decoded = percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| "the path is not valid UTF-8 once percent-decoded")?;
+    if decoded.contains('\0') {
+        return Err("the path contains a NUL byte");
+    }
+    remove_dot_segments(&decoded)
+}
+
+/// RFC 3986 section 5.2.4 on a path starting with `/`; climbing above the
+/// root is an error (nginx answers 400 too).
+fn remove_dot_segments(path: &str) -> Result<String, &'static str> {
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let mut kept: Vec<&str> = Vec::with_capacity(segments.len());
+    let last = segments.len().saturating_sub(1);
+    for (index, segment) in segments.iter().enumerate() {
+        match *segment {
+            "." => {
+                if index == last {
+                    kept.push("");
+                }
+            }
+            ".." => {
+                if kept.pop().is_none() {
+                    return Err("the path climbs above the root with '..'");
+                }
+                if index == last {
+                    kept.push("");
+                }
+            }
+            other => kept.push(other),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in kept {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> PrefixTable {
+        PrefixTable::new([("", 0), ("/admin", 1), ("/admin/reports", 2)])
+    }
+
+    fn app(mount: usize, path: &str) -> Route {
+        Route::App {
+            mount,
+            path: path.to_owned(),
+        }
+    }
+
+    #[test]
+    fn dispatch_table_from_the_design() {
+        let rows: &[(&str, Option<&str>, Route)] = &[
+            ("/", None, app(0, "/")),
+            ("/admin/", None, app(1, "/")),
+            ("/admin/users/5", Some("x=1"), app(1, "/users/5")),
+            ("/admin", None, Route::Redirect("/admin/".into())),
+            // the query survives the redirect
+            ("/admin", Some("x=1"), Route::Redirect("/admin/?x=1".into())),
+            // segment boundary: not admin
+            ("/administrator", None, app(0, "/administrator")),
+            // case-sensitive
+            ("/Admin/", None, app(0, "/Admin/")),
+            ("/ADMIN/", None, app(0, "/ADMIN/")),
+            // matching is on the decoded path
+            ("/%61dmin/", None, app(1, "/")),
+            ("/%61dmin", None, Route::Redirect("/admin/".into())),
+            // the nested mount wins over its parent
+            ("/admin/reports/", None, app(2, "/")),
+            ("/admin/reports/2024", None, app(2, "/2024")),
+            (
+                "/admin/reports",
+                None,
+                Route::Redirect("/admin/reports/".into()),
+            ),
+            ("/admin/reportsx", None, app(1, "/reportsx")),
+            // dot segments resolve before matching
+            ("/admin/../x", None, app(0, "/x")),
+            ("/x/../admin/", None, app(1, "/")),
+            ("/admin/./a", None, app(1, "/a")),
+            ("/admin/a/..", None, app(1, "/")),
+            // decoded characters stay decoded for the app
+            ("/admin/a%20b", None, app(1, "/a b")),
+            ("/admin/%C3%A9", None, app(1, "/é")),
+        ];
+        let table = table();
+        for (path, query, expected) in rows {
+            assert_eq!(&route(&table, path, *query), expected, "path {path}");
+        }
+    }
+
+    #[test]
+    fn paths_that_cannot_be_served_are_bad_requests() {
+        let table = table();
+        for path in [
+            "/admin%2Fusers",
+            "/admin%2fusers",
+            "/%2e%2e/x/../..",
+            "/..",
+            "/a/%00",
+            "/%FF",
+            "*",
+            "admin",
+        ] {
+            assert!(
+                matches!(route(&table, path, None), Route::BadRequest(_)),
+                "{path} should be a bad request"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_root_mount_unmatched_paths_are_not_found() {
+        let table = PrefixTable::new([("/admin", 0)]);
+        assert_eq!(route(&table, "/", None), Route::NotFound);
+        assert_eq!(route(&table, "/adminx/", None), Route::NotFound);
+        assert_eq!(route(&table, "/admin/x", None), app(0, "/x"));
+    }
+
+    #[test]
+    fn lookup_cost_does_not_depend_on_unrelated_mounts() {
+        let prefixes: Vec<String> = (0..1000).map(|i| format!("/app{i}")).collect();
+        let table = PrefixTable::new(prefixes.iter().enumerate().map(|(i, p)| (p.as_str(), i)));
+        assert_eq!(table.lookup("/app999/x"), Some((999, 7)));
+        assert_eq!(table.lookup("/app1000/x"), None);
+        // one child map per level: the root holds all 1000, the rest none
+        assert_eq!(table.root.children.len(), 1000);
+    }
+
+    #[test]
+    fn never_panics_on_arbitrary_paths() {
+        let table = table();
+        let pieces = [
+            "/", "%", "%2", "%2e", ".", "..", "a", "é", "%C3", "\0", "admin", "?",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let path = format!("/{a}{b}{c}");
+                    let _ = route(&table, &path, Some("q"));
+                }
+            }
+        }
+    }
+}

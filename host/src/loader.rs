@@ -1,0 +1,273 @@
+//! Loading app libraries and creating one app instance per mount.
+//!
+//! Follows the facts measured in DESIGN.md: each library is loaded with
+//! `lib_header_from_path(..).init_root_module()` (never `load_from_file`,
+//! which caches one module per interface type, abi_stable issue #92); each
+//! distinct file is loaded once and never unloaded; the same file mounted
+//! twice gives two instances; `panic = "abort"` builds are refused.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use abi_stable::{
+    library::{LibraryError, lib_header_from_path},
+    std_types::{RResult, RVec},
+};
+use app_api::abi::{AppError, AppInstance, AppModuleRef, HostContext};
+
+use crate::{config::Mount, logging::AppLogger, services::MountServices};
+
+/// Why an app library or instance could not be used.
+#[derive(Debug)]
+pub enum LoadError {
+    /// No file at the path.
+    Missing {
+        /// The library path.
+        path: PathBuf,
+    },
+    /// The dynamic loader refused the file.
+    NotALibrary {
+        /// The library path.
+        path: PathBuf,
+        /// The loader's reason.
+        reason: String,
+    },
+    /// A library, but it exports no abi_stable root module.
+    NoRootModule {
+        /// The library path.
+        path: PathBuf,
+    },
+    /// Built against an interface this host does not speak.
+    Incompatible {
+        /// The library path.
+        path: PathBuf,
+        /// The key lines of abi_stable's report.
+        summary: String,
+        /// abi_stable's whole report (hundreds of lines), for debug logs.
+        full: String,
+    },
+    /// Built with `panic = "abort"`.
+    PanicAbort {
+        /// The library path.
+        path: PathBuf,
+    },
+    /// The app's `instantiate` failed.
+    Init {
+        /// The library path.
+        path: PathBuf,
+        /// The app's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Missing { path } => write!(
+                f,
+                "{}: no such file (build the app and install it there; `cargo xtask serve` does both)",
+                path.display()
+            ),
+            LoadError::NotALibrary { path, reason } => {
+                write!(f, "{}: not a loadable library: {reason}", path.display())
+            }
+            LoadError::NoRootModule { path } => write!(
+                f,
+                "{}: not an app library: it exports no app root module (an app crate calls `app_api::export_app!` and is built as a cdylib)",
+                path.display()
+            ),
+            LoadError::Incompatible { path, summary, .. } => write!(
+                f,
+                "{}: built against an incompatible app-api: {summary} (rebuild the app against this host's app-api {})",
+                path.display(),
+                app_api::abi::API_VERSION
+            ),
+            LoadError::PanicAbort { path } => write!(
+                f,
+                "{}: built with panic = \"abort\", so one panicking request would kill the whole host; build it with panic = \"unwind\" (the default)",
+                path.display()
+            ),
+            LoadError::Init { path, message } => {
+                write!(f, "{}: the app failed to start: {message}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A loaded app library.
+#[derive(Clone, Copy)]
+pub struct Library {
+    module: AppModuleRef,
+}
+
+impl Library {
+    /// The app's default name.
+    pub fn name(&self) -> &'static str {
+        (self.module.name())().as_str()
+    }
+
+    /// The app-api version the app was built against.
+    pub fn api_version(&self) -> &'static str {
+        (self.module.abi_info())().api_version.as_str()
+    }
+}
+
+/// Loads each distinct library file once (dlopen would share it anyway, and
+/// abi_stable never unloads, DESIGN.md fact 7).
+#[derive(Default)]
+pub struct Loader {
+    loaded: HashMap<PathBuf, Library>,
+}
+
+impl Loader {
+    /// The library at `path`, loaded and checked on first use.
+    pub fn library(&mut self, path: &Path) -> Result<Library, LoadError> {
+        let key = path.canonicalize().map_err(|_| LoadError::Missing {
+            path: path.to_owned(),
+        })?;
+        if let Some(library) = self.loaded.get(&key) {
+            return Ok(*library);
+        }
+        let library = load(path)?;
+        self.loaded.insert(key, library);
+        Ok(library)
+    }
+}
+
+fn load(path: &Path) -> Result<Library, LoadError> {
+    if !path.is_file() {
+        return Err(LoadError::Missing {
+            path: path.to_owned(),
+        });
+    }
+    let header = lib_header_from_path(path).map_err(|error| library_error(path, error))?;
+    let module = header
+        .init_root_module::<AppModuleRef>()
+        .map_err(|error| library_error(path, error))?;
+    if !(module.abi_info())().panic_unwind {
+        return Err(LoadError::PanicAbort {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Library { module })
+}
+
+fn library_error(path: &Path, error: LibraryError) -> LoadError {
+    let path = path.to_owned();
+    match error {
+        LibraryError::OpenError { err, .. } => LoadError::NotALibrary {
+            path,
+            reason: err.to_string(),
+        },
+        LibraryError::GetSymbolError { .. } => LoadError::NoRootModule { path },
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => LoadError::Incompatible {
+            summary: format!(
+                "the app was built with app-api {actual_version}, this host has {expected_version}"
+            ),
+            full: String::new(),
+            path,
+        },
+        other => {
+            let full = other.to_string();
+            LoadError::Incompatible {
+                summary: summarize_abi_report(&full),
+                full,
+                path,
+            }
+        }
+    }
+}
+
+/// abi_stable's layout report is 200–1400 lines of type dumps (DESIGN.md,
+/// fact 2). Keep each `Error:` with the `Expected:` and `Found:` values under
+/// it: `mismatched type (expected AbiInfo, found u32)`.
+pub fn summarize_abi_report(report: &str) -> String {
+    let mut lines = report.lines().map(str::trim);
+    let mut errors: Vec<String> = Vec::new();
+    while let Some(line) = lines.next() {
+        let Some(error) = line.strip_prefix("Error:") else {
+            continue;
+        };
+        let mut value_after = |key: &str| {
+            if lines.next() != Some(key) {
+                return None;
+            }
+            lines.next().map(str::to_owned)
+        };
+        let expected = value_after("Expected:");
+        let found = expected.as_ref().and_then(|_| value_after("Found:"));
+        let entry = match (expected, found) {
+            (Some(expected), Some(found)) => {
+                format!("{} (expected {expected}, found {found})", error.trim())
+            }
+            _ => error.trim().to_owned(),
+        };
+        if !errors.contains(&entry) {
+            errors.push(entry);
+        }
+    }
+    if errors.is_empty() {
+        return report
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .unwrap_or("the interface does not match")
+            .to_owned();
+    }
+    errors.truncate(4);
+    errors.join("; ")
+}
+
+/// Creates the app instance for one mount.
+pub fn instantiate(
+    library: Library,
+    mount: &Mount,
+    logger: AppLogger,
+    secret: Vec<u8>,
+) -> Result<AppInstance, LoadError> {
+    let context = HostContext {
+        mount_name: mount.name.as_str().into(),
+        prefix: mount.prefix.as_str().into(),
+        static_url_path: mount.static_url_path.as_str().into(),
+        logger: mount.logger.as_str().into(),
+        session_cookie: mount.session_cookie.as_str().into(),
+        config_json: mount.config.to_string().into(),
+        secret: RVec::from(secret),
+        max_log_level: logger.max_level(),
+        host: MountServices::new_object(logger),
+        extensions: RVec::new(),
+    };
+    match (library.module.instantiate())(context) {
+        RResult::ROk(instance) => Ok(instance),
+        RResult::RErr(AppError { message, .. }) => Err(LoadError::Init {
+            path: mount.library.clone(),
+            message: message.into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abi_reports_are_cut_to_their_key_lines() {
+        let report = "\nCompared <this>:\n  type dump\n\nError:incompatible type size\nExpected:\n    24\nFound:\n    16\n\n\
+                      lots of type dump\nError:mismatched type\nExpected:\n    AbiInfo\nFound:\n    u32\n\
+                      Error:incompatible type size\nExpected:\n    24\nFound:\n    16\n";
+        assert_eq!(
+            summarize_abi_report(report),
+            "incompatible type size (expected 24, found 16); mismatched type (expected AbiInfo, found u32)"
+        );
+        assert_eq!(summarize_abi_report("\n\nodd text\nmore"), "odd text");
+    }
+}

@@ -1,0 +1,140 @@
+//! The host's log subscriber, and app events re-emitted under each mount's
+//! logger name.
+//!
+//! An app's `tracing` events arrive through the log callback as plain values
+//! (DESIGN.md, fact 5). To make them first-class events whose *target* is
+//! the logger name (so `RUST_LOG=app_admin=debug` filters them), each logger
+//! gets one callsite per level, created once and registered with `tracing`
+//! like the callsites its macros make.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, OnceLock},
+};
+
+use app_api::abi::level;
+use tracing::{
+    Event, Level, Metadata,
+    callsite::{Callsite, Identifier},
+    field::{FieldSet, Value},
+    metadata::Kind,
+    subscriber::Interest,
+};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the console subscriber, filtered by `RUST_LOG` (default `info`).
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// One dynamically created callsite: an app logger at one level.
+struct AppCallsite {
+    metadata: OnceLock<Metadata<'static>>,
+}
+
+impl Callsite for AppCallsite {
+    fn set_interest(&self, _interest: Interest) {
+        // Interest is asked of the dispatcher at each event instead (app
+        // events are rare next to requests), so there is nothing to cache.
+    }
+
+    fn metadata(&self) -> &Metadata<'static> {
+        self.metadata.get().expect("set before registration")
+    }
+}
+
+const LEVELS: [Level; 5] = [
+    Level::ERROR,
+    Level::WARN,
+    Level::INFO,
+    Level::DEBUG,
+    Level::TRACE,
+];
+
+/// The logger of one mount: where its app's events are re-emitted.
+#[derive(Clone, Copy)]
+pub struct AppLogger {
+    /// One callsite per level, `ERROR` first.
+    callsites: [&'static AppCallsite; 5],
+}
+
+impl AppLogger {
+    /// The logger named `name` (the event target); the same name always gives
+    /// the same callsites, so re-creating mounts leaks nothing more.
+    pub fn new(name: &str) -> AppLogger {
+        static LOGGERS: OnceLock<Mutex<HashMap<String, AppLogger>>> = OnceLock::new();
+        let mut loggers = LOGGERS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(logger) = loggers.get(name) {
+            return *logger;
+        }
+        let target: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        let callsites = LEVELS.map(|level| {
+            let callsite: &'static AppCallsite = Box::leak(Box::new(AppCallsite {
+                metadata: OnceLock::new(),
+            }));
+            let _ = callsite.metadata.set(Metadata::new(
+                "app event",
+                target,
+                level,
+                None,
+                None,
+                None,
+                FieldSet::new(&["message", "module"], Identifier(callsite)),
+                Kind::EVENT,
+            ));
+            tracing::callsite::register(callsite);
+            callsite
+        });
+        let logger = AppLogger { callsites };
+        loggers.insert(name.to_owned(), logger);
+        logger
+    }
+
+    fn callsite(&self, level_number: u8) -> &'static AppCallsite {
+        let index = usize::from(level_number.clamp(level::ERROR, level::TRACE) - 1);
+        self.callsites[index]
+    }
+
+    /// Whether an event at this [`level`] would be recorded.
+    pub fn enabled(&self, level_number: u8) -> bool {
+        let metadata = self.callsite(level_number).metadata();
+        tracing::dispatcher::get_default(|dispatch| dispatch.enabled(metadata))
+    }
+
+    /// The most verbose level recorded for this logger, as a [`level`].
+    pub fn max_level(&self) -> u8 {
+        (level::ERROR..=level::TRACE)
+            .rev()
+            .find(|&number| self.enabled(number))
+            .unwrap_or(level::OFF)
+    }
+
+    /// Emits `message` at `level_number` under this logger; `module` says
+    /// where in the app it came from.
+    pub fn emit(&self, level_number: u8, module: &str, message: &str) {
+        if level_number == level::OFF || !self.enabled(level_number) {
+            return;
+        }
+        let metadata = self.callsite(level_number).metadata();
+        let fields = metadata.fields();
+        let (Some(message_field), Some(module_field)) =
+            (fields.field("message"), fields.field("module"))
+        else {
+            return;
+        };
+        let message = format_args!("{message}");
+        let values: [(&_, Option<&dyn Value>); 2] = [
+            (&message_field, Some(&message as &dyn Value)),
+            (&module_field, Some(&module as &dyn Value)),
+        ];
+        Event::dispatch(metadata, &fields.value_set(&values));
+    }
+}

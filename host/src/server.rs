@@ -1,0 +1,366 @@
+//! The HTTP server: hyper on tokio, HTTP/1.1 with keep-alive and HTTP/2 over
+//! cleartext; graceful shutdown; one place that turns dispatch outcomes and
+//! app replies into responses.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    hash::{BuildHasher, RandomState},
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use abi_stable::std_types::{RResult, RVec};
+use app_api::abi::{AppError, AppRequest, AppResponse, Header, level};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use tokio::net::TcpListener;
+
+use crate::{
+    dispatch::{self, Route},
+    site::{LiveMount, Site},
+};
+
+/// The body type of every response.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// How long in-flight requests may take to finish after a stop signal.
+pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `site` on `listener` until `shutdown` completes, then stops
+/// accepting and waits (up to [`GRACEFUL_TIMEOUT`]) for in-flight requests.
+pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(remote);
+        let site = Arc::clone(&site);
+        let service = service_fn(move |request| {
+            let site = Arc::clone(&site);
+            async move { Ok::<_, Infallible>(handle(&site, request, remote, local).await) }
+        });
+        let connection = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%remote, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("stopped accepting; finishing in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(GRACEFUL_TIMEOUT) => {
+            tracing::warn!(timeout = ?GRACEFUL_TIMEOUT, "gave up waiting for in-flight requests");
+        }
+    }
+}
+
+/// Answers one request.
+async fn handle(
+    site: &Site,
+    request: Request<Incoming>,
+    remote: SocketAddr,
+    local: SocketAddr,
+) -> Response<Body> {
+    let request_id = next_request_id();
+    let uri = request.uri();
+    let mut response = match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
+        Route::App { mount, path } => {
+            call_app(
+                &site.mounts[mount],
+                path,
+                request,
+                remote,
+                local,
+                &request_id,
+            )
+            .await
+        }
+        Route::Redirect(location) => {
+            let mut response = text(StatusCode::PERMANENT_REDIRECT, "");
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        Route::NotFound => status_page(StatusCode::NOT_FOUND),
+        Route::BadRequest(reason) => text(
+            StatusCode::BAD_REQUEST,
+            &format!("400 Bad Request\n\n{reason}\n"),
+        ),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn call_app(
+    live: &LiveMount,
+    path: String,
+    request: Request<Incoming>,
+    remote: SocketAddr,
+    local: SocketAddr,
+    request_id: &str,
+) -> Response<Body> {
+    let mount = &live.app.mount;
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > mount.max_body_bytes) {
+        return too_large(mount.max_body_bytes);
+    }
+    let limit = usize::try_from(mount.max_body_bytes).unwrap_or(usize::MAX);
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            return too_large(mount.max_body_bytes);
+        }
+        Err(error) => {
+            tracing::debug!(%error, "could not read the request body");
+            return text(
+                StatusCode::BAD_REQUEST,
+                "400 Bad Request\n\nthe request body could not be read\n",
+            );
+        }
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(ToString::to_string));
+    let host = match host {
+        Some(host) => host,
+        // RFC 9112, section 3.2: a 1.1 request without Host is a 400.
+        None if parts.version == Version::HTTP_11 => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "400 Bad Request\n\nmissing Host header\n",
+            );
+        }
+        None => local.to_string(),
+    };
+    let app_request = AppRequest {
+        method: parts.method.as_str().into(),
+        scheme: "http".into(),
+        host: host.into(),
+        script_root: mount.prefix.as_str().into(),
+        path: path.into(),
+        query: parts.uri.query().unwrap_or("").into(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| Header {
+                name: name.as_str().into(),
+                value: RVec::from(value.as_bytes()),
+            })
+            .collect(),
+        body: RVec::from(Vec::from(body)),
+        remote_addr: remote.to_string().into(),
+        request_id: request_id.into(),
+        extensions: RVec::new(),
+    };
+    let span = tracing::info_span!("request", id = %request_id, app = %mount.name);
+    let reply = match live.pool.call(app_request, span.clone()).await {
+        Ok(reply) => reply,
+        Err(_) => return status_page(StatusCode::SERVICE_UNAVAILABLE),
+    };
+    match reply {
+        RResult::ROk(response) => into_response(response).unwrap_or_else(|problem| {
+            span.in_scope(|| {
+                live.app.logger.emit(
+                    level::ERROR,
+                    "host",
+                    &format!(
+                        "{} {}: invalid response from the app: {problem}",
+                        parts.method, parts.uri
+                    ),
+                );
+            });
+            status_page(StatusCode::INTERNAL_SERVER_ERROR)
+        }),
+        RResult::RErr(error) => {
+            span.in_scope(|| log_app_error(live, &parts.method, &parts.uri, &error));
+            let status = StatusCode::from_u16(error.status)
+                .ok()
+                .filter(|status| status.is_client_error() || status.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            status_page(status)
+        }
+    }
+}
+
+fn log_app_error(live: &LiveMount, method: &Method, uri: &http::Uri, error: &AppError) {
+    let what = if error.panicked {
+        "handler panicked"
+    } else {
+        "handler failed"
+    };
+    let mut message = format!("{method} {uri}: {what}: {}", error.message);
+    if let Some(backtrace) = error.backtrace.as_ref().into_option() {
+        message.push('\n');
+        message.push_str(backtrace);
+    }
+    live.app.logger.emit(level::ERROR, "host", &message);
+}
+
+/// Turns an app's response into hyper's, without copying the body: the
+/// app-allocated buffer is freed by the app's allocator when hyper is done
+/// (DESIGN.md, fact 8).
+fn into_response(response: AppResponse) -> Result<Response<Body>, String> {
+    let status = StatusCode::from_u16(response.status)
+        .map_err(|_| format!("status {} is not a valid HTTP status", response.status))?;
+    let mut built = Response::new(
+        Full::new(Bytes::from_owner(response.body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *built.status_mut() = status;
+    let headers = built.headers_mut();
+    for Header { name, value } in response.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("header name {name:?} is not valid"))?;
+        let value = HeaderValue::from_bytes(&value)
+            .map_err(|_| format!("the value of header {name} is not valid"))?;
+        headers.append(name, value);
+    }
+    Ok(built)
+}
+
+fn too_large(limit: u64) -> Response<Body> {
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "413 Content Too Large\n\nthe request body is larger than this mount accepts ({limit} bytes)\n"
+        ),
+    )
+}
+
+/// A short plain-text page for a status, e.g. `404 Not Found`.
+fn status_page(status: StatusCode) -> Response<Body> {
+    text(
+        status,
+        &format!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+    )
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body.to_owned()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A request id: 16 hex digits, unique in this process and not guessable
+/// from the previous one (a random key mixed with a counter, SplitMix64).
+fn next_request_id() -> String {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| RandomState::new().hash_one(std::process::id()));
+    let mut z = seed.wrapping_add(
+        COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    format!("{:016x}", z ^ (z >> 31))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi_stable::std_types::RString;
+
+    #[test]
+    fn request_ids_are_unique_hex() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| next_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        );
+    }
+
+    #[test]
+    fn app_responses_keep_repeated_headers_and_refuse_bad_ones() {
+        let response = AppResponse {
+            status: 200,
+            headers: vec![
+                Header {
+                    name: RString::from("set-cookie"),
+                    value: RVec::from(b"a=1".to_vec()),
+                },
+                Header {
+                    name: RString::from("set-cookie"),
+                    value: RVec::from(b"b=2".to_vec()),
+                },
+            ]
+            .into(),
+            body: RVec::new(),
+        };
+        let built = into_response(response).unwrap();
+        assert_eq!(built.headers().get_all("set-cookie").iter().count(), 2);
+        let bad = AppResponse {
+            status: 200,
+            headers: vec![Header {
+                name: RString::from("bad name"),
+                value: RVec::new(),
+            }]
+            .into(),
+            body: RVec::new(),
+        };
+        assert!(into_response(bad).is_err());
+        let bad_status = AppResponse {
+            status: 1000,
+            headers: RVec::new(),
+            body: RVec::new(),
+        };
+        assert!(into_response(bad_status).is_err());
+    }
+}

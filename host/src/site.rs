@@ -1,0 +1,97 @@
+//! A site: the mount table with every mount's app loaded and instantiated.
+
+use std::sync::Arc;
+
+use app_api::abi::AppInstance;
+
+use crate::{
+    config::{Mount, MountTable},
+    dispatch::PrefixTable,
+    handler_pool::HandlerPool,
+    loader::{self, Library, LoadError, Loader},
+    logging::AppLogger,
+};
+
+/// One mount with its app instance ready.
+pub struct LoadedMount {
+    /// The mount's settings.
+    pub mount: Mount,
+    /// The library it runs.
+    pub library: Library,
+    /// Its own app instance.
+    pub instance: Arc<AppInstance>,
+    /// Where its events go.
+    pub logger: AppLogger,
+}
+
+/// Loads every mount's library (each file once) and creates its instance,
+/// in table order; one outcome per mount.
+pub fn load_mounts(table: &MountTable) -> Vec<(Mount, Result<LoadedMount, LoadError>)> {
+    let mut loader = Loader::default();
+    table
+        .mounts
+        .iter()
+        .map(|mount| {
+            let outcome = loader.library(&mount.library).and_then(|library| {
+                let logger = AppLogger::new(&mount.logger);
+                let instance = loader::instantiate(library, mount, logger, Vec::new())?;
+                Ok(LoadedMount {
+                    mount: mount.clone(),
+                    library,
+                    instance: Arc::new(instance),
+                    logger,
+                })
+            });
+            (mount.clone(), outcome)
+        })
+        .collect()
+}
+
+/// A mount that serves requests.
+pub struct LiveMount {
+    /// The loaded app.
+    pub app: LoadedMount,
+    /// Its handler threads.
+    pub pool: HandlerPool,
+}
+
+/// Everything the server needs to answer requests.
+pub struct Site {
+    /// The prefixes, mount indexes into `mounts`.
+    pub prefixes: PrefixTable,
+    /// The mounts, in table order.
+    pub mounts: Vec<LiveMount>,
+}
+
+impl Site {
+    /// Starts the handler threads of every loaded mount.
+    pub fn start(loaded: Vec<LoadedMount>) -> std::io::Result<Site> {
+        let prefixes = PrefixTable::new(
+            loaded
+                .iter()
+                .enumerate()
+                .map(|(index, app)| (app.mount.prefix.as_str(), index)),
+        );
+        let mounts = loaded
+            .into_iter()
+            .map(|app| {
+                let pool = HandlerPool::start(
+                    &app.mount.name,
+                    app.mount.max_concurrency,
+                    Arc::clone(&app.instance),
+                )?;
+                Ok(LiveMount { app, pool })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Site { prefixes, mounts })
+    }
+
+    /// Waits for the handler threads to finish their work, then shuts every
+    /// app instance down.
+    pub fn shut_down(&self) {
+        for live in &self.mounts {
+            live.pool.stop();
+            live.app.instance.shutdown();
+        }
+    }
+}
