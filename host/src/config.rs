@@ -189,7 +189,9 @@ pub fn parse(text: &str, file: &Path) -> Result<MountTable, ConfigError> {
         let message = error.to_string();
         let location = format!(" at line {} column {}", error.line(), error.column());
         let message = message.strip_suffix(&location).unwrap_or(&message);
-        let key = if key == "." { "" } else { &key };
+        // serde_path_to_error writes `?` for a key it did not get to read.
+        let key = key.trim_end_matches(".?");
+        let key = if key == "." || key == "?" { "" } else { key };
         invalid(error.line(), error.column(), key, explain_serde(message))
     };
     let mut deserializer = serde_json::Deserializer::from_str(text);

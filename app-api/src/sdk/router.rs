@@ -165,13 +165,24 @@ impl Rule {
         if self.parts.is_empty() {
             return body.is_empty().then(Vec::new);
         }
-        let (body, slash) = match body.strip_suffix('/') {
-            Some(rest) => (rest, true),
-            None => (body, false),
+        let ends_with_path = matches!(
+            self.parts.last(),
+            Some(Part::Param {
+                converter: Converter::Path,
+                ..
+            })
+        );
+        // A final `<path:...>` takes a trailing slash into its value.
+        let body = match body.strip_suffix('/') {
+            Some(rest) if !ends_with_path => {
+                if !self.trailing_slash {
+                    return None;
+                }
+                rest
+            }
+            _ if self.trailing_slash => return None,
+            _ => body,
         };
-        if slash != self.trailing_slash {
-            return None;
-        }
         let mut params = Vec::new();
         // `None` once the whole path is consumed.
         let mut rest = Some(body);
@@ -433,7 +444,9 @@ impl Router {
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+    type Matched = Option<Vec<(String, String)>>;
+
+    fn params(pairs: &[(&str, &str)]) -> Matched {
         Some(
             pairs
                 .iter()
@@ -444,7 +457,7 @@ mod tests {
 
     #[test]
     fn rules_match_like_werkzeug() {
-        let rows: &[(&str, &str, Option<Vec<(String, String)>>)] = &[
+        let rows: &[(&str, &str, Matched)] = &[
             ("/", "/", params(&[])),
             ("/", "/x", None),
             ("/about", "/about", params(&[])),

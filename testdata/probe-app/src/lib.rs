@@ -69,7 +69,7 @@ pub fn build(mount: &Mount) -> Result<Router, Error> {
         return Err(Error::internal("init refused: config has fail_init"));
     }
     let counter = Arc::new(AtomicU64::new(0));
-    Ok(Router::new()
+    let router = Router::new()
         .get("/", "index", shared_hello)
         .route(&["GET", "POST", "PUT"], "/echo", "echo", echo)
         .route(&["GET", "POST"], "/echo/<path:rest>", "echo_rest", echo)
@@ -109,7 +109,13 @@ pub fn build(mount: &Mount) -> Result<Router, Error> {
         .get("/log", "log", log)
         .get("/redirect", "redirect", |req: &Request| {
             Ok(Response::redirect(&req.url_for("index", &[])?))
-        }))
+        });
+    // With `"catch_all": true`, every other path echoes too, so tests can see
+    // how the host split any URL into script_root and path.
+    if mount.config.get("catch_all").is_some() {
+        return Ok(router.route(&["GET", "POST"], "/<path:rest>", "catch_all", echo));
+    }
+    Ok(router)
 }
 
 fn shared_hello(req: &Request) -> Result<Response, Error> {

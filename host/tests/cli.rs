@@ -1,0 +1,233 @@
+//! `host check`, `host serve` and `host routes` on good and bad input, and
+//! the process life cycle (graceful shutdown).
+
+mod common;
+
+use std::{thread, time::Duration};
+
+use common::{Host, Table, library, mount};
+use serde_json::json;
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Each bad table: `check` and `serve` both exit 1 with the same message,
+/// which names the file, line, column and key.
+#[test]
+fn mount_table_errors_name_file_line_and_key() {
+    let frontend = library("frontend");
+    let lib = frontend.display();
+    let rows: Vec<(String, String)> = vec![
+        (
+            "{\n  \"mounts\": [\n    {\"name\": \"a\" \"prefix\": \"/\"}\n  ]\n}".into(),
+            "plugins.json:3:18: mounts[0]: expected \",\" or \"}\"".into(),
+        ),
+        (
+            format!(
+                "{{\"mounts\": [\n  {{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"{lib}\"}},\n  {{\"name\": \"b\", \"prefix\": \"/b\", \"library\": \"{lib}\", \"colour\": 1}}\n]}}"
+            ),
+            "plugins.json:3:".into(),
+        ),
+        (
+            format!("{{\"mounts\": [\n  {{\"name\": \"a\", \"library\": \"{lib}\"}}\n]}}"),
+            "plugins.json:2:".into(),
+        ),
+        (
+            format!(
+                "{{\"mounts\": [\n  {{\"name\": \"a\", \"prefix\": \"admin\", \"library\": \"{lib}\"}}\n]}}"
+            ),
+            "plugins.json:2:27: mounts[0].prefix: \"admin\" must start with '/' (e.g. \"/admin\")"
+                .into(),
+        ),
+        (
+            format!(
+                "{{\"mounts\": [\n  {{\"name\": \"a\", \"prefix\": \"/admin\", \"library\": \"{lib}\"}},\n  {{\"name\": \"b\", \"prefix\": \"/admin/\", \"library\": \"{lib}\"}}\n]}}"
+            ),
+            "plugins.json:3:27: mounts[1].prefix: duplicate prefix \"/admin/\" (also mounts[0].prefix)"
+                .into(),
+        ),
+        (
+            format!(
+                "{{\"mounts\": [\n  {{\"name\": \"a\", \"prefix\": \"/a\", \"library\": \"{lib}\"}},\n  {{\"name\": \"a\", \"prefix\": \"/b\", \"library\": \"{lib}\"}}\n]}}"
+            ),
+            "plugins.json:3:12: mounts[1].name: duplicate name \"a\" (also mounts[0].name)".into(),
+        ),
+    ];
+    let keys = [
+        "",
+        "mounts[1].colour: unknown field \"colour\"",
+        "mounts[0]: missing required key \"prefix\"",
+        "",
+        "",
+        "",
+    ];
+    for ((text, expected), key) in rows.iter().zip(keys) {
+        let table = Table::from_text(text);
+        for command in ["check", "serve"] {
+            let output = table.run(command);
+            assert_eq!(output.status.code(), Some(1), "{command} on {text}");
+            let message = stderr(&output);
+            assert!(
+                message.contains(expected.as_str()) && message.contains(key),
+                "{command} on {text}:\n  got {message}\n  expected {expected} / {key}"
+            );
+            assert!(message.contains(&table.file.display().to_string()));
+        }
+    }
+}
+
+#[test]
+fn a_missing_table_file_is_named() {
+    let table = Table::new(vec![]);
+    std::fs::remove_file(&table.file).unwrap();
+    let output = table.run("check");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("plugins.json: cannot read the mount table"));
+}
+
+/// Every kind of bad library gives one short line naming the file and the
+/// reason, from `check` and from `serve`.
+#[test]
+fn bad_libraries_are_refused_with_a_clear_reason() {
+    let table = Table::new(vec![]);
+    let text_file = table.dir.path().join("libnotes.so");
+    std::fs::write(&text_file, "just some text\n").unwrap();
+    let cases = [
+        (
+            json!("missing/libgone.so"),
+            "libgone.so: no such file".to_owned(),
+        ),
+        (
+            json!(text_file),
+            format!("{}: not a loadable library", text_file.display()),
+        ),
+        (
+            json!(library("plain-cdylib")),
+            "libplain_cdylib.so: not an app library: it exports no app root module".to_owned(),
+        ),
+        (
+            json!(library("abi-mismatch-app")),
+            "libabi_mismatch_app.so: built against an incompatible app-api: incompatible type size (expected 24, found 16)"
+                .to_owned(),
+        ),
+    ];
+    for (path, expected) in cases {
+        let table = Table::new(vec![
+            mount("frontend", "/", "frontend"),
+            json!({"name": "bad", "prefix": "/bad", "library": path}),
+        ]);
+        std::fs::write(&text_file, "just some text\n").unwrap();
+        let check = table.run("check");
+        assert_eq!(check.status.code(), Some(1), "check {path}");
+        let out = stdout(&check);
+        assert!(out.contains("ok    frontend"), "{out}");
+        let bad_line = out
+            .lines()
+            .find(|line| line.starts_with("FAIL  bad"))
+            .unwrap_or_else(|| panic!("no FAIL line for {path}: {out}"));
+        assert!(bad_line.contains(&expected), "check {path}:\n{bad_line}");
+        // one line, not abi_stable's type dump
+        assert!(bad_line.len() < 600, "{bad_line}");
+        assert!(!out.contains("Type Layout"));
+
+        let serve = table.run("serve");
+        assert_eq!(serve.status.code(), Some(1), "serve {path}");
+        let err = stderr(&serve);
+        assert!(
+            err.contains(&format!("mount \"bad\": ")) && err.contains(&expected),
+            "serve {path}:\n{err}"
+        );
+        assert!(!err.contains("Type Layout"), "{err}");
+    }
+}
+
+#[test]
+fn check_passes_a_good_table() {
+    let table = Table::new(vec![
+        mount("frontend", "/", "frontend"),
+        mount("admin", "/admin", "admin"),
+    ]);
+    let output = table.run("check");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("ok    frontend     /"), "{out}");
+    assert!(out.contains("ok    admin        /admin"), "{out}");
+    assert!(out.contains("all mounts ok"));
+}
+
+#[test]
+fn an_app_whose_init_fails_is_reported() {
+    let mut probe = mount("probe", "/", "probe");
+    probe["config"] = json!({"fail_init": true});
+    let table = Table::new(vec![probe]);
+    let output = table.run("check");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("the app failed to start: init refused: config has fail_init")
+    );
+}
+
+#[test]
+fn routes_lists_full_rules_and_endpoints() {
+    let table = Table::new(vec![
+        mount("frontend", "/", "frontend"),
+        mount("admin", "/admin", "admin"),
+        mount("reports", "/admin/reports", "reports"),
+    ]);
+    let output = table.run("routes");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["Endpoint", "Methods", "Rule"]);
+    assert!(
+        rows.contains(&vec!["frontend.index", "GET,HEAD", "/"]),
+        "{out}"
+    );
+    assert!(
+        rows.contains(&vec!["admin.index", "GET,HEAD", "/admin/"]),
+        "{out}"
+    );
+    assert!(
+        rows.contains(&vec![
+            "reports.year",
+            "GET,HEAD",
+            "/admin/reports/<int:year>"
+        ]),
+        "{out}"
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_in_flight_request_then_exits_cleanly() {
+    let mut host = Host::start(Table::new(vec![mount("probe", "/", "probe")]));
+    let addr = host.addr;
+    let slow = thread::spawn(move || {
+        common::send_raw(
+            addr,
+            format!("GET /sleep/1500 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+            false,
+        )
+    });
+    // let the request reach its handler
+    thread::sleep(Duration::from_millis(400));
+    host.terminate();
+    let response = slow.join().unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "slept 1500");
+    let status = host.wait_exit();
+    assert!(status.success(), "exit status {status:?}");
+    let log = host.log();
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    // no longer listening
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}

@@ -1,0 +1,342 @@
+//! Test support: builds the app libraries once per run, starts the real
+//! `host` binary on an ephemeral port with a temporary mount table, and talks
+//! raw HTTP/1.1 to it (so odd paths reach the server byte for byte).
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::{Arc, Mutex, OnceLock},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// The real host binary.
+pub fn host_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_host"))
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host is in the workspace")
+        .to_owned()
+}
+
+/// `target/<profile>`, where cargo put the host binary and puts the apps.
+fn profile_dir() -> PathBuf {
+    host_binary()
+        .parent()
+        .expect("the binary is in a profile folder")
+        .to_owned()
+}
+
+/// Builds every app library the tests load, once per test binary:
+/// `cargo test` does not produce the apps' `.so` files (DESIGN.md, fact 10).
+pub fn build_apps() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = env!("CARGO");
+        let target = profile_dir()
+            .parent()
+            .expect("profile folder is in the target folder")
+            .to_owned();
+        let run = |args: &[&str]| {
+            let status = Command::new(cargo)
+                .args(args)
+                .env("CARGO_TARGET_DIR", &target)
+                .current_dir(workspace_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cargo {args:?} failed");
+        };
+        run(&[
+            "build",
+            "-p",
+            "frontend",
+            "-p",
+            "admin",
+            "-p",
+            "reports",
+            "-p",
+            "probe",
+            "-p",
+            "plain-cdylib",
+        ]);
+        run(&[
+            "build",
+            "--manifest-path",
+            "testdata/abi-mismatch/Cargo.toml",
+        ]);
+    });
+}
+
+/// The built library of an app crate, e.g. `library("probe")`.
+pub fn library(crate_name: &str) -> PathBuf {
+    build_apps();
+    let path = profile_dir().join(format!("lib{}.so", crate_name.replace('-', "_")));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// A mount-table entry for an app crate's library.
+pub fn mount(name: &str, prefix: &str, crate_name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "prefix": prefix,
+        "library": library(crate_name),
+    })
+}
+
+/// A temporary folder holding a mount table.
+pub struct Table {
+    pub dir: tempfile::TempDir,
+    pub file: PathBuf,
+}
+
+impl Table {
+    /// Writes `{"mounts": [...]}` (plus `extra` top-level keys) to a new
+    /// `plugins.json`.
+    pub fn new(mounts: Vec<serde_json::Value>) -> Table {
+        Table::from_value(serde_json::json!({ "mounts": mounts }))
+    }
+
+    pub fn from_value(value: serde_json::Value) -> Table {
+        Table::from_text(&serde_json::to_string_pretty(&value).unwrap())
+    }
+
+    pub fn from_text(text: &str) -> Table {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plugins.json");
+        std::fs::write(&file, text).unwrap();
+        Table { dir, file }
+    }
+
+    /// Runs `host <command> --config <table>` to completion.
+    pub fn run(&self, command: &str) -> Output {
+        Command::new(host_binary())
+            .args([command, "--config"])
+            .arg(&self.file)
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    }
+}
+
+/// A running host; killed when dropped.
+pub struct Host {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    _table: Option<Table>,
+}
+
+impl Host {
+    /// Starts `host serve` on the table, listening on an ephemeral port.
+    pub fn start(table: Table) -> Host {
+        let mut host = Host::start_on(&table);
+        host._table = Some(table);
+        host
+    }
+
+    /// Like [`Host::start`], borrowing the table.
+    pub fn start_on(table: &Table) -> Host {
+        build_apps();
+        let mut child = Command::new(host_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&table.file)
+            .current_dir(table.dir.path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (address_sender, address_receiver) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = address_sender.send(addr.trim().to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match address_receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the host did not start listening; its log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Host {
+            child,
+            addr,
+            log,
+            _table: None,
+        }
+    }
+
+    /// Everything the host wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle` (up to 10 s); the log.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        let mut bytes = raw.into_bytes();
+        bytes.extend_from_slice(body);
+        send_raw(self.addr, &bytes, method == "HEAD")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (up to 30 s).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the host did not exit");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text()))
+    }
+}
+
+/// Sends raw bytes on a new connection and reads one response (the server
+/// closes the connection after it, as asked).
+pub fn send_raw(addr: SocketAddr, bytes: &[u8], head: bool) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).unwrap();
+    parse_response(&received, head)
+}
+
+fn parse_response(received: &[u8], head: bool) -> HttpResponse {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let header_len = match response.parse(received) {
+        Ok(httparse::Status::Complete(len)) => len,
+        other => panic!(
+            "incomplete response ({other:?}): {:?}",
+            String::from_utf8_lossy(received)
+        ),
+    };
+    let headers: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .map(|header| {
+            (
+                header.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(header.value).into_owned(),
+            )
+        })
+        .collect();
+    let mut body = received[header_len..].to_vec();
+    if let Some(length) = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.parse::<usize>().ok())
+    {
+        if !head {
+            assert_eq!(
+                body.len(),
+                length,
+                "body length differs from Content-Length"
+            );
+        }
+        body.truncate(length);
+    }
+    HttpResponse {
+        status: response.code.unwrap(),
+        headers,
+        body,
+    }
+}

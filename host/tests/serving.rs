@@ -1,0 +1,310 @@
+//! The real host serving real app libraries over real HTTP.
+
+mod common;
+
+use common::{Host, Table, mount};
+use serde_json::json;
+
+fn blog() -> Host {
+    Host::start(Table::new(vec![
+        mount("frontend", "/", "frontend"),
+        mount("admin", "/admin", "admin"),
+    ]))
+}
+
+#[test]
+fn the_seed_bodies_are_byte_for_byte_flasks() {
+    let host = blog();
+    let port = host.addr.port();
+    let front = host.get("/");
+    assert_eq!(front.status, 200);
+    assert_eq!(
+        front.text(),
+        format!("Hello frontend! request.url = http://127.0.0.1:{port}/")
+    );
+    assert_eq!(
+        front.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let admin = host.get("/admin/");
+    assert_eq!(admin.status, 200);
+    assert_eq!(
+        admin.text(),
+        format!("Hello admin! request.url = http://127.0.0.1:{port}/admin/")
+    );
+}
+
+/// Both mounts echo what they received, so each row shows where the host sent
+/// the request and how it split the URL.
+fn echoing_pair() -> Host {
+    let mut front = mount("front", "/", "probe");
+    front["config"] = json!({"catch_all": true});
+    let mut admin = mount("admin", "/admin", "probe");
+    admin["config"] = json!({"catch_all": true});
+    Host::start(Table::new(vec![front, admin]))
+}
+
+#[test]
+fn dispatch_follows_the_design_table() {
+    let host = echoing_pair();
+    // (request target, app, script_root, path)
+    let rows = [
+        ("/echo", "front", "", "/echo"),
+        ("/admin/echo", "admin", "/admin", "/echo"),
+        ("/admin/users/5?x=1", "admin", "/admin", "/users/5"),
+        // segment boundary: not admin
+        ("/administrator", "front", "", "/administrator"),
+        // case-sensitive
+        ("/Admin/", "front", "", "/Admin/"),
+        ("/ADMIN/x", "front", "", "/ADMIN/x"),
+        // matched on the decoded path
+        ("/%61dmin/users", "admin", "/admin", "/users"),
+        ("/admin/a%20b", "admin", "/admin", "/a b"),
+    ];
+    for (target, app, script_root, path) in rows {
+        let response = host.get(target);
+        assert_eq!(response.status, 200, "{target}: {}", response.text());
+        let echo = response.json();
+        assert_eq!(echo["app"], app, "{target}");
+        assert_eq!(echo["script_root"], script_root, "{target}");
+        assert_eq!(echo["path"], path, "{target}");
+    }
+    let echo = host.get("/admin/users/5?x=1&y=%C3%A9").json();
+    assert_eq!(echo["query_string"], "x=1&y=%C3%A9");
+    assert_eq!(echo["query"], json!([["x", "1"], ["y", "é"]]));
+    assert_eq!(
+        echo["url"],
+        format!("http://{}/admin/users/5?x=1&y=%C3%A9", host.addr)
+    );
+}
+
+#[test]
+fn a_bare_prefix_redirects_with_a_relative_location_and_keeps_the_query() {
+    let host = echoing_pair();
+    let response = host.get("/admin");
+    assert_eq!(response.status, 308);
+    assert_eq!(response.header("location"), Some("/admin/"));
+    let response = host.get("/admin?x=1&y=2");
+    assert_eq!(response.status, 308);
+    assert_eq!(response.header("location"), Some("/admin/?x=1&y=2"));
+}
+
+#[test]
+fn an_encoded_slash_is_a_bad_request() {
+    let host = echoing_pair();
+    for target in ["/admin%2Fusers", "/admin%2fusers", "/x/%2F"] {
+        let response = host.get(target);
+        assert_eq!(response.status, 400, "{target}");
+        assert!(response.text().contains("encoded slash"), "{target}");
+    }
+    // and the host keeps serving
+    assert_eq!(host.get("/admin/").status, 200);
+}
+
+#[test]
+fn the_router_answers_404_405_and_options() {
+    let host = Host::start(Table::new(vec![mount("probe", "/", "probe")]));
+    let missing = host.get("/nope");
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().starts_with("404 Not Found"));
+
+    let wrong = host.request("DELETE", "/echo", &[], b"");
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header("allow"), Some("GET, POST, PUT, HEAD, OPTIONS"));
+    let wrong = host.get("/only-post");
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header("allow"), Some("POST, OPTIONS"));
+
+    let options = host.request("OPTIONS", "/only-post", &[], b"");
+    assert_eq!(options.status, 200);
+    assert_eq!(options.header("allow"), Some("POST, OPTIONS"));
+
+    // strict slashes, as Werkzeug: /dir answers a redirect to /dir/
+    let slash = host.get("/dir?a=1");
+    assert_eq!(slash.status, 308);
+    assert_eq!(slash.header("location"), Some("/dir/?a=1"));
+
+    let param = host.get("/post/hello%20there");
+    assert_eq!(param.text(), "post hello there");
+}
+
+#[test]
+fn head_requests_get_headers_and_no_body() {
+    let host = blog();
+    let response = host.request("HEAD", "/admin/", &[], b"");
+    assert_eq!(response.status, 200);
+    assert!(response.body.is_empty());
+    let expected = format!("Hello admin! request.url = http://{}/admin/", host.addr);
+    assert_eq!(
+        response.header("content-length"),
+        Some(expected.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn url_for_and_static_url_include_the_mount_prefix() {
+    let host = Host::start(Table::new(vec![
+        mount("front", "/", "probe"),
+        mount("admin", "/admin", "probe"),
+    ]));
+    let root = host.get("/links").json();
+    assert_eq!(root["index"], "/");
+    assert_eq!(root["post"], "/post/hello%20world");
+    assert_eq!(root["post_page"], "/post/x?page=2");
+    assert_eq!(root["static"], "/static/style.css");
+    let admin = host.get("/admin/links").json();
+    assert_eq!(admin["index"], "/admin/");
+    assert_eq!(admin["post"], "/admin/post/hello%20world");
+    assert_eq!(admin["post_page"], "/admin/post/x?page=2");
+    assert_eq!(admin["static"], "/admin/static/style.css");
+    // the redirect helper builds its location with url_for too
+    let redirect = host.get("/admin/redirect");
+    assert_eq!(redirect.status, 302);
+    assert_eq!(redirect.header("location"), Some("/admin/"));
+}
+
+#[test]
+fn forms_headers_and_request_details_reach_the_app() {
+    let host = Host::start(Table::new(vec![mount("probe", "/", "probe")]));
+    let response = host.request(
+        "POST",
+        "/echo?q=1",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Custom", "yes"),
+        ],
+        b"title=Hello+world&tag=a&tag=b%26c",
+    );
+    assert_eq!(response.status, 200);
+    let echo = response.json();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(
+        echo["form"],
+        json!([["title", "Hello world"], ["tag", "a"], ["tag", "b&c"]])
+    );
+    assert_eq!(echo["query"], json!([["q", "1"]]));
+    assert_eq!(echo["scheme"], "http");
+    assert_eq!(echo["host"], host.addr.to_string());
+    assert!(
+        echo["remote_addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    let headers = echo["headers"].as_array().unwrap();
+    assert!(headers.contains(&json!(["x-custom", "yes"])));
+    // the id the app saw is the one sent back
+    assert_eq!(echo["request_id"].as_str(), response.header("x-request-id"));
+}
+
+#[test]
+fn a_third_app_at_a_nested_prefix_wins_over_its_parent() {
+    let host = Host::start(Table::new(vec![
+        mount("frontend", "/", "frontend"),
+        mount("admin", "/admin", "admin"),
+        mount("reports", "/admin/reports", "reports"),
+    ]));
+    let index = host.get("/admin/reports/");
+    assert_eq!(index.status, 200);
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    // its links carry the nested prefix
+    assert!(
+        index
+            .text()
+            .contains("<a href=\"/admin/reports/2026\">2026</a>"),
+        "{}",
+        index.text()
+    );
+    assert_eq!(host.get("/admin/reports/2026").text(), "Report for 2026");
+    assert_eq!(host.get("/admin/reports").status, 308);
+    assert!(host.get("/admin/").text().starts_with("Hello admin!"));
+    // a sibling that merely starts with the same letters stays with admin
+    assert_eq!(host.get("/admin/reportsx").status, 404);
+}
+
+#[test]
+fn one_library_mounted_twice_gives_two_independent_instances() {
+    let mut one = mount("one", "/one", "probe");
+    one["config"] = json!({"colour": "red"});
+    let mut two = mount("two", "/two", "probe");
+    two["config"] = json!({"colour": "blue"});
+    let host = Host::start(Table::new(vec![one, two]));
+    assert_eq!(host.get("/one/count").text(), "1");
+    assert_eq!(host.get("/one/count").text(), "2");
+    assert_eq!(host.get("/two/count").text(), "1");
+    let one = host.get("/one/echo").json();
+    let two = host.get("/two/echo").json();
+    assert_eq!(
+        (one["app"].clone(), one["config"]["colour"].clone()),
+        (json!("one"), json!("red"))
+    );
+    assert_eq!(
+        (two["app"].clone(), two["config"]["colour"].clone()),
+        (json!("two"), json!("blue"))
+    );
+}
+
+#[test]
+fn a_panicking_route_answers_500_and_the_host_keeps_serving() {
+    let host = Host::start(Table::new(vec![mount("probe", "/", "probe")]));
+    let response = host.get("/panic");
+    assert_eq!(response.status, 500);
+    assert_eq!(response.text(), "500 Internal Server Error\n");
+    // the panic message is not shown to the client, but logged under the
+    // app's logger
+    let log = host.wait_for_log("probe panic on purpose");
+    let line = log
+        .lines()
+        .find(|line| line.contains("probe panic on purpose"))
+        .expect("the panic is logged");
+    assert!(line.contains("app_probe"), "{line}");
+    assert!(line.contains("handler panicked"), "{line}");
+    for _ in 0..3 {
+        assert_eq!(host.get("/count").status, 200);
+        assert_eq!(host.get("/panic").status, 500);
+    }
+    let error = host.get("/error");
+    assert_eq!(error.status, 500);
+    assert!(!error.text().contains("on purpose"));
+    assert!(
+        host.wait_for_log("probe failure on purpose")
+            .contains("probe failure on purpose")
+    );
+}
+
+#[test]
+fn app_log_events_reach_the_host_under_the_logger_name_with_the_request_id() {
+    let mut probe = mount("probe", "/", "probe");
+    probe["logger"] = json!("app_custom");
+    let host = Host::start(Table::new(vec![probe]));
+    let response = host.get("/log?text=needle-42&thread=1");
+    assert_eq!(response.status, 200);
+    let id = response.header("x-request-id").unwrap().to_owned();
+    let log = host.wait_for_log("needle-42 from a spawned thread");
+    let line = log
+        .lines()
+        .find(|line| line.contains("probe says needle-42"))
+        .expect("the app's event is logged");
+    assert!(line.contains("app_custom"), "{line}");
+    assert!(line.contains(&id), "request id {id} missing: {line}");
+    let thread_line = log
+        .lines()
+        .find(|line| line.contains("needle-42 from a spawned thread"))
+        .expect("an event from a thread the app spawned is logged");
+    assert!(thread_line.contains("app_custom"), "{thread_line}");
+}
+
+#[test]
+fn oversized_bodies_get_413() {
+    let mut probe = mount("probe", "/", "probe");
+    probe["max_body_bytes"] = json!(16);
+    let host = Host::start(Table::new(vec![probe]));
+    let response = host.request("POST", "/echo", &[], &[b'x'; 17]);
+    assert_eq!(response.status, 413);
+    let response = host.request("POST", "/echo", &[], &[b'x'; 16]);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["body_len"], 16);
+}
