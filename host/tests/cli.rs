@@ -139,7 +139,7 @@ fn bad_libraries_are_refused_with_a_clear_reason() {
         assert_eq!(serve.status.code(), Some(1), "serve {path}");
         let err = stderr(&serve);
         assert!(
-            err.contains(&format!("mount \"bad\": ")) && err.contains(&expected),
+            err.contains("mount \"bad\": ") && err.contains(&expected),
             "serve {path}:\n{err}"
         );
         assert!(!err.contains("Type Layout"), "{err}");
