@@ -111,6 +111,11 @@ fn bad_libraries_are_refused_with_a_clear_reason() {
             "libplain_cdylib.so: not an app library: it exports no app root module".to_owned(),
         ),
         (
+            json!(common::panic_abort_library()),
+            "libprobe.so: built with panic = \"abort\", so one panicking request would kill the whole host"
+                .to_owned(),
+        ),
+        (
             json!(library("abi-mismatch-app")),
             "libabi_mismatch_app.so: built against an incompatible app-api: incompatible type size (expected 24, found 16)"
                 .to_owned(),

@@ -75,6 +75,25 @@ pub fn build_apps() {
     });
 }
 
+/// The probe app built with `panic = "abort"` (its own profile, so it is
+/// compiled only by the test that needs it).
+pub fn panic_abort_library() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = profile_dir().parent().unwrap().to_owned();
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--profile", "panic-abort-fixture", "-p", "probe"])
+                .env("CARGO_TARGET_DIR", &target)
+                .current_dir(workspace_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the panic-abort fixture failed");
+            target.join("panic-abort-fixture").join("libprobe.so")
+        })
+        .clone()
+}
+
 /// The built library of an app crate, e.g. `library("probe")`.
 pub fn library(crate_name: &str) -> PathBuf {
     build_apps();
