@@ -1,0 +1,564 @@
+//! `cargo xtask bench`: measures the host against a bare hyper baseline
+//! built in the same run, and reports ratios.
+//!
+//! Load comes from `wrk` (installed from Debian's packages when missing),
+//! keep-alive, on 127.0.0.1 only. Host and baseline alternate (A B A B ...)
+//! so that drift of the machine hits both; the medians are reported.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// Settings from the command line.
+pub struct Options {
+    /// Seconds per wrk run.
+    pub seconds: u32,
+    /// A B rounds per scenario.
+    pub rounds: u32,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            seconds: 5,
+            rounds: 3,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut number = |name: &str| -> Result<u32, String> {
+                args.next()
+                    .and_then(|value| value.parse().ok())
+                    .filter(|value| *value > 0)
+                    .ok_or_else(|| format!("{name} needs a positive number"))
+            };
+            match arg.as_str() {
+                "--seconds" => options.seconds = number("--seconds")?,
+                "--rounds" => options.rounds = number("--rounds")?,
+                "--quick" => {
+                    options.seconds = 2;
+                    options.rounds = 1;
+                }
+                other => {
+                    return Err(format!(
+                        "unknown option {other:?} (use --seconds N, --rounds N, --quick)"
+                    ));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// What one wrk run measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Run {
+    pub requests_per_second: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    /// Responses that were not 2xx/3xx.
+    pub non_success: u64,
+}
+
+/// Reads wrk's `--latency` report.
+pub fn parse_wrk(output: &str) -> Result<Run, String> {
+    let mut rps = None;
+    let mut p50 = None;
+    let mut p99 = None;
+    let mut non_success = 0;
+    for line in output.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Requests/sec:"), Some(value)) => rps = value.parse::<f64>().ok(),
+            (Some("50%"), Some(value)) => p50 = duration_us(value),
+            (Some("99%"), Some(value)) => p99 = duration_us(value),
+            _ => {}
+        }
+        if let Some(count) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            non_success = count.trim().parse().unwrap_or(0);
+        }
+    }
+    match (rps, p50, p99) {
+        (Some(requests_per_second), Some(p50_us), Some(p99_us)) => Ok(Run {
+            requests_per_second,
+            p50_us,
+            p99_us,
+            non_success,
+        }),
+        _ => Err(format!("could not read wrk's report:\n{output}")),
+    }
+}
+
+/// `498.00us`, `1.20ms`, `2.00s` → microseconds.
+fn duration_us(text: &str) -> Option<f64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1_000.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1_000_000.0)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|value| value * scale)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+/// A server process under test; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `command`, which must print `listening on http://ADDR` on stderr.
+    fn start(mut command: Command) -> Result<Server, String> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| format!("cannot start {command:?}: {error}"))?;
+        let stderr = child.stderr.take().expect("piped");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = sender.send(addr.trim().to_owned());
+                }
+                // keep draining so the server never blocks on a full pipe
+            }
+        });
+        let addr = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| format!("{command:?} did not start listening"))?;
+        let addr = addr
+            .parse()
+            .map_err(|_| format!("bad listening address {addr:?}"))?;
+        Ok(Server { child, addr })
+    }
+
+    /// Peak and current resident memory in KiB, from /proc.
+    fn memory_kib(&self) -> (u64, u64) {
+        let status =
+            fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wrk(addr: SocketAddr, path: &str, connections: u32, seconds: u32) -> Result<Run, String> {
+    let threads = connections.min(2);
+    let output = Command::new("wrk")
+        .args([
+            "--latency",
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{seconds}s"),
+            "--timeout",
+            "5s",
+        ])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .map_err(|error| format!("cannot run wrk: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "wrk failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    parse_wrk(&String::from_utf8_lossy(&output.stdout))
+}
+
+fn ensure_wrk() -> Result<(), String> {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    eprintln!("bench: installing wrk from Debian's packages");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map(|status| status.success())
+            .unwrap_or(false)
+    };
+    if apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "wrk"]) {
+        Ok(())
+    } else {
+        Err("wrk is missing and could not be installed (apt-get install wrk)".to_owned())
+    }
+}
+
+/// A status code from one plain GET.
+fn status_of(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
+    listener.local_addr().map_err(|error| error.to_string())
+}
+
+/// Median time from exec to the first 200 on `/`, over five starts.
+fn startup_ms(host: &Path, table: &Path) -> Result<f64, String> {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let addr = free_port()?;
+        let started = Instant::now();
+        let mut child = Command::new(host)
+            .args(["serve", "--listen", &addr.to_string(), "--config"])
+            .arg(table)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| error.to_string())?;
+        let deadline = started + Duration::from_secs(20);
+        let outcome = loop {
+            if status_of(addr, "/m0/") == Some(200) || status_of(addr, "/") == Some(200) {
+                break Ok(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            if Instant::now() > deadline {
+                break Err("the host did not answer 200 within 20 s".to_owned());
+            }
+            thread::sleep(Duration::from_micros(500));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        times.push(outcome?);
+    }
+    Ok(median(&mut times))
+}
+
+struct Row {
+    name: String,
+    host: Run,
+    baseline: Run,
+}
+
+impl Row {
+    fn ratio(&self) -> f64 {
+        self.host.requests_per_second / self.baseline.requests_per_second
+    }
+}
+
+/// Runs `rounds` alternating A B pairs and keeps the medians.
+fn compare(
+    options: &Options,
+    a: (SocketAddr, &str),
+    b: (SocketAddr, &str),
+    connections: u32,
+) -> Result<(Run, Run), String> {
+    let mut runs_a = Vec::new();
+    let mut runs_b = Vec::new();
+    for _ in 0..options.rounds {
+        runs_a.push(wrk(a.0, a.1, connections, options.seconds)?);
+        runs_b.push(wrk(b.0, b.1, connections, options.seconds)?);
+    }
+    Ok((median_run(&runs_a), median_run(&runs_b)))
+}
+
+fn median_run(runs: &[Run]) -> Run {
+    let pick = |field: fn(&Run) -> f64| median(&mut runs.iter().map(field).collect::<Vec<_>>());
+    Run {
+        requests_per_second: pick(|run| run.requests_per_second),
+        p50_us: pick(|run| run.p50_us),
+        p99_us: pick(|run| run.p99_us),
+        non_success: runs.iter().map(|run| run.non_success).sum(),
+    }
+}
+
+/// Writes the site the benchmark serves: two mounts like the default table
+/// (with a ~200 KB file in the static folder), and the same `.so` mounted 100
+/// times.
+fn write_tables(root: &Path, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let io = |error: std::io::Error| error.to_string();
+    let static_dir = dir.join("static");
+    fs::create_dir_all(&static_dir).map_err(io)?;
+    fs::copy(
+        root.join("shared/static/style.css"),
+        static_dir.join("style.css"),
+    )
+    .map_err(io)?;
+    let big: Vec<u8> = (0..200 * 1024u32).map(|i| (i % 251) as u8).collect();
+    fs::write(static_dir.join("big.bin"), big).map_err(io)?;
+    let apps = root.join("apps");
+    let frontend = apps.join("libfrontend.so");
+    let admin = apps.join("libadmin.so");
+    let two = table_json(
+        &[
+            ("frontend", "/".to_owned(), &frontend),
+            ("admin", "/admin".to_owned(), &admin),
+        ],
+        &static_dir,
+        dir,
+    );
+    let hundred: Vec<(String, String)> = (0..100)
+        .map(|i| (format!("m{i}"), format!("/m{i}")))
+        .collect();
+    let hundred = table_json(
+        &hundred
+            .iter()
+            .map(|(name, prefix)| (name.as_str(), prefix.clone(), &frontend))
+            .collect::<Vec<_>>(),
+        &static_dir,
+        dir,
+    );
+    let two_file = dir.join("plugins-2.json");
+    let hundred_file = dir.join("plugins-100.json");
+    fs::write(&two_file, two).map_err(io)?;
+    fs::write(&hundred_file, hundred).map_err(io)?;
+    Ok((two_file, hundred_file))
+}
+
+/// A mount table as JSON text (xtask has no JSON dependency; the values are
+/// plain names and paths).
+fn table_json(mounts: &[(&str, String, &PathBuf)], static_dir: &Path, dir: &Path) -> String {
+    let entries: Vec<String> = mounts
+        .iter()
+        .map(|(name, prefix, library)| {
+            format!(
+                "    {{\"name\": \"{name}\", \"prefix\": \"{prefix}\", \"library\": \"{}\", \"static_folder\": \"{}\"}}",
+                library.display(),
+                static_dir.display()
+            )
+        })
+        .collect();
+    format!(
+        "{{\n  \"data_dir\": \"{}\",\n  \"log_dir\": \"{}\",\n  \"mounts\": [\n{}\n  ]\n}}\n",
+        dir.join("data").display(),
+        dir.join("logs").display(),
+        entries.join(",\n")
+    )
+}
+
+fn format_us(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+/// The whole benchmark; returns the report.
+pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, String> {
+    ensure_wrk()?;
+    let out_dir = root.join("target/bench");
+    fs::create_dir_all(&out_dir).map_err(|error| error.to_string())?;
+    let (two_mounts, hundred_mounts) = write_tables(root, &out_dir)?;
+    let host_binary = release.join("host");
+    let start_host = |table: &Path| {
+        let mut command = Command::new(&host_binary);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(table)
+            .env("RUST_LOG", "warn,host::cli=info");
+        Server::start(command)
+    };
+    let host = start_host(&two_mounts)?;
+    let mut baseline_command = Command::new(release.join("baseline"));
+    baseline_command.arg("127.0.0.1:0");
+    let baseline = Server::start(baseline_command)?;
+
+    let scenarios = [
+        ("`/` (hello through the ABI)", "/"),
+        ("`/admin/`", "/admin/"),
+        (
+            "`/static/style.css` (small static file)",
+            "/static/style.css",
+        ),
+        ("`/static/big.bin` (200 KB static file)", "/static/big.bin"),
+        ("404 (`/no/such/page`)", "/no/such/page"),
+    ];
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for connections in [64, 1] {
+        for (name, path) in scenarios {
+            let expected = if path.starts_with("/no/") { 404 } else { 200 };
+            match status_of(host.addr, path) {
+                Some(status) if status == expected => {}
+                other => {
+                    if connections == 64 {
+                        skipped.push(format!(
+                            "{name}: the host answers {other:?}, not {expected}, so it is not measured"
+                        ));
+                    }
+                    continue;
+                }
+            }
+            eprintln!("bench: {name}, {connections} connection(s)");
+            let (host_run, baseline_run) = compare(
+                options,
+                (host.addr, path),
+                (baseline.addr, "/"),
+                connections,
+            )?;
+            rows.push((
+                connections,
+                Row {
+                    name: name.to_owned(),
+                    host: host_run,
+                    baseline: baseline_run,
+                },
+            ));
+        }
+    }
+    let (peak_kib, rss_kib) = host.memory_kib();
+
+    eprintln!("bench: 100 mounts against 2 mounts");
+    let hundred = start_host(&hundred_mounts)?;
+    let (hundred_run, two_run) =
+        compare(options, (hundred.addr, "/m50/"), (host.addr, "/admin/"), 64)?;
+    drop(hundred);
+    drop(host);
+    drop(baseline);
+
+    eprintln!("bench: start-up times");
+    let startup_two = startup_ms(&host_binary, &two_mounts)?;
+    let startup_hundred = startup_ms(&host_binary, &hundred_mounts)?;
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# Benchmark: host against a bare hyper baseline\n\n\
+         {} rounds of {} s per side, alternating host and baseline; medians. \
+         Load: wrk, keep-alive, on 127.0.0.1; {} cores.\n",
+        options.rounds,
+        options.seconds,
+        thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        report,
+        "| scenario | conns | host req/s | baseline req/s | ratio | host p50 | host p99 | baseline p50 | baseline p99 | p99 ratio |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (connections, row) in &rows {
+        let _ = writeln!(
+            report,
+            "| {} | {connections} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {:.2} |",
+            row.name,
+            row.host.requests_per_second,
+            row.baseline.requests_per_second,
+            row.ratio(),
+            format_us(row.host.p50_us),
+            format_us(row.host.p99_us),
+            format_us(row.baseline.p50_us),
+            format_us(row.baseline.p99_us),
+            row.host.p99_us / row.baseline.p99_us,
+        );
+    }
+    for line in &skipped {
+        let _ = writeln!(report, "\nNot measured: {line}");
+    }
+    let _ = writeln!(
+        report,
+        "\n| measure | value |\n|---|---:|\n\
+         | 100 mounts `/m50/` req/s | {:.0} |\n\
+         | 2 mounts `/admin/` req/s | {:.0} |\n\
+         | ratio 100 mounts / 2 mounts | {:.3} |\n\
+         | start-up to first 200, 2 mounts | {startup_two:.1} ms |\n\
+         | start-up to first 200, 100 mounts | {startup_hundred:.1} ms |\n\
+         | host peak RSS (after all load) | {:.1} MiB |\n\
+         | host RSS after the load | {:.1} MiB |",
+        hundred_run.requests_per_second,
+        two_run.requests_per_second,
+        hundred_run.requests_per_second / two_run.requests_per_second,
+        peak_kib as f64 / 1024.0,
+        rss_kib as f64 / 1024.0,
+    );
+    let hello = rows
+        .iter()
+        .find(|(connections, row)| *connections == 64 && row.name.starts_with("`/` "))
+        .map(|(_, row)| row.ratio())
+        .ok_or("the hello scenario was not measured")?;
+    let _ = writeln!(report, "\nhello ratio host/baseline: {hello:.2}");
+    fs::write(out_dir.join("report.md"), &report).map_err(|error| error.to_string())?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK: &str = "Running 5s test @ http://127.0.0.1:5000/
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.02ms  300.00us   9.00ms   90.00%
+    Req/Sec    31.00k     2.00k   35.00k    70.00%
+  Latency Distribution
+     50%  498.00us
+     75%    1.10ms
+     90%    1.30ms
+     99%    2.50ms
+  300000 requests in 5.00s, 40.00MB read
+  Non-2xx or 3xx responses: 12
+Requests/sec:  60000.50
+Transfer/sec:      8.00MB
+";
+
+    #[test]
+    fn wrk_reports_are_read() {
+        let run = parse_wrk(WRK).unwrap();
+        assert_eq!(run.requests_per_second, 60000.5);
+        assert_eq!(run.p50_us, 498.0);
+        assert_eq!(run.p99_us, 2500.0);
+        assert_eq!(run.non_success, 12);
+        assert!(parse_wrk("garbage").is_err());
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(duration_us("12.50us"), Some(12.5));
+        assert_eq!(duration_us("1.5ms"), Some(1500.0));
+        assert_eq!(duration_us("2.00s"), Some(2_000_000.0));
+        assert_eq!(duration_us("2m"), None);
+    }
+}
