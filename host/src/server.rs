@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     dispatch::{self, Route},
+    logging,
     site::{LiveMount, Site},
 };
 
@@ -96,6 +97,7 @@ async fn handle(
     let mut response = match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
         Route::App { mount, path } => {
             call_app(
+                site,
                 &site.mounts[mount],
                 path,
                 request,
@@ -125,6 +127,7 @@ async fn handle(
 }
 
 async fn call_app(
+    site: &Site,
     live: &LiveMount,
     path: String,
     request: Request<Incoming>,
@@ -193,14 +196,13 @@ async fn call_app(
         request_id: request_id.into(),
         extensions: RVec::new(),
     };
-    let span = tracing::info_span!("request", id = %request_id, app = %mount.name);
-    let reply = match live.pool.call(app_request, span.clone()).await {
+    let reply = match live.pool.call(&site.inline, app_request).await {
         Ok(reply) => reply,
         Err(_) => return status_page(StatusCode::SERVICE_UNAVAILABLE),
     };
     match reply {
         RResult::ROk(response) => into_response(response).unwrap_or_else(|problem| {
-            span.in_scope(|| {
+            logging::with_request_id(request_id, || {
                 live.app.logger.emit(
                     level::ERROR,
                     "host",
@@ -213,7 +215,9 @@ async fn call_app(
             status_page(StatusCode::INTERNAL_SERVER_ERROR)
         }),
         RResult::RErr(error) => {
-            span.in_scope(|| log_app_error(live, &parts.method, &parts.uri, &error));
+            logging::with_request_id(request_id, || {
+                log_app_error(live, &parts.method, &parts.uri, &error)
+            });
             let status = StatusCode::from_u16(error.status)
                 .ok()
                 .filter(|status| status.is_client_error() || status.is_server_error())

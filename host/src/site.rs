@@ -7,7 +7,7 @@ use app_api::abi::AppInstance;
 use crate::{
     config::{Mount, MountTable},
     dispatch::PrefixTable,
-    handler_pool::HandlerPool,
+    handler_pool::{HandlerPool, InlineGate},
     loader::{self, Library, LoadError, Loader},
     logging::AppLogger,
 };
@@ -61,11 +61,14 @@ pub struct Site {
     pub prefixes: PrefixTable,
     /// The mounts, in table order.
     pub mounts: Vec<LiveMount>,
+    /// How many handlers may run on the async workers at once.
+    pub inline: InlineGate,
 }
 
 impl Site {
-    /// Starts the handler threads of every loaded mount.
-    pub fn start(loaded: Vec<LoadedMount>) -> std::io::Result<Site> {
+    /// Prepares every loaded mount to serve on a runtime with `workers`
+    /// async worker threads (handler threads start on demand).
+    pub fn start(loaded: Vec<LoadedMount>, workers: usize) -> Site {
         let prefixes = PrefixTable::new(
             loaded
                 .iter()
@@ -75,15 +78,19 @@ impl Site {
         let mounts = loaded
             .into_iter()
             .map(|app| {
-                let pool = HandlerPool::start(
+                let pool = HandlerPool::new(
                     &app.mount.name,
                     app.mount.max_concurrency,
                     Arc::clone(&app.instance),
-                )?;
-                Ok(LiveMount { app, pool })
+                );
+                LiveMount { app, pool }
             })
-            .collect::<std::io::Result<Vec<_>>>()?;
-        Ok(Site { prefixes, mounts })
+            .collect();
+        Site {
+            prefixes,
+            mounts,
+            inline: InlineGate::new(workers),
+        }
     }
 
     /// Waits for the handler threads to finish their work, then shuts every

@@ -308,3 +308,55 @@ fn oversized_bodies_get_413() {
     assert_eq!(response.status, 200);
     assert_eq!(response.json()["body_len"], 16);
 }
+
+#[test]
+fn a_slow_handler_moves_its_mount_to_its_own_threads_which_keep_answering() {
+    let host = Host::start(Table::new(vec![
+        mount("fast", "/", "probe"),
+        mount("slow", "/slow", "probe"),
+    ]));
+    assert_eq!(host.get("/slow/sleep/250").text(), "slept 250");
+    let log = host.wait_for_log("handlers run on the mount's own threads");
+    let line = log
+        .lines()
+        .find(|line| line.contains("handlers run on the mount's own threads"))
+        .unwrap();
+    assert!(line.contains("mount=slow"), "{line}");
+    // from now on the slow mount's requests go through its pool: concurrent
+    // ones, panics and logging all still work there
+    let addr = host.addr;
+    let sleepers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                common::send_raw(
+                    addr,
+                    format!(
+                        "GET /slow/sleep/100 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                    false,
+                )
+            })
+        })
+        .collect();
+    assert_eq!(host.get("/count").text(), "1");
+    for sleeper in sleepers {
+        assert_eq!(sleeper.join().unwrap().text(), "slept 100");
+    }
+    assert_eq!(host.get("/slow/panic").status, 500);
+    assert_eq!(host.get("/slow/count").text(), "1");
+    let response = host.get("/slow/log?text=pooled-event");
+    let id = response.header("x-request-id").unwrap().to_owned();
+    let log = host.wait_for_log("probe says pooled-event");
+    let line = log
+        .lines()
+        .find(|line| line.contains("probe says pooled-event"))
+        .unwrap();
+    assert!(line.contains(&id), "{line}");
+    // only the slow mount was moved
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("own threads") && line.contains("mount=fast")),
+        "{log}"
+    );
+}
