@@ -88,8 +88,13 @@ fn load_all(table: &MountTable) -> anyhow::Result<Vec<LoadedMount>> {
 }
 
 fn serve(file: &std::path::Path, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    logging::init();
     let table = config::load(file)?;
+    let loggers: Vec<&str> = table
+        .mounts
+        .iter()
+        .map(|mount| mount.logger.as_str())
+        .collect();
+    let _log_guards = logging::init_serving(&table.log_dir, &loggers)?;
     let address = listen.unwrap_or(table.listen);
     let loaded = load_all(&table)?;
     for app in &loaded {
@@ -145,6 +150,7 @@ async fn stop_signal() {
 }
 
 fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    logging::init_console();
     let table = config::load(file)?;
     let mut failed = 0;
     println!("{}: {} mounts", file.display(), table.mounts.len());
@@ -181,6 +187,7 @@ fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 fn routes(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    logging::init_console();
     let table = config::load(file)?;
     let loaded = load_all(&table)?;
     let mut rows = vec![(

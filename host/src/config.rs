@@ -50,6 +50,8 @@ pub struct Mount {
     pub static_folder: Option<PathBuf>,
     /// The URL path of the static folder below the prefix, e.g. `/static`.
     pub static_url_path: String,
+    /// Seconds static files may be cached (`Cache-Control`); 0 is `no-cache`.
+    pub static_max_age: u64,
     /// The logger name (`app_<name>` by default).
     pub logger: String,
     /// The session cookie name (`<name>_session` by default).
@@ -155,6 +157,7 @@ struct RawMount {
     library: String,
     static_folder: Option<String>,
     static_url_path: Option<String>,
+    static_max_age: Option<u64>,
     logger: Option<String>,
     session_cookie: Option<String>,
     config: Option<serde_json::Value>,
@@ -327,6 +330,7 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
             library: base.join(&raw_mount.library),
             static_folder: raw_mount.static_folder.map(|folder| base.join(folder)),
             static_url_path,
+            static_max_age: raw_mount.static_max_age.unwrap_or(0),
             logger,
             session_cookie,
             config,

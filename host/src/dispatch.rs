@@ -34,10 +34,23 @@ const LOCATION_PATH: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// Mount prefixes arranged as a tree of path segments.
+/// Mount prefixes arranged as a tree of path segments, with each mount's
+/// static URL path.
 #[derive(Debug, Default)]
 pub struct PrefixTable {
     root: Node,
+    /// By mount index: the static URL path below the prefix (`/static`) if
+    /// the mount serves a static folder.
+    statics: Vec<Option<String>>,
+}
+
+/// One mount as the dispatcher sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct MountPrefix<'a> {
+    /// The normalised prefix (`""` for the root).
+    pub prefix: &'a str,
+    /// The static URL path below the prefix, if the mount serves static files.
+    pub static_url_path: Option<&'a str>,
 }
 
 #[derive(Debug, Default)]
@@ -47,19 +60,31 @@ struct Node {
 }
 
 impl PrefixTable {
-    /// Builds the table from normalised prefixes (`""` for the root,
-    /// `/admin`, ...) and their mount indexes. A later duplicate replaces an
-    /// earlier one; the mount table refuses duplicates before this.
-    pub fn new<'a>(prefixes: impl IntoIterator<Item = (&'a str, usize)>) -> PrefixTable {
+    /// Builds the table; mount indexes are positions in `mounts`. A later
+    /// duplicate prefix replaces an earlier one; the mount table refuses
+    /// duplicates before this.
+    pub fn new<'a>(mounts: impl IntoIterator<Item = MountPrefix<'a>>) -> PrefixTable {
         let mut table = PrefixTable::default();
-        for (prefix, mount) in prefixes {
+        for (index, mount) in mounts.into_iter().enumerate() {
             let mut node = &mut table.root;
-            for segment in prefix.split('/').skip(1) {
+            for segment in mount.prefix.split('/').skip(1) {
                 node = node.children.entry(segment.into()).or_default();
             }
-            node.mount = Some(mount);
+            node.mount = Some(index);
+            table.statics.push(mount.static_url_path.map(str::to_owned));
         }
         table
+    }
+
+    /// The file below a mount's static URL path that `path` (below the
+    /// mount) names, `""` for the folder itself; `None` outside it.
+    fn static_file<'p>(&self, mount: usize, path: &'p str) -> Option<&'p str> {
+        let static_path = self.statics.get(mount)?.as_deref()?;
+        let rest = path.strip_prefix(static_path)?;
+        if rest.is_empty() {
+            return Some("");
+        }
+        rest.strip_prefix('/')
     }
 
     /// The mount with the longest prefix of `path` (decoded, starting with
@@ -94,6 +119,14 @@ pub enum Route {
         /// The decoded path below the mount, starting with `/`.
         path: String,
     },
+    /// To a mount's static folder.
+    Static {
+        /// The mount index.
+        mount: usize,
+        /// The decoded file path below the static URL path (`css/site.css`;
+        /// empty for the folder itself).
+        file: String,
+    },
     /// A bare prefix: redirect (308) to this relative location.
     Redirect(String),
     /// No mount covers the path.
@@ -107,6 +140,7 @@ pub enum Route {
 pub fn route(table: &PrefixTable, raw_path: &str, query: Option<&str>) -> Route {
     let path = match decode_path(raw_path) {
         Ok(path) => path,
+        Err(reason) if reason == ENCODED_SLASH => return encoded_slash(table, raw_path),
         Err(reason) => return Route::BadRequest(reason),
     };
     let Some((mount, prefix_len)) = table.lookup(&path) else {
@@ -121,10 +155,38 @@ pub fn route(table: &PrefixTable, raw_path: &str, query: Option<&str>) -> Route 
         }
         return Route::Redirect(location);
     }
+    let below = &path[prefix_len..];
+    if let Some(file) = table.static_file(mount, below) {
+        return Route::Static {
+            mount,
+            file: file.to_owned(),
+        };
+    }
     let mut path = path;
     path.drain(..prefix_len);
     Route::App { mount, path }
 }
+
+/// An encoded slash is a 400, except inside a static URL path, where it can
+/// only be an attempt to leave the folder (`..%2f`): a 404 there, like every
+/// other path that names no file.
+fn encoded_slash(table: &PrefixTable, raw_path: &str) -> Route {
+    let lower = raw_path.to_ascii_lowercase();
+    let before = &raw_path[..lower.find("%2f").unwrap_or(raw_path.len())];
+    // Decoded but not normalised: `/static/..` is still inside `/static`.
+    let path = percent_decode_str(before).decode_utf8_lossy();
+    let in_static = table
+        .lookup(&path)
+        .is_some_and(|(mount, len)| table.static_file(mount, &path[len..]).is_some());
+    if in_static {
+        Route::NotFound
+    } else {
+        Route::BadRequest(ENCODED_SLASH)
+    }
+}
+
+/// The reason given for an encoded slash.
+const ENCODED_SLASH: &str = "an encoded slash (%2F) in the path is not allowed";
 
 /// Percent-decodes a request path and resolves its `.` and `..` segments.
 pub fn decode_path(raw_path: &str) -> Result<String, &'static str> {
@@ -133,7 +195,7 @@ pub fn decode_path(raw_path: &str) -> Result<String, &'static str> {
     }
     let lower = raw_path.to_ascii_lowercase();
     if lower.contains("%2f") {
-        return Err("an encoded slash (%2F) in the path is not allowed");
+        return Err(ENCODED_SLASH);
     }
     let decoded = percent_decode_str(raw_path)
         .decode_utf8()
@@ -183,8 +245,28 @@ fn remove_dot_segments(path: &str) -> Result<String, &'static str> {
 mod tests {
     use super::*;
 
+    fn mounts<'a>(rows: &[(&'a str, Option<&'a str>)]) -> Vec<MountPrefix<'a>> {
+        rows.iter()
+            .map(|(prefix, static_url_path)| MountPrefix {
+                prefix,
+                static_url_path: *static_url_path,
+            })
+            .collect()
+    }
+
     fn table() -> PrefixTable {
-        PrefixTable::new([("", 0), ("/admin", 1), ("/admin/reports", 2)])
+        PrefixTable::new(mounts(&[
+            ("", Some("/static")),
+            ("/admin", Some("/static")),
+            ("/admin/reports", None),
+        ]))
+    }
+
+    fn static_file(mount: usize, file: &str) -> Route {
+        Route::Static {
+            mount,
+            file: file.to_owned(),
+        }
     }
 
     fn app(mount: usize, path: &str) -> Route {
@@ -228,6 +310,24 @@ mod tests {
             // decoded characters stay decoded for the app
             ("/admin/a%20b", None, app(1, "/a b")),
             ("/admin/%C3%A9", None, app(1, "/é")),
+            // static URL paths never reach the app
+            ("/static/style.css", None, static_file(0, "style.css")),
+            (
+                "/admin/static/css/a%20b.css",
+                None,
+                static_file(1, "css/a b.css"),
+            ),
+            ("/static/", None, static_file(0, "")),
+            ("/static", None, static_file(0, "")),
+            ("/staticx/a", None, app(0, "/staticx/a")),
+            // a mount without a static folder gets the path itself
+            ("/admin/reports/static/x", None, app(2, "/static/x")),
+            // dot segments cannot climb out of the static path into it
+            ("/static/../plugins.json", None, app(0, "/plugins.json")),
+            ("/static/%2e%2e/plugins.json", None, app(0, "/plugins.json")),
+            // an encoded slash inside a static path names no file: 404
+            ("/static/..%2fplugins.json", None, Route::NotFound),
+            ("/admin/static/..%2F..%2Fx", None, Route::NotFound),
         ];
         let table = table();
         for (path, query, expected) in rows {
@@ -257,7 +357,7 @@ mod tests {
 
     #[test]
     fn without_a_root_mount_unmatched_paths_are_not_found() {
-        let table = PrefixTable::new([("/admin", 0)]);
+        let table = PrefixTable::new(mounts(&[("/admin", None)]));
         assert_eq!(route(&table, "/", None), Route::NotFound);
         assert_eq!(route(&table, "/adminx/", None), Route::NotFound);
         assert_eq!(route(&table, "/admin/x", None), app(0, "/x"));
@@ -266,7 +366,10 @@ mod tests {
     #[test]
     fn lookup_cost_does_not_depend_on_unrelated_mounts() {
         let prefixes: Vec<String> = (0..1000).map(|i| format!("/app{i}")).collect();
-        let table = PrefixTable::new(prefixes.iter().enumerate().map(|(i, p)| (p.as_str(), i)));
+        let table = PrefixTable::new(prefixes.iter().map(|prefix| MountPrefix {
+            prefix,
+            static_url_path: None,
+        }));
         assert_eq!(table.lookup("/app999/x"), Some((999, 7)));
         assert_eq!(table.lookup("/app1000/x"), None);
         // one child map per level: the root holds all 1000, the rest none

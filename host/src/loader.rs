@@ -54,6 +54,13 @@ pub enum LoadError {
         /// The library path.
         path: PathBuf,
     },
+    /// The mount's static folder cannot be served.
+    StaticFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The app's `instantiate` failed.
     Init {
         /// The library path.
@@ -90,6 +97,9 @@ impl fmt::Display for LoadError {
                 "{}: built with panic = \"abort\", so one panicking request would kill the whole host; build it with panic = \"unwind\" (the default)",
                 path.display()
             ),
+            LoadError::StaticFolder { path, reason } => {
+                write!(f, "static_folder {}: {reason}", path.display())
+            }
             LoadError::Init { path, message } => {
                 write!(f, "{}: the app failed to start: {message}", path.display())
             }

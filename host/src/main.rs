@@ -9,6 +9,7 @@ mod logging;
 mod server;
 mod services;
 mod site;
+mod static_files;
 
 use std::process::ExitCode;
 

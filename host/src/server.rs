@@ -11,7 +11,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use abi_stable::std_types::{RResult, RVec};
@@ -19,7 +19,10 @@ use app_api::abi::{AppError, AppRequest, AppResponse, Header, level};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
-use hyper::{body::Incoming, service::service_fn};
+use hyper::{
+    body::{Body as _, Incoming},
+    service::service_fn,
+};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -30,6 +33,7 @@ use crate::{
     dispatch::{self, Route},
     logging,
     site::{LiveMount, Site},
+    static_files::Served,
 };
 
 /// The body type of every response.
@@ -85,45 +89,117 @@ pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: impl Future
     }
 }
 
-/// Answers one request.
+/// Answers one request and writes its access-log line.
 async fn handle(
     site: &Site,
     request: Request<Incoming>,
     remote: SocketAddr,
     local: SocketAddr,
 ) -> Response<Body> {
+    let started = Instant::now();
     let request_id = next_request_id();
+    let method = request.method().clone();
+    let version = request.version();
+    let target = request.uri().path_and_query().map_or_else(
+        || request.uri().to_string(),
+        |target| target.as_str().to_owned(),
+    );
     let uri = request.uri();
-    let mut response = match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
-        Route::App { mount, path } => {
-            call_app(
-                site,
-                &site.mounts[mount],
-                path,
-                request,
-                remote,
-                local,
-                &request_id,
-            )
-            .await
-        }
-        Route::Redirect(location) => {
-            let mut response = text(StatusCode::PERMANENT_REDIRECT, "");
-            if let Ok(value) = HeaderValue::from_str(&location) {
-                response.headers_mut().insert(header::LOCATION, value);
+    let (mut response, logger, static_bytes) =
+        match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
+            Route::App { mount, path } => {
+                let live = &site.mounts[mount];
+                let response =
+                    call_app(site, live, path, request, remote, local, &request_id).await;
+                (response, Some(live.app.logger), None)
             }
-            response
-        }
-        Route::NotFound => status_page(StatusCode::NOT_FOUND),
-        Route::BadRequest(reason) => text(
-            StatusCode::BAD_REQUEST,
-            &format!("400 Bad Request\n\n{reason}\n"),
-        ),
-    };
+            Route::Static { mount, file } => {
+                let live = &site.mounts[mount];
+                let served = match &live.app.static_folder {
+                    Some(folder) => {
+                        folder
+                            .serve(request.method(), request.headers(), &file)
+                            .await
+                    }
+                    // the dispatcher routes here only for mounts with a folder
+                    None => Served {
+                        response: status_page(StatusCode::NOT_FOUND),
+                        bytes: 0,
+                    },
+                };
+                (served.response, Some(live.app.logger), Some(served.bytes))
+            }
+            Route::Redirect(location) => {
+                let mut response = text(StatusCode::PERMANENT_REDIRECT, "");
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                (response, None, None)
+            }
+            Route::NotFound => (status_page(StatusCode::NOT_FOUND), None, None),
+            Route::BadRequest(reason) => (
+                text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("400 Bad Request\n\n{reason}\n"),
+                ),
+                None,
+                None,
+            ),
+        };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    let access = Access {
+        client: remote,
+        method: &method,
+        target: &target,
+        version,
+        status: response.status(),
+        bytes: if method == Method::HEAD {
+            0
+        } else {
+            static_bytes.unwrap_or_else(|| response.body().size_hint().exact().unwrap_or(0))
+        },
+        started,
+    };
+    match logger {
+        Some(logger) if logger.enabled(level::INFO) => {
+            logging::with_request_id(&request_id, || {
+                logger.emit(level::INFO, "access", &access.to_string())
+            });
+        }
+        Some(_) => {}
+        None => tracing::info!(target: "host::access", request_id = %request_id, "{access}"),
+    }
     response
+}
+
+/// One access-log line, like nginx's: client, request line, status, body
+/// bytes, time taken (to the response head).
+struct Access<'a> {
+    client: SocketAddr,
+    method: &'a Method,
+    target: &'a str,
+    version: Version,
+    status: StatusCode,
+    bytes: u64,
+    started: Instant,
+}
+
+impl std::fmt::Display for Access<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} \"{} {} {:?}\" {} {} {:.3}ms",
+            self.client,
+            self.method,
+            self.target,
+            self.version,
+            self.status.as_u16(),
+            self.bytes,
+            self.started.elapsed().as_secs_f64() * 1000.0
+        )
+    }
 }
 
 async fn call_app(
@@ -274,7 +350,7 @@ fn too_large(limit: u64) -> Response<Body> {
 }
 
 /// A short plain-text page for a status, e.g. `404 Not Found`.
-fn status_page(status: StatusCode) -> Response<Body> {
+pub fn status_page(status: StatusCode) -> Response<Body> {
     text(
         status,
         &format!(

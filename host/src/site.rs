@@ -6,10 +6,11 @@ use app_api::abi::AppInstance;
 
 use crate::{
     config::{Mount, MountTable},
-    dispatch::PrefixTable,
+    dispatch::{MountPrefix, PrefixTable},
     handler_pool::{HandlerPool, InlineGate},
     loader::{self, Library, LoadError, Loader},
     logging::AppLogger,
+    static_files::StaticFolder,
 };
 
 /// One mount with its app instance ready.
@@ -22,6 +23,8 @@ pub struct LoadedMount {
     pub instance: Arc<AppInstance>,
     /// Where its events go.
     pub logger: AppLogger,
+    /// Its static folder, if it has one.
+    pub static_folder: Option<StaticFolder>,
 }
 
 /// Loads every mount's library (each file once) and creates its instance,
@@ -33,6 +36,18 @@ pub fn load_mounts(table: &MountTable) -> Vec<(Mount, Result<LoadedMount, LoadEr
         .iter()
         .map(|mount| {
             let outcome = loader.library(&mount.library).and_then(|library| {
+                let static_folder = mount
+                    .static_folder
+                    .as_ref()
+                    .map(|folder| {
+                        StaticFolder::open(folder, mount.static_max_age).map_err(|error| {
+                            LoadError::StaticFolder {
+                                path: folder.clone(),
+                                reason: error.to_string(),
+                            }
+                        })
+                    })
+                    .transpose()?;
                 let logger = AppLogger::new(&mount.logger);
                 let instance = loader::instantiate(library, mount, logger, Vec::new())?;
                 Ok(LoadedMount {
@@ -40,6 +55,7 @@ pub fn load_mounts(table: &MountTable) -> Vec<(Mount, Result<LoadedMount, LoadEr
                     library,
                     instance: Arc::new(instance),
                     logger,
+                    static_folder,
                 })
             });
             (mount.clone(), outcome)
@@ -69,12 +85,15 @@ impl Site {
     /// Prepares every loaded mount to serve on a runtime with `workers`
     /// async worker threads (handler threads start on demand).
     pub fn start(loaded: Vec<LoadedMount>, workers: usize) -> Site {
-        let prefixes = PrefixTable::new(
-            loaded
-                .iter()
-                .enumerate()
-                .map(|(index, app)| (app.mount.prefix.as_str(), index)),
-        );
+        let prefixes = PrefixTable::new(loaded.iter().map(|app| {
+            MountPrefix {
+                prefix: &app.mount.prefix,
+                static_url_path: app
+                    .static_folder
+                    .as_ref()
+                    .map(|_| app.mount.static_url_path.as_str()),
+            }
+        }));
         let mounts = loaded
             .into_iter()
             .map(|app| {

@@ -1,5 +1,5 @@
-//! The host's log subscriber, and app events re-emitted under each mount's
-//! logger name.
+//! App events re-emitted under each mount's logger name, and each mount's
+//! access log.
 //!
 //! An app's `tracing` events arrive through the log callback as plain values
 //! (DESIGN.md, fact 5). To make them first-class events whose *target* is
@@ -21,17 +21,6 @@ use tracing::{
     metadata::Kind,
     subscriber::Interest,
 };
-use tracing_subscriber::EnvFilter;
-
-/// Installs the console subscriber, filtered by `RUST_LOG` (default `info`).
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
 
 thread_local! {
     /// The id of the request this thread is handling, for app events.
@@ -88,6 +77,25 @@ pub struct AppLogger {
     callsites: [&'static AppCallsite; 5],
 }
 
+/// Creates and registers a callsite for `target`'s events at `level`.
+fn new_callsite(target: &'static str, level: Level) -> &'static AppCallsite {
+    let callsite: &'static AppCallsite = Box::leak(Box::new(AppCallsite {
+        metadata: OnceLock::new(),
+    }));
+    let _ = callsite.metadata.set(Metadata::new(
+        "app event",
+        target,
+        level,
+        None,
+        None,
+        None,
+        FieldSet::new(&["message", "module", "request_id"], Identifier(callsite)),
+        Kind::EVENT,
+    ));
+    tracing::callsite::register(callsite);
+    callsite
+}
+
 impl AppLogger {
     /// The logger named `name` (the event target); the same name always gives
     /// the same callsites, so re-creating mounts leaks nothing more.
@@ -101,23 +109,7 @@ impl AppLogger {
             return *logger;
         }
         let target: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        let callsites = LEVELS.map(|level| {
-            let callsite: &'static AppCallsite = Box::leak(Box::new(AppCallsite {
-                metadata: OnceLock::new(),
-            }));
-            let _ = callsite.metadata.set(Metadata::new(
-                "app event",
-                target,
-                level,
-                None,
-                None,
-                None,
-                FieldSet::new(&["message", "module", "request_id"], Identifier(callsite)),
-                Kind::EVENT,
-            ));
-            tracing::callsite::register(callsite);
-            callsite
-        });
+        let callsites = LEVELS.map(|level| new_callsite(target, level));
         let logger = AppLogger { callsites };
         loggers.insert(name.to_owned(), logger);
         logger
@@ -158,9 +150,13 @@ impl AppLogger {
             return;
         };
         let message = format_args!("{message}");
+        let module = tracing::field::display(module);
         REQUEST_ID.with(|current| {
             let current = current.borrow();
-            let request_id = current.as_deref().filter(|id| !id.is_empty());
+            let request_id = current
+                .as_deref()
+                .filter(|id| !id.is_empty())
+                .map(tracing::field::display);
             let values: [(&_, Option<&dyn Value>); 3] = [
                 (&message_field, Some(&message as &dyn Value)),
                 (&module_field, Some(&module as &dyn Value)),
