@@ -60,25 +60,28 @@ pub struct Conditions<'a> {
 /// Evaluates the preconditions in RFC 9110 section 13.2.2's order, for a
 /// `GET` or `HEAD`.
 pub fn evaluate(conditions: &Conditions<'_>, validators: &Validators) -> Outcome {
-    if let Some(if_match) = conditions.if_match {
-        if !tag_list_matches(if_match, &validators.etag, Comparison::Strong) {
-            return Outcome::Failed;
-        }
-    } else if let Some(date) = conditions.if_unmodified_since.and_then(parse_date) {
-        if validators.last_modified > date {
-            return Outcome::Failed;
-        }
+    let failed = match conditions.if_match {
+        Some(if_match) => !tag_list_matches(if_match, &validators.etag, Comparison::Strong),
+        None => conditions
+            .if_unmodified_since
+            .and_then(parse_date)
+            .is_some_and(|date| validators.last_modified > date),
+    };
+    if failed {
+        return Outcome::Failed;
     }
-    if let Some(if_none_match) = conditions.if_none_match {
-        if tag_list_matches(if_none_match, &validators.etag, Comparison::Weak) {
-            return Outcome::NotModified;
-        }
-    } else if let Some(date) = conditions.if_modified_since.and_then(parse_date) {
-        if validators.last_modified <= date {
-            return Outcome::NotModified;
-        }
+    let not_modified = match conditions.if_none_match {
+        Some(if_none_match) => tag_list_matches(if_none_match, &validators.etag, Comparison::Weak),
+        None => conditions
+            .if_modified_since
+            .and_then(parse_date)
+            .is_some_and(|date| validators.last_modified <= date),
+    };
+    if not_modified {
+        Outcome::NotModified
+    } else {
+        Outcome::Proceed
     }
-    Outcome::Proceed
 }
 
 /// Whether a `Range` may be honoured under this `If-Range` (section 13.1.5):
