@@ -140,8 +140,7 @@ pub enum Route {
 pub fn route(table: &PrefixTable, raw_path: &str, query: Option<&str>) -> Route {
     let path = match decode_path(raw_path) {
         Ok(path) => path,
-        Err(reason) if reason == ENCODED_SLASH => return encoded_slash(table, raw_path),
-        Err(reason) => return Route::BadRequest(reason),
+        Err(reason) => return unservable(table, raw_path, reason),
     };
     let Some((mount, prefix_len)) = table.lookup(&path) else {
         return Route::NotFound;
@@ -167,21 +166,20 @@ pub fn route(table: &PrefixTable, raw_path: &str, query: Option<&str>) -> Route 
     Route::App { mount, path }
 }
 
-/// An encoded slash is a 400, except inside a static URL path, where it can
-/// only be an attempt to leave the folder (`..%2f`): a 404 there, like every
-/// other path that names no file.
-fn encoded_slash(table: &PrefixTable, raw_path: &str) -> Route {
-    let lower = raw_path.to_ascii_lowercase();
-    let before = &raw_path[..lower.find("%2f").unwrap_or(raw_path.len())];
+/// A path that cannot be decoded or normalised is a 400, except inside a
+/// static URL path, where it can only be an attempt to leave the folder
+/// (`..%2f`, `%00`, `../..`): a 404 there, like every path that names no file.
+fn unservable(table: &PrefixTable, raw_path: &str, reason: &'static str) -> Route {
     // Decoded but not normalised: `/static/..` is still inside `/static`.
-    let path = percent_decode_str(before).decode_utf8_lossy();
-    let in_static = table
-        .lookup(&path)
-        .is_some_and(|(mount, len)| table.static_file(mount, &path[len..]).is_some());
+    let path = percent_decode_str(raw_path).decode_utf8_lossy();
+    let in_static = path.starts_with('/')
+        && table
+            .lookup(&path)
+            .is_some_and(|(mount, len)| table.static_file(mount, &path[len..]).is_some());
     if in_static {
         Route::NotFound
     } else {
-        Route::BadRequest(ENCODED_SLASH)
+        Route::BadRequest(reason)
     }
 }
 
@@ -325,9 +323,12 @@ mod tests {
             // dot segments cannot climb out of the static path into it
             ("/static/../plugins.json", None, app(0, "/plugins.json")),
             ("/static/%2e%2e/plugins.json", None, app(0, "/plugins.json")),
-            // an encoded slash inside a static path names no file: 404
+            // what would be a 400 elsewhere names no file inside a static path
             ("/static/..%2fplugins.json", None, Route::NotFound),
             ("/admin/static/..%2F..%2Fx", None, Route::NotFound),
+            ("/static/style.css%00", None, Route::NotFound),
+            ("/static/../../etc/passwd", None, Route::NotFound),
+            ("/static/%FF", None, Route::NotFound),
         ];
         let table = table();
         for (path, query, expected) in rows {

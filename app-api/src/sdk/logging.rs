@@ -5,7 +5,9 @@
 //! [`Dispatch`] that hands events to the host's log callback, which re-emits
 //! them under the mount's logger name. Handlers run with it as the thread's
 //! default; the first instance of a library also becomes the library's global
-//! default, for threads the app spawns itself.
+//! default, for threads the app spawns itself. When one library is mounted
+//! several times, threads started with [`spawn`] keep their own mount's
+//! logger; threads from `std::thread::spawn` log under the first mount's.
 
 use std::fmt::{self, Write as _};
 
@@ -39,6 +41,25 @@ pub(crate) fn dispatch(host: HostServices, max_log_level: u8) -> Dispatch {
     // the threads the app spawns.
     let _ = tracing::dispatcher::set_global_default(dispatch.clone());
     dispatch
+}
+
+/// Starts a thread whose `tracing` events go to the logger of the mount that
+/// started it, like `std::thread::spawn` otherwise.
+///
+/// ```
+/// let worker = app_api::sdk::spawn(|| {
+///     tracing::info!("resizing images in the background");
+///     42
+/// });
+/// assert_eq!(worker.join().unwrap(), 42);
+/// ```
+pub fn spawn<F, T>(body: F) -> std::thread::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
+    std::thread::spawn(move || tracing::dispatcher::with_default(&dispatch, body))
 }
 
 fn level_number(level: &Level) -> u8 {

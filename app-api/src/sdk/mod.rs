@@ -9,6 +9,7 @@ mod router;
 #[doc(hidden)]
 pub mod export;
 
+pub use logging::spawn;
 pub use request::{Form, Request};
 pub use response::{Error, Response, reason_phrase};
 pub use router::{Handler, HandlerResult, Router, Rule, RuleError};

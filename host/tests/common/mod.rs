@@ -165,12 +165,17 @@ impl Host {
 
     /// Like [`Host::start`], borrowing the table.
     pub fn start_on(table: &Table) -> Host {
+        Host::start_with_env(table, &[("RUST_LOG", "info")])
+    }
+
+    /// Like [`Host::start_on`] with these environment variables.
+    pub fn start_with_env(table: &Table, env: &[(&str, &str)]) -> Host {
         build_apps();
         let mut child = Command::new(host_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&table.file)
             .current_dir(table.dir.path())
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

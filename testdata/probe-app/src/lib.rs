@@ -52,13 +52,18 @@ fn log(req: &Request) -> Result<Response, Error> {
     let text = req
         .query("text")
         .unwrap_or_else(|| "probe log line".to_owned());
-    tracing::info!(marker = %text, "probe says {}", text);
-    if req.query("thread").is_some() {
-        let from_thread = format!("{text} from a spawned thread");
-        std::thread::spawn(move || tracing::warn!("{from_thread}"))
-            .join()
-            .map_err(|_| Error::internal("log thread panicked"))?;
+    match req.query("level").as_deref() {
+        Some("debug") => tracing::debug!(marker = %text, "probe says {}", text),
+        Some("warn") => tracing::warn!(marker = %text, "probe says {}", text),
+        _ => tracing::info!(marker = %text, "probe says {}", text),
     }
+    let from_thread = format!("{text} from a spawned thread");
+    let spawned = match req.query("thread").as_deref() {
+        Some("sdk") => app_api::sdk::spawn(move || tracing::warn!("{from_thread}")).join(),
+        Some(_) => std::thread::spawn(move || tracing::warn!("{from_thread}")).join(),
+        None => Ok(()),
+    };
+    spawned.map_err(|_| Error::internal("log thread panicked"))?;
     Ok(Response::text("logged"))
 }
 

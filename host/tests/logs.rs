@@ -1,0 +1,155 @@
+//! Per-app log files, the access log and `host.log`, read back from disk.
+
+mod common;
+
+use common::{Host, Table, mount};
+use serde_json::json;
+
+/// Two different app libraries, each logging from its handlers.
+fn two_apps() -> Table {
+    let mut front = mount("frontend", "/", "reports");
+    front["static_folder"] = json!("static");
+    let mut admin = mount("admin", "/admin", "probe");
+    admin["static_folder"] = json!("static");
+    let table = Table::new(vec![front, admin]);
+    std::fs::create_dir_all(table.dir.path().join("static")).unwrap();
+    std::fs::write(table.dir.path().join("static/style.css"), "p{}").unwrap();
+    table
+}
+
+fn read_log(table: &Table, name: &str) -> String {
+    std::fs::read_to_string(table.dir.path().join("logs").join(format!("{name}.log")))
+        .unwrap_or_else(|error| panic!("{name}.log: {error}"))
+}
+
+/// Stops the host with SIGTERM so that everything buffered is flushed.
+fn stop(mut host: Host) {
+    host.terminate();
+    assert!(host.wait_exit().success());
+}
+
+#[test]
+fn each_app_logs_to_its_own_file_and_never_to_the_others() {
+    let table = two_apps();
+    let host = Host::start_on(&table);
+    let front = host.get("/2031");
+    let admin = host.get("/admin/log?text=admin-marker&thread=1");
+    assert_eq!(front.status, 200);
+    assert_eq!(admin.status, 200);
+    let admin_id = admin.header("x-request-id").unwrap().to_owned();
+    let front_id = front.header("x-request-id").unwrap().to_owned();
+    let css = host.get("/admin/static/style.css");
+    let css_id = css.header("x-request-id").unwrap().to_owned();
+    let bad = host.get("/x%2Fy?q=1");
+    assert_eq!(bad.status, 400);
+    let bad_id = bad.header("x-request-id").unwrap().to_owned();
+    stop(host);
+
+    let frontend = read_log(&table, "app_frontend");
+    let admin = read_log(&table, "app_admin");
+    let host_log = read_log(&table, "host");
+
+    assert!(
+        frontend.contains("report viewed year=\"2031\""),
+        "{frontend}"
+    );
+    assert!(!frontend.contains("admin-marker"), "{frontend}");
+    assert!(admin.contains("probe says admin-marker"), "{admin}");
+    assert!(!admin.contains("report viewed"), "{admin}");
+    // a thread the app spawned still logs into the app's own file
+    assert!(
+        admin.contains("admin-marker from a spawned thread"),
+        "{admin}"
+    );
+    assert!(!host_log.contains("marker"), "{host_log}");
+
+    // events inside a request carry its id
+    let event = admin
+        .lines()
+        .find(|line| line.contains("probe says admin-marker"))
+        .unwrap();
+    assert!(event.contains(&admin_id), "{event}");
+    assert!(event.contains("app_admin"), "{event}");
+
+    // one access line per request, in the serving app's file
+    let access = admin
+        .lines()
+        .find(|line| line.contains("\"GET /admin/log?text=admin-marker&thread=1 HTTP/1.1\""))
+        .expect("access line for the admin request");
+    assert!(access.contains("127.0.0.1:"), "{access}");
+    assert!(access.contains("\" 200 6 "), "status and bytes: {access}");
+    assert!(access.contains("ms "), "duration: {access}");
+    assert!(access.contains(&admin_id), "{access}");
+    assert!(
+        frontend.lines().any(
+            |line| line.contains("\"GET /2031 HTTP/1.1\" 200")
+                && line.contains(&front_id)
+        ),
+        "{frontend}"
+    );
+    // static files are logged by the app whose mount served them
+    assert!(
+        admin.lines().any(
+            |line| line.contains("\"GET /admin/static/style.css HTTP/1.1\" 200 3 ")
+                && line.contains(&css_id)
+        ),
+        "{admin}"
+    );
+    // requests no app answered go to host.log
+    assert!(
+        host_log
+            .lines()
+            .any(|line| line.contains("\"GET /x%2Fy?q=1 HTTP/1.1\" 400") && line.contains(&bad_id)),
+        "{host_log}"
+    );
+    assert!(!frontend.contains("/x%2Fy") && !admin.contains("/x%2Fy"));
+    assert!(host_log.contains("listening on http://"), "{host_log}");
+}
+
+#[test]
+fn threads_started_with_the_sdk_keep_their_mount_when_one_library_is_mounted_twice() {
+    let table = Table::new(vec![
+        mount("one", "/", "probe"),
+        mount("two", "/two", "probe"),
+    ]);
+    let host = Host::start_on(&table);
+    assert_eq!(host.get("/two/log?text=second&thread=sdk").status, 200);
+    stop(host);
+    let one = read_log(&table, "app_one");
+    let two = read_log(&table, "app_two");
+    assert!(two.contains("second from a spawned thread"), "{two}");
+    assert!(!one.contains("second"), "{one}");
+}
+
+#[test]
+fn rust_log_filters_per_app() {
+    let mut front = mount("frontend", "/", "probe");
+    front["logger"] = json!("app_frontend");
+    let table = Table::new(vec![front, mount("admin", "/admin", "probe")]);
+    let host = Host::start_with_env(&table, &[("RUST_LOG", "app_admin=debug,info")]);
+    host.get("/log?text=front-debug&level=debug");
+    host.get("/admin/log?text=admin-debug&level=debug");
+    stop(host);
+    let frontend = read_log(&table, "app_frontend");
+    let admin = read_log(&table, "app_admin");
+    assert!(admin.contains("probe says admin-debug"), "{admin}");
+    assert!(admin.contains("DEBUG"), "{admin}");
+    assert!(!frontend.contains("front-debug\""), "{frontend}");
+    assert!(!frontend.contains("probe says front-debug"), "{frontend}");
+}
+
+#[test]
+fn a_log_folder_that_cannot_be_written_stops_the_start() {
+    let table = Table::from_value(json!({
+        // a folder inside a regular file can never be created
+        "log_dir": "plugins.json/logs",
+        "mounts": [mount("frontend", "/", "frontend")],
+    }));
+    let output = table.run("serve");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot write logs to") && stderr.contains("plugins.json/logs"),
+        "{stderr}"
+    );
+}
