@@ -81,10 +81,9 @@ fn each_app_logs_to_its_own_file_and_never_to_the_others() {
     assert!(access.contains("ms "), "duration: {access}");
     assert!(access.contains(&admin_id), "{access}");
     assert!(
-        frontend.lines().any(
-            |line| line.contains("\"GET /2031 HTTP/1.1\" 200")
-                && line.contains(&front_id)
-        ),
+        frontend
+            .lines()
+            .any(|line| line.contains("\"GET /2031 HTTP/1.1\" 200") && line.contains(&front_id)),
         "{frontend}"
     );
     // static files are logged by the app whose mount served them

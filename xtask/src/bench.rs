@@ -394,7 +394,8 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(table)
-            .env("RUST_LOG", "warn,host::cli=info");
+            // The default log level: access lines are part of the cost.
+            .env_remove("RUST_LOG");
         Server::start(command)
     };
     let host = start_host(&two_mounts)?;

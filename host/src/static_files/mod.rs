@@ -8,15 +8,17 @@
 //! and containment of symlinks that point outside the folder. A 404 never
 //! tells whether a file exists (permission errors are 404s too).
 
+mod cache;
 mod conditional;
 mod path;
 mod range;
 
 use std::{
-    fs::{File, Metadata},
+    fs::File,
     io::{self, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -29,6 +31,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
 use crate::server::Body;
+use cache::FileCache;
 use conditional::{Conditions, Outcome, Validators};
 use range::RangeRequest;
 
@@ -41,12 +44,46 @@ const SMALL_FILE: u64 = 256 * 1024;
 const CHUNK: usize = 64 * 1024;
 
 /// A folder of static files of one mount.
-#[derive(Debug)]
 pub struct StaticFolder {
     /// The folder, canonical (symlinks resolved), so that a file's canonical
-    /// path can be checked against it.
+    /// path can be checked against it where `openat2` is missing.
     root: PathBuf,
+    /// The folder, open: files are opened beneath it.
+    directory: File,
     cache_control: HeaderValue,
+    cache: FileCache,
+}
+
+/// What is known of one file: its validators and the headers they give.
+pub struct FileEntry {
+    validators: Validators,
+    size: u64,
+    content_type: HeaderValue,
+    etag: Option<HeaderValue>,
+    last_modified: Option<HeaderValue>,
+}
+
+impl FileEntry {
+    fn new(relative: &Path, metadata: &std::fs::Metadata) -> FileEntry {
+        let size = metadata.len();
+        let validators =
+            Validators::new(metadata.modified().unwrap_or(std::time::UNIX_EPOCH), size);
+        FileEntry {
+            etag: HeaderValue::from_str(&validators.etag).ok(),
+            last_modified: HeaderValue::from_str(&validators.http_date()).ok(),
+            validators,
+            size,
+            content_type: content_type(relative),
+        }
+    }
+}
+
+/// Where a file's bytes come from.
+enum Content {
+    /// Small files: all of it, in memory.
+    Memory(Bytes),
+    /// Large files: read when sent.
+    File(File),
 }
 
 /// A served file: the response and how many body bytes it sends.
@@ -65,6 +102,7 @@ impl StaticFolder {
         if !root.is_dir() {
             return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a folder"));
         }
+        let directory = File::open(&root)?;
         let cache_control = if max_age == 0 {
             HeaderValue::from_static("no-cache")
         } else {
@@ -73,7 +111,9 @@ impl StaticFolder {
         };
         Ok(StaticFolder {
             root,
+            directory,
             cache_control,
+            cache: FileCache::default(),
         })
     }
 
@@ -87,15 +127,13 @@ impl StaticFolder {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return Served { response, bytes: 0 };
         }
-        let Some((file, metadata, path)) = self.locate(url_path) else {
+        let Some((entry, content)) = self.load(url_path) else {
             return Served {
                 response: status(StatusCode::NOT_FOUND),
                 bytes: 0,
             };
         };
-        let size = metadata.len();
-        let validators =
-            Validators::new(metadata.modified().unwrap_or(std::time::UNIX_EPOCH), size);
+        let (size, validators) = (entry.size, &entry.validators);
         let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let conditions = Conditions {
             if_match: text(header::IF_MATCH),
@@ -103,11 +141,11 @@ impl StaticFolder {
             if_none_match: text(header::IF_NONE_MATCH),
             if_modified_since: text(header::IF_MODIFIED_SINCE),
         };
-        match conditional::evaluate(&conditions, &validators) {
+        match conditional::evaluate(&conditions, validators) {
             Outcome::Proceed => {}
             Outcome::NotModified => {
                 let mut response = status_empty(StatusCode::NOT_MODIFIED);
-                self.add_validators(response.headers_mut(), &validators);
+                self.add_validators(response.headers_mut(), &entry);
                 return Served { response, bytes: 0 };
             }
             Outcome::Failed => {
@@ -118,7 +156,7 @@ impl StaticFolder {
             }
         }
         let range = match text(header::RANGE) {
-            Some(value) if conditional::if_range_allows(text(header::IF_RANGE), &validators) => {
+            Some(value) if conditional::if_range_allows(text(header::IF_RANGE), validators) => {
                 range::parse(value, size)
             }
             _ => RangeRequest::Full,
@@ -138,24 +176,29 @@ impl StaticFolder {
             }
         };
         let head = method == Method::HEAD;
-        let body = if head {
-            Empty::new().map_err(|never| match never {}).boxed()
-        } else {
-            match read_body(file, start, length).await {
+        let body = match content {
+            _ if head => Empty::new().map_err(|never| match never {}).boxed(),
+            Content::Memory(bytes) => {
+                let (start, end) = (to_usize(start), to_usize(start + length));
+                Full::new(bytes.slice(start..end))
+                    .map_err(|never| match never {})
+                    .boxed()
+            }
+            Content::File(file) => match read_body(file, start, length).await {
                 Ok(body) => body,
                 Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "cannot read a static file");
+                    tracing::warn!(file = %url_path, %error, "cannot read a static file");
                     return Served {
                         response: status(StatusCode::NOT_FOUND),
                         bytes: 0,
                     };
                 }
-            }
+            },
         };
         let mut response = Response::new(body);
         *response.status_mut() = status_code;
         let out = response.headers_mut();
-        out.insert(header::CONTENT_TYPE, content_type(&path));
+        out.insert(header::CONTENT_TYPE, entry.content_type.clone());
         out.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if status_code == StatusCode::PARTIAL_CONTENT {
@@ -165,19 +208,19 @@ impl StaticFolder {
                     .expect("valid"),
             );
         }
-        self.add_validators(out, &validators);
+        self.add_validators(out, &entry);
         Served {
             response,
             bytes: if head { 0 } else { length },
         }
     }
 
-    fn add_validators(&self, headers: &mut HeaderMap, validators: &Validators) {
-        if let Ok(etag) = HeaderValue::from_str(&validators.etag) {
-            headers.insert(header::ETAG, etag);
+    fn add_validators(&self, headers: &mut HeaderMap, entry: &FileEntry) {
+        if let Some(etag) = &entry.etag {
+            headers.insert(header::ETAG, etag.clone());
         }
-        if let Ok(date) = HeaderValue::from_str(&validators.http_date()) {
-            headers.insert(header::LAST_MODIFIED, date);
+        if let Some(date) = &entry.last_modified {
+            headers.insert(header::LAST_MODIFIED, date.clone());
         }
         headers.insert(header::CACHE_CONTROL, self.cache_control.clone());
         headers.insert(
@@ -186,18 +229,63 @@ impl StaticFolder {
         );
     }
 
+    /// The file `url_path` names: from the cache, or opened (and, if small,
+    /// read and cached).
+    fn load(&self, url_path: &str) -> Option<(Arc<FileEntry>, Content)> {
+        if let Some((entry, bytes)) = self.cache.get(url_path) {
+            return Some((entry, Content::Memory(bytes)));
+        }
+        let (mut file, metadata, relative) = self.locate(url_path)?;
+        let entry = Arc::new(FileEntry::new(&relative, &metadata));
+        if entry.size > cache::MAX_FILE {
+            return Some((entry, Content::File(file)));
+        }
+        let mut content = Vec::with_capacity(to_usize(entry.size));
+        file.read_to_end(&mut content).ok()?;
+        if content.len() as u64 != entry.size {
+            // changed while read: serve what was asked next time
+            return None;
+        }
+        let content = Bytes::from(content);
+        self.cache
+            .insert(url_path, Arc::clone(&entry), content.clone());
+        Some((entry, Content::Memory(content)))
+    }
+
     /// Opens the regular file `url_path` names inside the folder: `None` for
     /// anything unsafe, missing, unreadable, not a regular file, or (after
     /// resolving symlinks) outside the folder.
-    fn locate(&self, url_path: &str) -> Option<(File, Metadata, PathBuf)> {
+    fn locate(&self, url_path: &str) -> Option<(File, std::fs::Metadata, PathBuf)> {
         let relative = path::relative_file(url_path)?;
-        let canonical = self.root.join(relative).canonicalize().ok()?;
-        if !canonical.starts_with(&self.root) {
-            return None;
-        }
-        let file = File::open(&canonical).ok()?;
+        let file = self.open_beneath(&relative)?;
         let metadata = file.metadata().ok()?;
-        metadata.is_file().then_some((file, metadata, canonical))
+        metadata.is_file().then_some((file, metadata, relative))
+    }
+
+    /// Opens `relative` so that resolving it can never leave the folder.
+    ///
+    /// Linux's `openat2` with `RESOLVE_BENEATH` does it in the kernel, in
+    /// one system call, symlinks included (absolute ones are refused). On
+    /// kernels without it (before 5.6), the canonical path is checked.
+    fn open_beneath(&self, relative: &Path) -> Option<File> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+        match openat2(
+            &self.directory,
+            relative,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => Some(File::from(fd)),
+            Err(rustix::io::Errno::NOSYS) => {
+                let canonical = self.root.join(relative).canonicalize().ok()?;
+                if !canonical.starts_with(&self.root) {
+                    return None;
+                }
+                File::open(&canonical).ok()
+            }
+            Err(_) => None,
+        }
     }
 }
 
@@ -257,6 +345,10 @@ impl HttpBody for FileBody {
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
     }
+}
+
+fn to_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
 }
 
 /// The content type by extension; text types in UTF-8.

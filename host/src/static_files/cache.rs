@@ -1,0 +1,76 @@
+//! A short-lived cache of small static files, like nginx's
+//! `open_file_cache`: a hit costs no system call.
+//!
+//! Measured under `cargo xtask bench`: opening, checking, reading and
+//! closing a 400-byte file took a fifth of the host's CPU per request. An
+//! entry lives [`TTL`], so a changed file is served at most that late.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+
+use super::FileEntry;
+
+/// How long an entry is trusted without looking at the file again.
+pub const TTL: Duration = Duration::from_secs(1);
+
+/// Files larger than this are not cached.
+pub const MAX_FILE: u64 = 64 * 1024;
+
+/// The cache holds at most this many bytes of content...
+const MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// ...and this many files; when either is reached, it starts over.
+const MAX_ENTRIES: usize = 4096;
+
+struct Cached {
+    entry: Arc<FileEntry>,
+    content: Bytes,
+    loaded: Instant,
+}
+
+/// Small files by URL path.
+#[derive(Default)]
+pub struct FileCache {
+    entries: Mutex<(HashMap<String, Cached>, usize)>,
+}
+
+impl FileCache {
+    fn lock(&self) -> MutexGuard<'_, (HashMap<String, Cached>, usize)> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The fresh entry for `url_path`, if any.
+    pub fn get(&self, url_path: &str) -> Option<(Arc<FileEntry>, Bytes)> {
+        let entries = self.lock();
+        let cached = entries.0.get(url_path)?;
+        (cached.loaded.elapsed() < TTL).then(|| (Arc::clone(&cached.entry), cached.content.clone()))
+    }
+
+    /// Remembers a small file's entry and content.
+    pub fn insert(&self, url_path: &str, entry: Arc<FileEntry>, content: Bytes) {
+        let mut guard = self.lock();
+        let (entries, bytes) = &mut *guard;
+        if entries.len() >= MAX_ENTRIES || *bytes + content.len() > MAX_BYTES {
+            entries.clear();
+            *bytes = 0;
+        }
+        *bytes += content.len();
+        if let Some(old) = entries.insert(
+            url_path.to_owned(),
+            Cached {
+                entry,
+                content,
+                loaded: Instant::now(),
+            },
+        ) {
+            *bytes -= old.content.len();
+        }
+    }
+}
