@@ -171,7 +171,8 @@ pub struct HostContext {
     pub max_log_level: u8,
     /// Logging and later services.
     pub host: HostServices,
-    /// Data added after 1.0, in order.
+    /// Data added after 1.0, in order. Known keys: `debug` (`true` when the
+    /// host runs with `--debug`: capture backtraces of panics).
     pub extensions: RVec<Extension>,
 }
 

@@ -1,15 +1,18 @@
-//! The command line: `host serve`, `host check`, `host routes`.
+//! The command line: `host serve`, `run`, `check`, `routes`, `schema`.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use tokio::net::TcpListener;
 
 use crate::{
-    config::{self, MountTable},
-    logging, server,
-    site::{self, LoadedMount, Site},
+    config,
+    lifecycle::{self, Options},
+    loader::Loader,
+    logging, site,
 };
 
 /// Serves web apps compiled as dynamic libraries side by side on one domain,
@@ -27,10 +30,30 @@ enum Command {
     Serve {
         #[command(flatten)]
         table: TableArg,
-        /// Listen on this address instead of the table's `listen`
-        /// (e.g. 0.0.0.0:8080; port 0 picks a free port).
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<SocketAddr>,
+        #[command(flatten)]
+        serving: ServingArgs,
+        /// Restart (keeping the socket) when the mount table or a mounted
+        /// library changes; a change that does not pass `host check` is
+        /// logged and the running version keeps serving.
+        #[arg(long)]
+        reload: bool,
+    },
+    /// Serve one app library alone, with no mount table (like running one
+    /// Flask app by itself).
+    Run {
+        /// The app's .so file.
+        library: PathBuf,
+        /// The URL prefix to serve it under.
+        #[arg(long, default_value = "/")]
+        prefix: String,
+        /// A folder of static files to serve at <prefix>/static/.
+        #[arg(long, value_name = "DIR")]
+        static_folder: Option<PathBuf>,
+        /// The mount name (default: the app's own name).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        serving: ServingArgs,
     },
     /// Load and check every mount without serving (like `nginx -t`): one
     /// line per mount; exits with 1 on any problem.
@@ -44,6 +67,8 @@ enum Command {
         #[command(flatten)]
         table: TableArg,
     },
+    /// Print the JSON Schema of the mount table, for editors.
+    Schema,
 }
 
 #[derive(Debug, Args)]
@@ -53,108 +78,78 @@ struct TableArg {
     config: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct ServingArgs {
+    /// Listen on this address instead of the default (e.g. 0.0.0.0:8080;
+    /// port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Show an error page with the app-side backtrace when a handler fails
+    /// or panics, to clients on this machine only. Never in production.
+    #[arg(long)]
+    debug: bool,
+}
+
 /// Runs the command; `Err` is an error to print, the exit code otherwise.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { table, listen } => serve(&table.config, listen),
+        Command::Serve {
+            table,
+            serving,
+            reload,
+        } => lifecycle::serve(
+            config::load(&table.config)?,
+            Options {
+                listen: serving.listen,
+                debug: serving.debug,
+                reload: reload.then_some(table.config),
+            },
+        ),
+        Command::Run {
+            library,
+            prefix,
+            static_folder,
+            name,
+            serving,
+        } => run_one(&library, &prefix, static_folder.as_deref(), name, serving),
         Command::Check { table } => check(&table.config),
         Command::Routes { table } => routes(&table.config),
+        Command::Schema => {
+            println!("{}", config::schema());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-/// Loads every mount, failing with every mount's error when any fails.
-fn load_all(table: &MountTable) -> anyhow::Result<Vec<LoadedMount>> {
-    let mut loaded = Vec::new();
-    let mut errors = Vec::new();
-    for (mount, outcome) in site::load_mounts(table) {
-        match outcome {
-            Ok(app) => loaded.push(app),
-            Err(error) => {
-                if let crate::loader::LoadError::Incompatible { full, .. } = &error {
-                    tracing::debug!(mount = %mount.name, "abi_stable's full report:\n{full}");
-                }
-                errors.push(format!("mount {:?}: {error}", mount.name));
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(loaded)
-    } else {
-        for app in &loaded {
-            app.instance.shutdown();
-        }
-        anyhow::bail!("{}", errors.join("\n"))
-    }
-}
-
-fn serve(file: &std::path::Path, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    let table = config::load(file)?;
-    let loggers: Vec<&str> = table
-        .mounts
-        .iter()
-        .map(|mount| mount.logger.as_str())
-        .collect();
-    let _log_guards = logging::init_serving(&table.log_dir, &loggers)?;
-    let address = listen.unwrap_or(table.listen);
-    let loaded = load_all(&table)?;
-    for app in &loaded {
-        tracing::info!(
-            mount = %app.mount.name,
-            prefix = %app.mount.display_prefix(),
-            library = %app.mount.library.display(),
-            "mounted"
-        );
-    }
-    // One async worker per core; handlers may run inline on all but one of
-    // them (see handler_pool), so a worker is always free to accept. (One
-    // worker more than cores measured slower: more wake-ups between them.)
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let site = Arc::new(Site::start(loaded, workers));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on {address}"))?;
-        let bound = listener.local_addr()?;
-        tracing::info!("listening on http://{bound}");
-        server::serve(listener, Arc::clone(&site), stop_signal()).await;
-        anyhow::Ok(())
-    })?;
-    site.shut_down();
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let terminate = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
+fn run_one(
+    library: &Path,
+    prefix: &str,
+    static_folder: Option<&Path>,
+    name: Option<String>,
+    serving: ServingArgs,
+) -> anyhow::Result<ExitCode> {
+    let name = match name {
+        Some(name) => name,
+        None => Loader::default().library(library)?.name().to_owned(),
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
+    let table =
+        config::single(&name, prefix, library, static_folder).map_err(anyhow::Error::msg)?;
+    lifecycle::serve(
+        table,
+        Options {
+            listen: serving.listen,
+            debug: serving.debug,
+            reload: None,
+        },
+    )
 }
 
-fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn check(file: &Path) -> anyhow::Result<ExitCode> {
     logging::init_console();
     let table = config::load(file)?;
     let mut failed = 0;
     println!("{}: {} mounts", file.display(), table.mounts.len());
-    for (mount, outcome) in site::load_mounts(&table) {
+    for (mount, outcome) in site::load_mounts(&table, false) {
         match outcome {
             Ok(app) => {
                 println!(
@@ -186,10 +181,10 @@ fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn routes(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn routes(file: &Path) -> anyhow::Result<ExitCode> {
     logging::init_console();
     let table = config::load(file)?;
-    let loaded = load_all(&table)?;
+    let loaded = lifecycle::load_all(&table, false)?;
     let mut rows = vec![(
         "Endpoint".to_owned(),
         "Methods".to_owned(),
@@ -201,6 +196,16 @@ fn routes(file: &std::path::Path) -> anyhow::Result<ExitCode> {
                 format!("{}.{}", app.mount.name, route.endpoint),
                 route.methods.to_string(),
                 format!("{}{}", app.mount.prefix, route.rule),
+            ));
+        }
+        if app.static_folder.is_some() {
+            rows.push((
+                format!("{}.static", app.mount.name),
+                "GET,HEAD".to_owned(),
+                format!(
+                    "{}{}/<path:filename>",
+                    app.mount.prefix, app.mount.static_url_path
+                ),
             ));
         }
         app.instance.shutdown();

@@ -136,33 +136,98 @@ impl std::error::Error for ConfigError {
     }
 }
 
-#[derive(Deserialize)]
+/// The mount table of `host`: where it listens and which app libraries it
+/// serves under which URL prefixes.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "host mount table (plugins.json)")]
 struct RawTable {
-    /// Accepted so that editors can validate the file against a schema.
+    /// The schema this file follows, for editors; ignored by the host.
     #[serde(rename = "$schema")]
     #[allow(dead_code)]
     schema: Option<String>,
+    /// Address and port to listen on. Default "127.0.0.1:5000".
+    #[schemars(example = &"127.0.0.1:5000")]
     listen: Option<String>,
+    /// The host's data folder, relative to this file. Default "data".
     data_dir: Option<String>,
+    /// The folder for log files, relative to this file. Default "logs".
     log_dir: Option<String>,
+    /// The apps, each under its own URL prefix. The longest prefix wins.
     mounts: Vec<RawMount>,
 }
 
-#[derive(Deserialize)]
+/// One app library mounted under a URL prefix.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawMount {
+    /// Unique name: letters, digits, '_' and '-'.
+    #[schemars(example = &"admin")]
     name: String,
+    /// URL prefix, starting with '/'; a trailing '/' is ignored; unique.
+    #[schemars(example = &"/admin")]
     prefix: String,
+    /// The app's .so file, relative to this file.
+    #[schemars(example = &"apps/libadmin.so")]
     library: String,
+    /// Folder of static files the host serves for this mount.
     static_folder: Option<String>,
+    /// Where the static folder is served below the prefix. Default "/static".
     static_url_path: Option<String>,
+    /// Seconds static files may be cached; 0 (the default) sends no-cache.
     static_max_age: Option<u64>,
+    /// Logger name: event target and log file. Default "app_<name>".
     logger: Option<String>,
+    /// Session cookie name. Default "<name>_session".
     session_cookie: Option<String>,
-    config: Option<serde_json::Value>,
+    /// Settings handed to the app as JSON. Default {}.
+    config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Handler threads for this mount, 1 to 1024. Default 16.
     max_concurrency: Option<usize>,
+    /// Largest request body in bytes; larger gets 413. Default 1048576.
     max_body_bytes: Option<u64>,
+}
+
+/// The JSON Schema of the mount table, for editors (`host schema`).
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(RawTable);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// A one-mount table for `host run`: the library served at `prefix`, with
+/// every other setting at its default, relative to the current folder.
+pub fn single(
+    name: &str,
+    prefix: &str,
+    library: &Path,
+    static_folder: Option<&Path>,
+) -> Result<MountTable, String> {
+    let raw = RawTable {
+        schema: None,
+        listen: None,
+        data_dir: None,
+        log_dir: None,
+        mounts: vec![RawMount {
+            name: name.to_owned(),
+            prefix: prefix.to_owned(),
+            library: library.display().to_string(),
+            static_folder: static_folder.map(|folder| folder.display().to_string()),
+            static_url_path: None,
+            static_max_age: None,
+            logger: None,
+            session_cookie: None,
+            config: None,
+            max_concurrency: None,
+            max_body_bytes: None,
+        }],
+    };
+    validate(raw, Path::new("")).map_err(|problem| {
+        format!(
+            "{}: {}",
+            problem.key.replace("mounts[0].", "--"),
+            problem.message
+        )
+    })
 }
 
 /// The top-level values by key, as slices of the original text: where each
@@ -308,15 +373,7 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
             .unwrap_or_else(|| format!("{}_session", raw_mount.name));
         check_cookie_name(&session_cookie)
             .map_err(|message| problem(at("session_cookie"), message))?;
-        let config = raw_mount
-            .config
-            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-        if !config.is_object() {
-            return Err(problem(
-                at("config"),
-                "must be an object, e.g. {\"posts_per_page\": 10}",
-            ));
-        }
+        let config = serde_json::Value::Object(raw_mount.config.unwrap_or_default());
         let max_concurrency = raw_mount.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
         if !(1..=1024).contains(&max_concurrency) {
             return Err(problem(
@@ -562,7 +619,7 @@ mod tests {
             ),
             (
                 "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"config\": []}]}",
-                "/site/plugins.json:1:71: mounts[0].config: must be an object",
+                "/site/plugins.json:1:70: mounts[0].config: invalid type: sequence, expected a map",
             ),
             (
                 "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"logger\": \"host\"}]}",

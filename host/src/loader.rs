@@ -16,7 +16,7 @@ use abi_stable::{
     library::{LibraryError, lib_header_from_path},
     std_types::{RResult, RVec},
 };
-use app_api::abi::{AppError, AppInstance, AppModuleRef, HostContext};
+use app_api::abi::{AppError, AppInstance, AppModuleRef, Extension, HostContext};
 
 use crate::{config::Mount, logging::AppLogger, services::MountServices};
 
@@ -243,7 +243,15 @@ pub fn instantiate(
     mount: &Mount,
     logger: AppLogger,
     secret: Vec<u8>,
+    debug: bool,
 ) -> Result<AppInstance, LoadError> {
+    let mut extensions = RVec::new();
+    if debug {
+        extensions.push(Extension {
+            key: "debug".into(),
+            value: "true".into(),
+        });
+    }
     let context = HostContext {
         mount_name: mount.name.as_str().into(),
         prefix: mount.prefix.as_str().into(),
@@ -254,7 +262,7 @@ pub fn instantiate(
         secret: RVec::from(secret),
         max_log_level: logger.max_level(),
         host: MountServices::new_object(logger),
-        extensions: RVec::new(),
+        extensions,
     };
     match (library.module.instantiate())(context) {
         RResult::ROk(instance) => Ok(instance),

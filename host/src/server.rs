@@ -42,13 +42,18 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 /// How long in-flight requests may take to finish after a stop signal.
 pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `site` on `listener` until `shutdown` completes, then stops
-/// accepting and waits (up to [`GRACEFUL_TIMEOUT`]) for in-flight requests.
-pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: impl Future<Output = ()>) {
+/// Serves `site` on `listener` until `stop` completes, then stops accepting
+/// and waits (up to [`GRACEFUL_TIMEOUT`]) for in-flight requests. Gives back
+/// what `stop` said and the listener, still open (a restart hands it on).
+pub async fn serve<T>(
+    listener: TcpListener,
+    site: Arc<Site>,
+    stop: impl Future<Output = T>,
+) -> (T, TcpListener) {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
+    let mut stop = std::pin::pin!(stop);
+    let reason = loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -59,7 +64,7 @@ pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: impl Future
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            reason = &mut stop => break reason,
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(remote);
@@ -78,8 +83,7 @@ pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: impl Future
                 tracing::debug!(%remote, %error, "connection ended with an error");
             }
         });
-    }
-    drop(listener);
+    };
     tracing::info!("stopped accepting; finishing in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
@@ -87,6 +91,7 @@ pub async fn serve(listener: TcpListener, site: Arc<Site>, shutdown: impl Future
             tracing::warn!(timeout = ?GRACEFUL_TIMEOUT, "gave up waiting for in-flight requests");
         }
     }
+    (reason, listener)
 }
 
 /// Answers one request and writes its access-log line.
@@ -298,6 +303,11 @@ async fn call_app(
                 .ok()
                 .filter(|status| status.is_client_error() || status.is_server_error())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            // Like Werkzeug's debugger, minus code execution: only with
+            // --debug, and only for clients on this machine.
+            if shows_debug_page(site.debug, remote.ip()) {
+                return debug_page(status, &mount.name, &parts.method, &parts.uri, &error);
+            }
             status_page(status)
         }
     }
@@ -338,6 +348,66 @@ fn into_response(response: AppResponse) -> Result<Response<Body>, String> {
         headers.append(name, value);
     }
     Ok(built)
+}
+
+/// Whether a failed request gets the `--debug` page: only in debug mode, and
+/// only for a client on this machine (IPv4-mapped loopback included).
+fn shows_debug_page(debug: bool, client: std::net::IpAddr) -> bool {
+    debug && client.to_canonical().is_loopback()
+}
+
+/// The `--debug` error page: the app, the request line, the message and the
+/// app-side backtrace.
+fn debug_page(
+    status: StatusCode,
+    app: &str,
+    method: &Method,
+    uri: &http::Uri,
+    error: &AppError,
+) -> Response<Body> {
+    let what = if error.panicked { "panicked" } else { "failed" };
+    let backtrace = error
+        .backtrace
+        .as_ref()
+        .map_or("(no backtrace captured)", |text| text.as_str());
+    let html = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{status} in {app}</title>\
+         <style>body{{font:15px/1.5 system-ui,sans-serif;margin:2rem}}pre{{background:#f6f6f6;padding:1rem;overflow:auto}}</style>\
+         </head><body><h1>{status}: the handler {what}</h1>\
+         <p>app <b>{app}</b> &middot; <code>{method} {uri}</code></p>\
+         <h2>Message</h2><pre>{message}</pre><h2>Backtrace (app side)</h2><pre>{backtrace}</pre>\
+         <p><small>Shown because the host runs with --debug and you are on this machine.</small></p></body></html>\n",
+        app = escape_html(app),
+        uri = escape_html(&uri.to_string()),
+        message = escape_html(&error.message),
+        backtrace = escape_html(backtrace),
+    );
+    let mut response = Response::new(
+        Full::new(Bytes::from(html))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn too_large(limit: u64) -> Response<Body> {
@@ -395,6 +465,34 @@ fn next_request_id() -> String {
 mod tests {
     use super::*;
     use abi_stable::std_types::RString;
+
+    #[test]
+    fn the_debug_page_is_for_local_clients_in_debug_mode_only() {
+        let rows = [
+            (true, "127.0.0.1", true),
+            (true, "::1", true),
+            (true, "::ffff:127.0.0.1", true),
+            (true, "10.0.0.7", false),
+            (true, "192.168.1.2", false),
+            (true, "2001:db8::1", false),
+            (false, "127.0.0.1", false),
+        ];
+        for (debug, client, expected) in rows {
+            assert_eq!(
+                shows_debug_page(debug, client.parse().unwrap()),
+                expected,
+                "{client}"
+            );
+        }
+    }
+
+    #[test]
+    fn html_is_escaped_on_the_debug_page() {
+        assert_eq!(
+            escape_html("<script>alert('x & \"y\"')</script>"),
+            "&lt;script&gt;alert(&#39;x &amp; &quot;y&quot;&#39;)&lt;/script&gt;"
+        );
+    }
 
     #[test]
     fn request_ids_are_unique_hex() {

@@ -29,7 +29,11 @@ pub struct LoadedMount {
 
 /// Loads every mount's library (each file once) and creates its instance,
 /// in table order; one outcome per mount.
-pub fn load_mounts(table: &MountTable) -> Vec<(Mount, Result<LoadedMount, LoadError>)> {
+/// With `debug`, apps capture backtraces for the host's error page.
+pub fn load_mounts(
+    table: &MountTable,
+    debug: bool,
+) -> Vec<(Mount, Result<LoadedMount, LoadError>)> {
     let mut loader = Loader::default();
     table
         .mounts
@@ -49,7 +53,7 @@ pub fn load_mounts(table: &MountTable) -> Vec<(Mount, Result<LoadedMount, LoadEr
                     })
                     .transpose()?;
                 let logger = AppLogger::new(&mount.logger);
-                let instance = loader::instantiate(library, mount, logger, Vec::new())?;
+                let instance = loader::instantiate(library, mount, logger, Vec::new(), debug)?;
                 Ok(LoadedMount {
                     mount: mount.clone(),
                     library,
@@ -79,12 +83,14 @@ pub struct Site {
     pub mounts: Vec<LiveMount>,
     /// How many handlers may run on the async workers at once.
     pub inline: InlineGate,
+    /// Show error pages with backtraces to loopback clients.
+    pub debug: bool,
 }
 
 impl Site {
     /// Prepares every loaded mount to serve on a runtime with `workers`
     /// async worker threads (handler threads start on demand).
-    pub fn start(loaded: Vec<LoadedMount>, workers: usize) -> Site {
+    pub fn start(loaded: Vec<LoadedMount>, workers: usize, debug: bool) -> Site {
         let prefixes = PrefixTable::new(loaded.iter().map(|app| {
             MountPrefix {
                 prefix: &app.mount.prefix,
@@ -109,6 +115,7 @@ impl Site {
             prefixes,
             mounts,
             inline: InlineGate::new(workers),
+            debug,
         }
     }
 

@@ -182,7 +182,7 @@ fn routes_lists_full_rules_and_endpoints() {
     let table = Table::new(vec![
         mount("frontend", "/", "frontend"),
         mount("admin", "/admin", "admin"),
-        mount("reports", "/admin/reports", "reports"),
+        mount("archive", "/admin/archive", "archive"),
     ]);
     let output = table.run("routes");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -202,9 +202,9 @@ fn routes_lists_full_rules_and_endpoints() {
     );
     assert!(
         rows.contains(&vec![
-            "reports.year",
+            "archive.year",
             "GET,HEAD",
-            "/admin/reports/<int:year>"
+            "/admin/archive/<int:year>"
         ]),
         "{out}"
     );

@@ -7,7 +7,7 @@ use serde_json::json;
 
 /// Two different app libraries, each logging from its handlers.
 fn two_apps() -> Table {
-    let mut front = mount("frontend", "/", "reports");
+    let mut front = mount("frontend", "/", "archive");
     front["static_folder"] = json!("static");
     let mut admin = mount("admin", "/admin", "probe");
     admin["static_folder"] = json!("static");
@@ -50,12 +50,12 @@ fn each_app_logs_to_its_own_file_and_never_to_the_others() {
     let host_log = read_log(&table, "host");
 
     assert!(
-        frontend.contains("report viewed year=\"2031\""),
+        frontend.contains("archive viewed year=\"2031\""),
         "{frontend}"
     );
     assert!(!frontend.contains("admin-marker"), "{frontend}");
     assert!(admin.contains("probe says admin-marker"), "{admin}");
-    assert!(!admin.contains("report viewed"), "{admin}");
+    assert!(!admin.contains("archive viewed"), "{admin}");
     // a thread the app spawned still logs into the app's own file
     assert!(
         admin.contains("admin-marker from a spawned thread"),

@@ -202,9 +202,9 @@ fn a_third_app_at_a_nested_prefix_wins_over_its_parent() {
     let host = Host::start(Table::new(vec![
         mount("frontend", "/", "frontend"),
         mount("admin", "/admin", "admin"),
-        mount("reports", "/admin/reports", "reports"),
+        mount("archive", "/admin/archive", "archive"),
     ]));
-    let index = host.get("/admin/reports/");
+    let index = host.get("/admin/archive/");
     assert_eq!(index.status, 200);
     assert_eq!(
         index.header("content-type"),
@@ -214,15 +214,15 @@ fn a_third_app_at_a_nested_prefix_wins_over_its_parent() {
     assert!(
         index
             .text()
-            .contains("<a href=\"/admin/reports/2026\">2026</a>"),
+            .contains("<a href=\"/admin/archive/2026\">2026</a>"),
         "{}",
         index.text()
     );
-    assert_eq!(host.get("/admin/reports/2026").text(), "Report for 2026");
-    assert_eq!(host.get("/admin/reports").status, 308);
+    assert_eq!(host.get("/admin/archive/2026").text(), "Archive for 2026");
+    assert_eq!(host.get("/admin/archive").status, 308);
     assert!(host.get("/admin/").text().starts_with("Hello admin!"));
     // a sibling that merely starts with the same letters stays with admin
-    assert_eq!(host.get("/admin/reportsx").status, 404);
+    assert_eq!(host.get("/admin/archivex").status, 404);
 }
 
 #[test]

@@ -3,11 +3,15 @@
 //! - `cargo xtask serve [HOST SERVE ARGS...]`: builds the host and every app
 //!   in release, installs the apps into `apps/`, and runs the host on
 //!   `plugins.json`.
+//!   With `--reload`, it also rebuilds and reinstalls the apps when their
+//!   sources change; the host (`host serve --reload`) then restarts on them.
 //! - `cargo xtask install`: the build and install steps alone.
+//! - `cargo xtask new-app NAME [--prefix /PREFIX]`: a new app crate.
 //! - `cargo xtask bench [--seconds N] [--rounds N] [--quick]`: measures the
 //!   host against a bare hyper baseline (see `bench.rs`).
 
 mod bench;
+mod scaffold;
 
 use std::{
     env,
@@ -18,8 +22,9 @@ use std::{
     process::{Command, ExitCode},
 };
 
-const USAGE: &str = "usage: cargo xtask serve [host serve options]
+const USAGE: &str = "usage: cargo xtask serve [--reload] [host serve options]
        cargo xtask install
+       cargo xtask new-app NAME [--prefix /PREFIX]
        cargo xtask bench [--seconds N] [--rounds N] [--quick]";
 
 fn main() -> ExitCode {
@@ -27,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.next().as_ref().and_then(|arg| arg.to_str()) {
         Some("serve") => serve(args.collect()),
         Some("install") => build_and_install(&[]).map(|_| ()),
+        Some("new-app") => new_app(args.map(|arg| arg.to_string_lossy().into_owned()).collect()),
         Some("bench") => bench(args.map(|arg| arg.to_string_lossy().into_owned()).collect()),
         _ => Err(USAGE.to_owned()),
     };
@@ -95,20 +101,89 @@ fn build_and_install(extra: &[&str]) -> Result<PathBuf, String> {
         fs::copy(&built, &partial)
             .and_then(|_| fs::rename(&partial, &installed))
             .map_err(|error| format!("cannot install {}: {error}", built.display()))?;
-        eprintln!("xtask: installed {}", installed.display());
+        eprintln!("xtask: installed apps/{file}");
     }
     Ok(release)
 }
 
 fn serve(host_args: Vec<OsString>) -> Result<(), String> {
     let host = build_and_install(&[])?.join("host");
-    let error = Command::new(&host)
+    let root = workspace_root();
+    let mut command = Command::new(&host);
+    command
         .arg("serve")
         .args(["--config", "plugins.json"])
-        .args(host_args)
-        .current_dir(workspace_root())
-        .exec();
-    Err(format!("cannot run {}: {error}", host.display()))
+        .args(&host_args)
+        .current_dir(&root);
+    if !host_args.iter().any(|arg| arg == "--reload") {
+        let error = command.exec();
+        return Err(format!("cannot run {}: {error}", host.display()));
+    }
+    // Development: the host restarts itself when a library changes; this
+    // side rebuilds the libraries when their sources change.
+    let mut running = command
+        .spawn()
+        .map_err(|error| format!("cannot run {}: {error}", host.display()))?;
+    let mut seen = sources_stamp(&root);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if let Some(status) = running.try_wait().map_err(|error| error.to_string())? {
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(format!("the host exited: {status}"))
+            };
+        }
+        let now = sources_stamp(&root);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        eprintln!("xtask: sources changed, rebuilding");
+        match build_and_install(&[]) {
+            Ok(_) => eprintln!("xtask: rebuilt; the host restarts on the new libraries"),
+            Err(error) => eprintln!("xtask: {error}; the running version keeps serving"),
+        }
+    }
+}
+
+/// The newest modification time and the number of source files of the
+/// host, the shared crates and the apps.
+fn sources_stamp(root: &Path) -> (std::time::SystemTime, usize) {
+    fn walk(dir: &Path, newest: &mut std::time::SystemTime, count: &mut usize) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest, count);
+            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                *count += 1;
+                *newest = (*newest).max(modified);
+            }
+        }
+    }
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let mut count = 0;
+    for app in app_crates(root).unwrap_or_default() {
+        walk(&root.join("apps").join(app), &mut newest, &mut count);
+    }
+    for dir in ["host/src", "app-api/src", "shared"] {
+        walk(&root.join(dir), &mut newest, &mut count);
+    }
+    (newest, count)
+}
+
+fn new_app(args: Vec<String>) -> Result<(), String> {
+    let (name, prefix) = match args.as_slice() {
+        [name] => (name, None),
+        [name, flag, prefix] if flag == "--prefix" => (name, Some(prefix.as_str())),
+        _ => return Err(USAGE.to_owned()),
+    };
+    let report = scaffold::new_app(&workspace_root(), name, prefix)?;
+    println!("{report}");
+    Ok(())
 }
 
 fn bench(args: Vec<String>) -> Result<(), String> {

@@ -5,7 +5,10 @@ use std::{
     any::Any,
     cell::RefCell,
     panic::{self, AssertUnwindSafe},
-    sync::Once,
+    sync::{
+        Once,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use abi_stable::{
@@ -18,6 +21,10 @@ use super::{Error, Mount, Request, Response, Router, logging, router::Match};
 use crate::abi::{
     App, App_TO, AppError, AppInstance, AppRequest, AppResponse, HostContext, RouteInfo,
 };
+
+/// Whether panics capture a backtrace even without `RUST_BACKTRACE`: set
+/// when the host runs with `--debug` (it shows them on its error page).
+static FORCE_BACKTRACES: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// Where the panic hook leaves the message of a panic on this thread.
@@ -36,7 +43,11 @@ fn install_panic_hook() {
                 .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
                 .unwrap_or_default();
             let message = format!("panicked{location}: {}", payload_text(info.payload()));
-            let backtrace = std::backtrace::Backtrace::capture();
+            let backtrace = if FORCE_BACKTRACES.load(Ordering::Relaxed) {
+                std::backtrace::Backtrace::force_capture()
+            } else {
+                std::backtrace::Backtrace::capture()
+            };
             let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
                 .then(|| backtrace.to_string());
             LAST_PANIC.with(|last| *last.borrow_mut() = Some((message, backtrace)));
@@ -89,40 +100,44 @@ struct Instance {
     dispatch: Dispatch,
 }
 
-impl Instance {
-    fn respond(&self, request: &AppRequest) -> Result<Response, Error> {
-        match self.router.find(&request.method, &request.path) {
-            Match::Found(handler, params) => {
-                handler(&Request::new(request, &self.mount, &self.router, params))
-            }
-            Match::MethodNotAllowed(allowed) => Ok(Response::from(Error::new(
-                405,
-                "The method is not allowed for the requested URL.",
-            ))
+/// Answers one request with the mount's router: the handler's response,
+/// or 404, 405, `OPTIONS` and trailing-slash redirects.
+pub(crate) fn respond(
+    router: &Router,
+    mount: &Mount,
+    request: &AppRequest,
+) -> Result<Response, Error> {
+    match router.find(&request.method, &request.path) {
+        Match::Found(handler, params) => handler(&Request::new(request, mount, router, params)),
+        Match::MethodNotAllowed(allowed) => Ok(Response::from(Error::new(
+            405,
+            "The method is not allowed for the requested URL.",
+        ))
+        .with_header("allow", allowed.join(", "))),
+        Match::Options(allowed) => Ok(Response::text("")
+            .with_status(200)
             .with_header("allow", allowed.join(", "))),
-            Match::Options(allowed) => Ok(Response::text("")
-                .with_status(200)
-                .with_header("allow", allowed.join(", "))),
-            Match::AddSlash => {
-                let mut location = format!("{}{}/", request.script_root, request.path);
-                if !request.query.is_empty() {
-                    location.push('?');
-                    location.push_str(&request.query);
-                }
-                Ok(Response::redirect_with(308, &location))
+        Match::AddSlash => {
+            let mut location = format!("{}{}/", request.script_root, request.path);
+            if !request.query.is_empty() {
+                location.push('?');
+                location.push_str(&request.query);
             }
-            Match::NotFound => Err(Error::not_found()),
+            Ok(Response::redirect_with(308, &location))
         }
+        Match::NotFound => Err(Error::not_found()),
     }
 }
 
 impl App for Instance {
     fn handle(&self, request: &AppRequest) -> RResult<AppResponse, AppError> {
         guard(|| {
-            tracing::dispatcher::with_default(&self.dispatch, || match self.respond(request) {
-                Ok(response) => Ok(response.into_abi()),
-                Err(error) if error.status() >= 500 => Err(internal_error(error)),
-                Err(error) => Ok(Response::from(error).into_abi()),
+            tracing::dispatcher::with_default(&self.dispatch, || {
+                match respond(&self.router, &self.mount, request) {
+                    Ok(response) => Ok(response.into_abi()),
+                    Err(error) if error.status() >= 500 => Err(internal_error(error)),
+                    Err(error) => Ok(Response::from(error).into_abi()),
+                }
             })
         })
     }
@@ -172,6 +187,13 @@ where
             config,
             secret: context.secret.into(),
         };
+        if context
+            .extensions
+            .iter()
+            .any(|entry| entry.key == "debug" && entry.value == "true")
+        {
+            FORCE_BACKTRACES.store(true, Ordering::Relaxed);
+        }
         let dispatch = logging::dispatch(context.host, context.max_log_level);
         let router = tracing::dispatcher::with_default(&dispatch, || init(&mount))
             .map_err(internal_error)?;

@@ -8,6 +8,7 @@ mod router;
 
 #[doc(hidden)]
 pub mod export;
+pub mod testing;
 
 pub use logging::spawn;
 pub use request::{Form, Request};
@@ -36,4 +37,21 @@ pub struct Mount {
     pub config: serde_json::Value,
     /// A secret the host derived for this mount only (for signing cookies).
     pub secret: Vec<u8>,
+}
+
+impl Mount {
+    /// A mount with the host's defaults for `name` at `prefix` (`"/"` or
+    /// e.g. `"/admin"`): static files at `/static`, logger `app_<name>`,
+    /// cookie `<name>_session`, empty config. For tests.
+    pub fn new(name: &str, prefix: &str) -> Mount {
+        Mount {
+            name: name.to_owned(),
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            static_url_path: "/static".to_owned(),
+            logger: format!("app_{name}"),
+            session_cookie: format!("{name}_session"),
+            config: serde_json::Value::Object(Default::default()),
+            secret: Vec::new(),
+        }
+    }
 }

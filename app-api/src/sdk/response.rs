@@ -95,6 +95,11 @@ impl Response {
         &self.body
     }
 
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     pub(crate) fn into_abi(self) -> AppResponse {
         AppResponse {
             status: self.status,

@@ -61,7 +61,7 @@ pub fn build_apps() {
             "-p",
             "admin",
             "-p",
-            "reports",
+            "archive",
             "-p",
             "probe",
             "-p",
@@ -170,11 +170,32 @@ impl Host {
 
     /// Like [`Host::start_on`] with these environment variables.
     pub fn start_with_env(table: &Table, env: &[(&str, &str)]) -> Host {
+        let args = [
+            "serve".as_ref(),
+            "--config".as_ref(),
+            table.file.as_os_str(),
+        ];
+        Host::spawn(table.dir.path(), &args, env)
+    }
+
+    /// `host <command...> --config <table>` on an ephemeral port.
+    pub fn start_command(table: &Table, command: &[&str]) -> Host {
+        let mut args: Vec<&std::ffi::OsStr> = command.iter().map(|arg| arg.as_ref()).collect();
+        args.extend(["--config".as_ref(), table.file.as_os_str()]);
+        Host::spawn(table.dir.path(), &args, &[("RUST_LOG", "info")])
+    }
+
+    /// `host <args...>` in `dir`, on an ephemeral port.
+    pub fn start_args(dir: &Path, args: &[&std::ffi::OsStr]) -> Host {
+        Host::spawn(dir, args, &[("RUST_LOG", "info")])
+    }
+
+    fn spawn(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Host {
         build_apps();
         let mut child = Command::new(host_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&table.file)
-            .current_dir(table.dir.path())
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,312 @@
+//! A serving host's life: start (on a fresh or inherited socket), serve,
+//! restart itself when its files change (`--reload`), stop on a signal.
+//!
+//! A restart keeps the listening socket open across `exec`, so clients
+//! queue in the kernel's backlog instead of being refused while the new
+//! process loads the apps.
+
+use std::{
+    net::SocketAddr,
+    os::{fd::AsRawFd, unix::process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::{
+    config::MountTable,
+    logging, server,
+    site::{self, LoadedMount, Site},
+};
+
+/// The environment variable that hands the listening socket to the process
+/// that replaces this one on reload.
+const INHERITED_FD: &str = "HOST_LISTEN_FD";
+
+/// How often `--reload` looks at the watched files.
+const WATCH_EVERY: Duration = Duration::from_millis(300);
+
+/// How `serve` runs.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Listen here instead of the table's address.
+    pub listen: Option<SocketAddr>,
+    /// Show error pages with backtraces to loopback clients.
+    pub debug: bool,
+    /// Restart when the mount table or a library changes; the table's file.
+    pub reload: Option<PathBuf>,
+}
+
+/// Why serving stopped.
+enum Stop {
+    Signal,
+    Reload(String),
+}
+
+/// Loads every mount of `table` and serves them until a signal, or until a
+/// watched file changes (then the process replaces itself).
+pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
+    let loggers: Vec<&str> = table
+        .mounts
+        .iter()
+        .map(|mount| mount.logger.as_str())
+        .collect();
+    let log_guards = logging::init_serving(&table.log_dir, &loggers)?;
+    if options.debug {
+        tracing::warn!(
+            "debug mode is on: loopback clients get error pages with backtraces; never use it in production"
+        );
+    }
+    let loaded = load_all(&table, options.debug)?;
+    for app in &loaded {
+        tracing::info!(
+            mount = %app.mount.name,
+            prefix = %app.mount.display_prefix(),
+            library = %app.mount.library.display(),
+            "mounted"
+        );
+    }
+    // One async worker per core; handlers may run inline on all but one of
+    // them (see handler_pool), so a worker is always free to accept. (One
+    // worker more than cores measured slower: more wake-ups between them.)
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let site = Arc::new(Site::start(loaded, workers, options.debug));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let watched = watched_files(&table, options.reload.as_deref());
+    let (stop, listener) = runtime.block_on(async {
+        let listener = match inherited_listener()? {
+            Some(listener) => listener,
+            None => {
+                let address = options.listen.unwrap_or(table.listen);
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address}"))?
+            }
+        };
+        tracing::info!("listening on http://{}", listener.local_addr()?);
+        let stop = async {
+            tokio::select! {
+                () = stop_signal() => Stop::Signal,
+                change = watch(watched) => Stop::Reload(change),
+            }
+        };
+        anyhow::Ok(server::serve(listener, Arc::clone(&site), stop).await)
+    })?;
+    site.shut_down();
+    drop(runtime);
+    match stop {
+        Stop::Signal => {
+            tracing::info!("stopped");
+            drop(log_guards);
+            Ok(ExitCode::SUCCESS)
+        }
+        Stop::Reload(change) => {
+            tracing::info!("restarting: {change}");
+            drop(log_guards);
+            Err(re_exec(listener))
+        }
+    }
+}
+
+/// Loads every mount, failing with every mount's error when any fails.
+pub fn load_all(table: &MountTable, debug: bool) -> anyhow::Result<Vec<LoadedMount>> {
+    let mut loaded = Vec::new();
+    let mut errors = Vec::new();
+    for (mount, outcome) in site::load_mounts(table, debug) {
+        match outcome {
+            Ok(app) => loaded.push(app),
+            Err(error) => {
+                if let crate::loader::LoadError::Incompatible { full, .. } = &error {
+                    tracing::debug!(mount = %mount.name, "abi_stable's full report:\n{full}");
+                }
+                errors.push(format!("mount {:?}: {error}", mount.name));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        for app in &loaded {
+            app.instance.shutdown();
+        }
+        anyhow::bail!("{}", errors.join("\n"))
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// This binary's path. After a rebuild replaced the file, Linux reports the
+/// old one as `<path> (deleted)`; the new one is at `<path>`.
+fn current_exe() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(
+        match exe
+            .to_str()
+            .and_then(|path| path.strip_suffix(" (deleted)"))
+        {
+            Some(path) => PathBuf::from(path),
+            None => exe,
+        },
+    )
+}
+
+/// The files `--reload` watches: the table, every mounted library and the
+/// host binary itself.
+fn watched_files(table: &MountTable, reload: Option<&Path>) -> Option<(PathBuf, Vec<PathBuf>)> {
+    let config = reload?.to_owned();
+    let mut files = vec![config.clone()];
+    if let Ok(exe) = current_exe() {
+        files.push(exe);
+    }
+    for mount in &table.mounts {
+        if !files.contains(&mount.library) {
+            files.push(mount.library.clone());
+        }
+    }
+    Some((config, files))
+}
+
+/// What identifies a file's version: replacing it by rename changes the
+/// inode, rewriting it changes the time or size.
+fn stamp(file: &Path) -> Option<(u64, SystemTime, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(file).ok()?;
+    Some((metadata.ino(), metadata.modified().ok()?, metadata.len()))
+}
+
+/// Completes with a description of the change once a watched file changed
+/// and the new mount table and libraries pass `host check` (run as a child
+/// process, so that a broken library cannot harm this one). Never completes
+/// without `--reload`.
+async fn watch(watched: Option<(PathBuf, Vec<PathBuf>)>) -> String {
+    let Some((config, files)) = watched else {
+        return std::future::pending().await;
+    };
+    let mut stamps: Vec<_> = files.iter().map(|file| stamp(file)).collect();
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let now: Vec<_> = files.iter().map(|file| stamp(file)).collect();
+        if now == stamps {
+            continue;
+        }
+        let changed: Vec<String> = files
+            .iter()
+            .zip(stamps.iter().zip(&now))
+            .filter(|(_, (before, after))| before != after)
+            .map(|(file, _)| file.display().to_string())
+            .collect();
+        // Let a writer finish (editors and cp write in several steps).
+        tokio::time::sleep(WATCH_EVERY).await;
+        stamps = files.iter().map(|file| stamp(file)).collect();
+        let changed = changed.join(", ");
+        tracing::info!("changed: {changed}; checking the new version");
+        match check_in_child(&config).await {
+            Ok(()) => return format!("changed: {changed}"),
+            Err(report) => tracing::error!(
+                "the changed version does not load, so the running one keeps serving:\n{report}"
+            ),
+        }
+    }
+}
+
+async fn check_in_child(config: &Path) -> Result<(), String> {
+    let exe = current_exe().map_err(|error| error.to_string())?;
+    let output = tokio::process::Command::new(exe)
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .await
+        .map_err(|error| error.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        let mut report = String::from_utf8_lossy(&output.stdout).into_owned();
+        report.push_str(&String::from_utf8_lossy(&output.stderr));
+        Err(report.trim().to_owned())
+    }
+}
+
+/// Replaces this process with a fresh copy of itself, same arguments,
+/// handing it the listening socket. Returns only on failure.
+fn re_exec(listener: TcpListener) -> anyhow::Error {
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(error) => return anyhow::anyhow!("cannot keep the socket across the restart: {error}"),
+    };
+    if let Err(error) = rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()) {
+        return anyhow::anyhow!("cannot keep the socket across the restart: {error}");
+    }
+    let exe = match current_exe() {
+        Ok(exe) => exe,
+        Err(error) => return anyhow::anyhow!("cannot find the host binary to restart: {error}"),
+    };
+    let error = Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(INHERITED_FD, listener.as_raw_fd().to_string())
+        .exec();
+    anyhow::anyhow!("cannot restart {}: {error}", exe.display())
+}
+
+/// The listening socket handed over by the process this one replaced
+/// (`HOST_LISTEN_FD`), or by systemd socket activation (`LISTEN_FDS`).
+// Taking ownership of an inherited descriptor is the one thing here that
+// std cannot do safely.
+#[allow(unsafe_code)]
+fn inherited_listener() -> anyhow::Result<Option<TcpListener>> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let fd = if let Some(fd) = std::env::var_os(INHERITED_FD) {
+        fd.to_str()
+            .and_then(|fd| fd.parse::<i32>().ok())
+            .context("HOST_LISTEN_FD is not a file descriptor number")?
+    } else if std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string())
+        && std::env::var("LISTEN_FDS").is_ok_and(|count| count.parse::<u32>().unwrap_or(0) >= 1)
+    {
+        // systemd passes its sockets from descriptor 3 (sd_listen_fds(3)).
+        3
+    } else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        fd >= 0 && Path::new(&format!("/proc/self/fd/{fd}")).exists(),
+        "inherited descriptor {fd} is not open"
+    );
+    // SAFETY: the descriptor is open (checked above) and was handed to this
+    // process to own, by its previous incarnation or by systemd; nothing
+    // else in the process uses it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let socket_type = rustix::net::sockopt::socket_type(&owned)
+        .with_context(|| format!("inherited descriptor {fd} is not a socket"))?;
+    anyhow::ensure!(
+        socket_type == rustix::net::SocketType::STREAM,
+        "inherited descriptor {fd} is not a stream socket"
+    );
+    let listener = std::net::TcpListener::from(owned);
+    listener.set_nonblocking(true)?;
+    Ok(Some(TcpListener::from_std(listener)?))
+}
