@@ -13,26 +13,8 @@
 
 use std::collections::HashMap;
 
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
-
-/// Characters escaped when a decoded path is written back into a
-/// `Location`: all but RFC 3986 `pchar` and `/`.
-const LOCATION_PATH: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
+use app_api::sdk::url::PATH as LOCATION_PATH;
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
 
 /// Mount prefixes arranged as a tree of path segments, with each mount's
 /// static URL path.

@@ -39,6 +39,30 @@ use crate::{
 /// The body type of every response.
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
+/// A body of these bytes.
+pub fn full_body(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// An empty body.
+pub fn empty_body() -> Body {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A response with a status, a content type and a body.
+fn page(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full_body(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
 /// How long in-flight requests may take to finish after a stop signal.
 pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -333,11 +357,7 @@ fn log_app_error(live: &LiveMount, method: &Method, uri: &http::Uri, error: &App
 fn into_response(response: AppResponse) -> Result<Response<Body>, String> {
     let status = StatusCode::from_u16(response.status)
         .map_err(|_| format!("status {} is not a valid HTTP status", response.status))?;
-    let mut built = Response::new(
-        Full::new(Bytes::from_owner(response.body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut built = Response::new(full_body(Bytes::from_owner(response.body)));
     *built.status_mut() = status;
     let headers = built.headers_mut();
     for Header { name, value } in response.headers {
@@ -382,17 +402,7 @@ fn debug_page(
         message = escape_html(&error.message),
         backtrace = escape_html(backtrace),
     );
-    let mut response = Response::new(
-        Full::new(Bytes::from(html))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
+    page(status, "text/html; charset=utf-8", html)
 }
 
 fn escape_html(text: &str) -> String {
@@ -432,17 +442,7 @@ pub fn status_page(status: StatusCode) -> Response<Body> {
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(body.to_owned()))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    page(status, "text/plain; charset=utf-8", body.to_owned())
 }
 
 /// A request id: 16 hex digits, unique in this process and not guessable

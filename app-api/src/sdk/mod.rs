@@ -9,6 +9,7 @@ mod router;
 #[doc(hidden)]
 pub mod export;
 pub mod testing;
+pub mod url;
 
 pub use logging::spawn;
 pub use request::{Form, Request};

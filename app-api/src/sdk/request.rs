@@ -2,29 +2,10 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
-use super::{Error, Mount, Router};
+use super::{Error, Mount, Router, url::PATH as URL_PATH};
 use crate::abi::AppRequest;
-
-/// Characters escaped when the decoded path is put back into a URL: all but
-/// RFC 3986 `pchar` and `/`.
-const URL_PATH: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
 
 /// One request, with the mount it came through and the matched parameters.
 pub struct Request<'a> {

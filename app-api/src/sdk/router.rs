@@ -6,9 +6,12 @@
 
 use std::{fmt, sync::Arc};
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
-use super::{Error, Request, Response};
+use super::{
+    Error, Request, Response,
+    url::{PATH, SEGMENT},
+};
 
 /// What a handler returns.
 pub type HandlerResult = Result<Response, Error>;
@@ -16,31 +19,8 @@ pub type HandlerResult = Result<Response, Error>;
 /// A request handler.
 pub type Handler = Arc<dyn Fn(&Request) -> HandlerResult + Send + Sync>;
 
-/// Characters escaped in a path segment built by [`Router::url_for`]: all but
-/// RFC 3986 `pchar` (section 3.3).
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
-
 /// Parameters as `(name, value)` pairs.
 type Params<'a> = Vec<(&'a str, &'a str)>;
-
-/// Like [`SEGMENT`] but keeps `/`, for `<path:...>` values.
-const PATH: &AsciiSet = &SEGMENT.remove(b'/');
 
 /// A mistake in a URL rule, found when the router is built.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,12 +25,12 @@ use std::{
 use bytes::Bytes;
 use futures_core::Stream;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
-use crate::server::Body;
+use crate::server::{Body, empty_body, full_body};
 use cache::FileCache;
 use conditional::{Conditions, Outcome, Validators};
 use range::RangeRequest;
@@ -177,12 +177,10 @@ impl StaticFolder {
         };
         let head = method == Method::HEAD;
         let body = match content {
-            _ if head => Empty::new().map_err(|never| match never {}).boxed(),
+            _ if head => empty_body(),
             Content::Memory(bytes) => {
                 let (start, end) = (to_usize(start), to_usize(start + length));
-                Full::new(bytes.slice(start..end))
-                    .map_err(|never| match never {})
-                    .boxed()
+                full_body(bytes.slice(start..end))
             }
             Content::File(file) => match read_body(file, start, length).await {
                 Ok(body) => body,
@@ -298,9 +296,7 @@ async fn read_body(mut file: File, start: u64, length: u64) -> io::Result<Body> 
         }
         let mut buffer = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
         file.take(length).read_to_end(&mut buffer)?;
-        return Ok(Full::new(Bytes::from(buffer))
-            .map_err(|never| match never {})
-            .boxed());
+        return Ok(full_body(buffer));
     }
     let mut file = tokio::fs::File::from_std(file);
     if start > 0 {
@@ -373,7 +369,7 @@ fn status(code: StatusCode) -> Response<Body> {
 }
 
 fn status_empty(code: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    let mut response = Response::new(empty_body());
     *response.status_mut() = code;
     response
 }
