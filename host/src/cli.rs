@@ -37,6 +37,10 @@ enum Command {
         /// logged and the running version keeps serving.
         #[arg(long)]
         reload: bool,
+        /// Refuse to start when any mount fails to load, instead of
+        /// answering 503 on its prefix while the others serve.
+        #[arg(long)]
+        strict: bool,
     },
     /// Serve one app library alone, with no mount table (like running one
     /// Flask app by itself).
@@ -97,12 +101,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             table,
             serving,
             reload,
+            strict,
         } => lifecycle::serve(
             config::load(&table.config)?,
             Options {
                 listen: serving.listen,
                 debug: serving.debug,
                 reload: reload.then_some(table.config),
+                strict,
             },
         ),
         Command::Run {
@@ -140,6 +146,7 @@ fn run_one(
             listen: serving.listen,
             debug: serving.debug,
             reload: None,
+            strict: true,
         },
     )
 }

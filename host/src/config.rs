@@ -34,6 +34,10 @@ pub struct MountTable {
     pub log_dir: PathBuf,
     /// The mounts, in table order.
     pub mounts: Vec<Mount>,
+    /// Where the host answers its health report, if anywhere.
+    pub health_path: Option<String>,
+    /// Where the host answers its metrics, if anywhere.
+    pub metrics_path: Option<String>,
 }
 
 /// One validated mount.
@@ -153,6 +157,12 @@ struct RawTable {
     data_dir: Option<String>,
     /// The folder for log files, relative to this file. Default "logs".
     log_dir: Option<String>,
+    /// Where the host answers its JSON health report; "" turns it off.
+    /// Default "/_host/health".
+    health_path: Option<String>,
+    /// Where the host answers Prometheus metrics; "" turns them off.
+    /// Default "/_host/metrics".
+    metrics_path: Option<String>,
     /// The apps, each under its own URL prefix. The longest prefix wins.
     mounts: Vec<RawMount>,
 }
@@ -207,6 +217,8 @@ pub fn single(
         listen: None,
         data_dir: None,
         log_dir: None,
+        health_path: None,
+        metrics_path: None,
         mounts: vec![RawMount {
             name: name.to_owned(),
             prefix: prefix.to_owned(),
@@ -395,8 +407,23 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
             max_body_bytes: raw_mount.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
         });
     }
+    let host_path = |key: &str, value: Option<String>, default: &str| match value.as_deref() {
+        None => Ok(Some(default.to_owned())),
+        Some("") => Ok(None),
+        Some(path) if path.starts_with('/') && path.len() > 1 => Ok(Some(path.to_owned())),
+        Some(path) => Err(problem(
+            key,
+            format!(
+                "{path:?} must be a path starting with '/' (e.g. {default:?}), or \"\" to turn it off"
+            ),
+        )),
+    };
+    let health_path = host_path("health_path", raw.health_path, "/_host/health")?;
+    let metrics_path = host_path("metrics_path", raw.metrics_path, "/_host/metrics")?;
     Ok(MountTable {
         file: PathBuf::new(),
+        health_path,
+        metrics_path,
         listen,
         data_dir: base.join(raw.data_dir.as_deref().unwrap_or("data")),
         log_dir: base.join(raw.log_dir.as_deref().unwrap_or("logs")),

@@ -19,8 +19,10 @@ use tokio::net::TcpListener;
 
 use crate::{
     config::MountTable,
-    logging, server,
-    site::{self, LoadedMount, Site},
+    logging,
+    logging::AppLogger,
+    server,
+    site::{self, FailedMount, HostPaths, LoadedMount, Site},
 };
 
 /// The environment variable that hands the listening socket to the process
@@ -39,6 +41,9 @@ pub struct Options {
     pub debug: bool,
     /// Restart when the mount table or a library changes; the table's file.
     pub reload: Option<PathBuf>,
+    /// Refuse to start when any mount fails, instead of answering 503 on
+    /// its prefix.
+    pub strict: bool,
 }
 
 /// Why serving stopped.
@@ -61,7 +66,11 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
             "debug mode is on: loopback clients get error pages with backtraces; never use it in production"
         );
     }
-    let loaded = load_all(&table, options.debug)?;
+    let (loaded, failed) = if options.strict {
+        (load_all(&table, options.debug)?, Vec::new())
+    } else {
+        load_tolerant(&table, options.debug)
+    };
     for app in &loaded {
         tracing::info!(
             mount = %app.mount.name,
@@ -74,7 +83,11 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     // them (see handler_pool), so a worker is always free to accept. (One
     // worker more than cores measured slower: more wake-ups between them.)
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let site = Arc::new(Site::start(loaded, workers, options.debug));
+    let paths = HostPaths {
+        health: table.health_path.clone(),
+        metrics: table.metrics_path.clone(),
+    };
+    let site = Arc::new(Site::start(loaded, failed, workers, options.debug, paths));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -116,6 +129,39 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Loads every mount; a mount that fails is logged and kept as failed, so
+/// that its prefix answers 503 while the others serve (Tomcat's way).
+fn load_tolerant(table: &MountTable, debug: bool) -> (Vec<LoadedMount>, Vec<FailedMount>) {
+    let mut loaded = Vec::new();
+    let mut failed = Vec::new();
+    for (mount, outcome) in site::load_mounts(table, debug) {
+        match outcome {
+            Ok(app) => loaded.push(app),
+            Err(error) => {
+                log_full_report(&mount, &error);
+                tracing::error!(
+                    mount = %mount.name,
+                    prefix = %mount.display_prefix(),
+                    "not serving this mount (its prefix answers 503): {error}"
+                );
+                failed.push(FailedMount {
+                    logger: AppLogger::new(&mount.logger),
+                    reason: error.to_string(),
+                    mount,
+                    counters: Default::default(),
+                });
+            }
+        }
+    }
+    (loaded, failed)
+}
+
+fn log_full_report(mount: &crate::config::Mount, error: &crate::loader::LoadError) {
+    if let crate::loader::LoadError::Incompatible { full, .. } = error {
+        tracing::debug!(mount = %mount.name, "abi_stable's full report:\n{full}");
+    }
+}
+
 /// Loads every mount, failing with every mount's error when any fails.
 pub fn load_all(table: &MountTable, debug: bool) -> anyhow::Result<Vec<LoadedMount>> {
     let mut loaded = Vec::new();
@@ -124,9 +170,7 @@ pub fn load_all(table: &MountTable, debug: bool) -> anyhow::Result<Vec<LoadedMou
         match outcome {
             Ok(app) => loaded.push(app),
             Err(error) => {
-                if let crate::loader::LoadError::Incompatible { full, .. } = &error {
-                    tracing::debug!(mount = %mount.name, "abi_stable's full report:\n{full}");
-                }
+                log_full_report(&mount, &error);
                 errors.push(format!("mount {:?}: {error}", mount.name));
             }
         }

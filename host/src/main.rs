@@ -7,6 +7,7 @@ mod handler_pool;
 mod lifecycle;
 mod loader;
 mod logging;
+mod metrics;
 mod server;
 mod services;
 mod site;

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use crate::{
     dispatch::{self, Route},
     logging,
-    site::{LiveMount, Site},
+    site::{LiveMount, Site, SiteMount},
     static_files::Served,
 };
 
@@ -134,16 +134,43 @@ async fn handle(
         |target| target.as_str().to_owned(),
     );
     let uri = request.uri();
-    let (mut response, logger, static_bytes) =
+    // What serves the request: its logger and metrics (`None`: the host).
+    let (mut response, served_by, static_bytes) = if let Some(response) =
+        host_path(site, request.method(), uri.path())
+    {
+        (response, None, None)
+    } else {
         match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
+            Route::App { mount, .. } | Route::Static { mount, .. }
+                if matches!(site.mount(mount), SiteMount::Failed(_)) =>
+            {
+                let SiteMount::Failed(failed) = site.mount(mount) else {
+                    unreachable!("matched above")
+                };
+                let _in_flight = failed.counters.start();
+                let response = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "503 Service Unavailable\n\nthe app mounted at {} failed to start; the host's log says why\n",
+                        failed.mount.display_prefix()
+                    ),
+                );
+                (response, Some((failed.logger, &failed.counters)), None)
+            }
             Route::App { mount, path } => {
-                let live = &site.mounts[mount];
+                let SiteMount::Live(live) = site.mount(mount) else {
+                    unreachable!("failed mounts are answered above")
+                };
+                let _in_flight = live.counters.start();
                 let response =
                     call_app(site, live, path, request, remote, local, &request_id).await;
-                (response, Some(live.app.logger), None)
+                (response, Some((live.app.logger, &live.counters)), None)
             }
             Route::Static { mount, file } => {
-                let live = &site.mounts[mount];
+                let SiteMount::Live(live) = site.mount(mount) else {
+                    unreachable!("failed mounts are answered above")
+                };
+                let _in_flight = live.counters.start();
                 let served = match &live.app.static_folder {
                     Some(folder) => {
                         folder
@@ -156,7 +183,11 @@ async fn handle(
                         bytes: 0,
                     },
                 };
-                (served.response, Some(live.app.logger), Some(served.bytes))
+                (
+                    served.response,
+                    Some((live.app.logger, &live.counters)),
+                    Some(served.bytes),
+                )
             }
             Route::Redirect(location) => {
                 let mut response = text(StatusCode::PERMANENT_REDIRECT, "");
@@ -174,7 +205,12 @@ async fn handle(
                 None,
                 None,
             ),
-        };
+        }
+    };
+    let took = started.elapsed();
+    let counters = served_by.map_or(&site.host_counters, |(_, counters)| counters);
+    counters.record(response.status().as_u16(), took);
+    let logger = served_by.map(|(logger, _)| logger);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -189,7 +225,7 @@ async fn handle(
         } else {
             static_bytes.unwrap_or_else(|| response.body().size_hint().exact().unwrap_or(0))
         },
-        started,
+        took,
     };
     match logger {
         Some(logger) if logger.enabled(level::INFO) => {
@@ -203,6 +239,36 @@ async fn handle(
     response
 }
 
+/// The host's own pages (health, metrics), if `path` is one of them.
+fn host_path(site: &Site, method: &Method, path: &str) -> Option<Response<Body>> {
+    let is = |configured: &Option<String>| configured.as_deref() == Some(path);
+    let response = if is(&site.paths.health) {
+        let (healthy, report) = site.health();
+        let status = if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        page(status, "application/json", report)
+    } else if is(&site.paths.metrics) {
+        page(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            site.metrics(),
+        )
+    } else {
+        return None;
+    };
+    if method != Method::GET && method != Method::HEAD {
+        let mut refused = status_page(StatusCode::METHOD_NOT_ALLOWED);
+        refused
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Some(refused);
+    }
+    Some(response)
+}
+
 /// One access-log line, like nginx's: client, request line, status, body
 /// bytes, time taken (to the response head).
 struct Access<'a> {
@@ -212,7 +278,7 @@ struct Access<'a> {
     version: Version,
     status: StatusCode,
     bytes: u64,
-    started: Instant,
+    took: Duration,
 }
 
 impl std::fmt::Display for Access<'_> {
@@ -226,7 +292,7 @@ impl std::fmt::Display for Access<'_> {
             self.version,
             self.status.as_u16(),
             self.bytes,
-            self.started.elapsed().as_secs_f64() * 1000.0
+            self.took.as_secs_f64() * 1000.0
         )
     }
 }
@@ -320,6 +386,9 @@ async fn call_app(
             status_page(StatusCode::INTERNAL_SERVER_ERROR)
         }),
         RResult::RErr(error) => {
+            if error.panicked {
+                live.counters.panicked();
+            }
             logging::with_request_id(request_id, || {
                 log_app_error(live, &parts.method, &parts.uri, &error)
             });

@@ -10,6 +10,7 @@ use crate::{
     handler_pool::{HandlerPool, InlineGate},
     loader::{self, Library, LoadError, Loader},
     logging::AppLogger,
+    metrics::Counters,
     static_files::StaticFolder,
 };
 
@@ -73,14 +74,52 @@ pub struct LiveMount {
     pub app: LoadedMount,
     /// Its handler threads.
     pub pool: HandlerPool,
+    /// Its request metrics.
+    pub counters: Counters,
+}
+
+/// A mount whose app failed to load or start: its prefix answers 503, and
+/// its requests never fall through to a shorter prefix.
+pub struct FailedMount {
+    /// The mount's settings.
+    pub mount: Mount,
+    /// Why it failed (for the log and the health report, not for clients).
+    pub reason: String,
+    /// Where its access lines go.
+    pub logger: AppLogger,
+    /// Its request metrics.
+    pub counters: Counters,
+}
+
+/// A mount of the site, by index.
+pub enum SiteMount<'a> {
+    /// Serving.
+    Live(&'a LiveMount),
+    /// Failed.
+    Failed(&'a FailedMount),
+}
+
+/// Paths the host answers itself, before any mount.
+#[derive(Debug, Clone, Default)]
+pub struct HostPaths {
+    /// The health report, if enabled.
+    pub health: Option<String>,
+    /// The Prometheus metrics, if enabled.
+    pub metrics: Option<String>,
 }
 
 /// Everything the server needs to answer requests.
 pub struct Site {
-    /// The prefixes, mount indexes into `mounts`.
+    /// The prefixes; mount indexes count the live mounts, then the failed.
     pub prefixes: PrefixTable,
-    /// The mounts, in table order.
+    /// The mounts that serve, in table order.
     pub mounts: Vec<LiveMount>,
+    /// The mounts that failed.
+    pub failed: Vec<FailedMount>,
+    /// Metrics of the requests no mount answered.
+    pub host_counters: Counters,
+    /// The host's own paths.
+    pub paths: HostPaths,
     /// How many handlers may run on the async workers at once.
     pub inline: InlineGate,
     /// Show error pages with backtraces to loopback clients.
@@ -90,16 +129,25 @@ pub struct Site {
 impl Site {
     /// Prepares every loaded mount to serve on a runtime with `workers`
     /// async worker threads (handler threads start on demand).
-    pub fn start(loaded: Vec<LoadedMount>, workers: usize, debug: bool) -> Site {
-        let prefixes = PrefixTable::new(loaded.iter().map(|app| {
-            MountPrefix {
-                prefix: &app.mount.prefix,
-                static_url_path: app
-                    .static_folder
-                    .as_ref()
-                    .map(|_| app.mount.static_url_path.as_str()),
-            }
-        }));
+    pub fn start(
+        loaded: Vec<LoadedMount>,
+        failed: Vec<FailedMount>,
+        workers: usize,
+        debug: bool,
+        paths: HostPaths,
+    ) -> Site {
+        let live_prefixes = loaded.iter().map(|app| MountPrefix {
+            prefix: &app.mount.prefix,
+            static_url_path: app
+                .static_folder
+                .as_ref()
+                .map(|_| app.mount.static_url_path.as_str()),
+        });
+        let failed_prefixes = failed.iter().map(|failed| MountPrefix {
+            prefix: &failed.mount.prefix,
+            static_url_path: None,
+        });
+        let prefixes = PrefixTable::new(live_prefixes.chain(failed_prefixes));
         let mounts = loaded
             .into_iter()
             .map(|app| {
@@ -108,15 +156,74 @@ impl Site {
                     app.mount.max_concurrency,
                     Arc::clone(&app.instance),
                 );
-                LiveMount { app, pool }
+                LiveMount {
+                    app,
+                    pool,
+                    counters: Counters::default(),
+                }
             })
             .collect();
         Site {
             prefixes,
             mounts,
+            failed,
+            host_counters: Counters::default(),
+            paths,
             inline: InlineGate::new(workers),
             debug,
         }
+    }
+
+    /// The mount at a dispatcher index.
+    pub fn mount(&self, index: usize) -> SiteMount<'_> {
+        match self.mounts.get(index) {
+            Some(live) => SiteMount::Live(live),
+            None => SiteMount::Failed(&self.failed[index - self.mounts.len()]),
+        }
+    }
+
+    /// The health report: each mount's state; healthy when all are loaded.
+    pub fn health(&self) -> (bool, String) {
+        let mut mounts: Vec<serde_json::Value> = self
+            .mounts
+            .iter()
+            .map(|live| {
+                serde_json::json!({
+                    "name": live.app.mount.name,
+                    "prefix": live.app.mount.display_prefix(),
+                    "state": "loaded",
+                })
+            })
+            .collect();
+        mounts.extend(self.failed.iter().map(|failed| {
+            serde_json::json!({
+                "name": failed.mount.name,
+                "prefix": failed.mount.display_prefix(),
+                "state": "failed",
+                "error": failed.reason,
+            })
+        }));
+        let healthy = self.failed.is_empty();
+        let report = serde_json::json!({
+            "status": if healthy { "ok" } else { "degraded" },
+            "mounts": mounts,
+        });
+        (healthy, report.to_string())
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        let mounts = self
+            .mounts
+            .iter()
+            .map(|live| (live.app.mount.name.as_str(), &live.counters))
+            .chain(
+                self.failed
+                    .iter()
+                    .map(|failed| (failed.mount.name.as_str(), &failed.counters)),
+            )
+            .chain(std::iter::once(("_host", &self.host_counters)));
+        crate::metrics::render(mounts, self.failed.len())
     }
 
     /// Waits for the handler threads to finish their work, then shuts every

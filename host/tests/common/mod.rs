@@ -137,8 +137,14 @@ impl Table {
 
     /// Runs `host <command> --config <table>` to completion.
     pub fn run(&self, command: &str) -> Output {
+        self.run_args(&[command])
+    }
+
+    /// Runs `host <args...> --config <table>` to completion.
+    pub fn run_args(&self, args: &[&str]) -> Output {
         Command::new(host_binary())
-            .args([command, "--config"])
+            .args(args)
+            .arg("--config")
             .arg(&self.file)
             .current_dir(self.dir.path())
             .env("RUST_LOG", "info")

@@ -1,0 +1,127 @@
+//! A failed app does not take the site down; health and metrics.
+
+mod common;
+
+use common::{Host, Table, mount};
+use serde_json::json;
+
+fn site_with_a_broken_admin() -> Table {
+    Table::new(vec![
+        mount("frontend", "/", "frontend"),
+        json!({"name": "admin", "prefix": "/admin", "library": "missing/libadmin.so"}),
+    ])
+}
+
+#[test]
+fn a_mount_that_fails_to_load_answers_503_and_the_rest_serve() {
+    let host = Host::start(site_with_a_broken_admin());
+    assert_eq!(host.get("/").status, 200);
+    for path in ["/admin/", "/admin/users/5", "/admin/static/style.css"] {
+        let response = host.get(path);
+        // never falls through to the frontend at `/`
+        assert_eq!(response.status, 503, "{path}");
+        assert!(
+            response
+                .text()
+                .contains("the app mounted at /admin failed to start"),
+            "{path}: {}",
+            response.text()
+        );
+        // the reason stays in the log, not in the answer
+        assert!(!response.text().contains("missing/libadmin.so"));
+    }
+    let log = host.wait_for_log("not serving this mount");
+    assert!(
+        log.contains("libadmin.so: no such file") && log.contains("mount=admin"),
+        "{log}"
+    );
+
+    let health = host.get("/_host/health");
+    assert_eq!(health.status, 503);
+    assert_eq!(health.header("content-type"), Some("application/json"));
+    let report = health.json();
+    assert_eq!(report["status"], "degraded");
+    assert_eq!(report["mounts"][0]["state"], "loaded");
+    assert_eq!(report["mounts"][1]["name"], "admin");
+    assert_eq!(report["mounts"][1]["state"], "failed");
+    assert!(
+        report["mounts"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no such file")
+    );
+
+    let metrics = host.get("/_host/metrics").text();
+    assert!(metrics.contains("host_load_failures 1"), "{metrics}");
+    assert!(
+        metrics.contains("host_requests_total{app=\"admin\",status=\"5xx\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn strict_mode_and_check_refuse_a_broken_table() {
+    let table = site_with_a_broken_admin();
+    let strict = table.run_args(&["serve", "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("libadmin.so: no such file"));
+    assert_eq!(table.run("check").status.code(), Some(1));
+}
+
+#[test]
+fn health_and_metrics_report_a_healthy_site() {
+    let host = Host::start(Table::new(vec![
+        mount("probe", "/", "probe"),
+        mount("admin", "/admin", "admin"),
+    ]));
+    let health = host.get("/_host/health");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
+    assert_eq!(host.get("/count").status, 200);
+    assert_eq!(host.get("/panic").status, 500);
+    assert_eq!(host.get("/admin/").status, 200);
+    assert_eq!(host.get("/admin%2Fx").status, 400);
+    let response = host.get("/_host/metrics");
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let metrics = response.text();
+    for line in [
+        "host_requests_total{app=\"probe\",status=\"2xx\"} 1",
+        "host_requests_total{app=\"probe\",status=\"5xx\"} 1",
+        "host_requests_total{app=\"admin\",status=\"2xx\"} 1",
+        "host_requests_total{app=\"_host\",status=\"4xx\"} 1",
+        "host_handler_panics_total{app=\"probe\"} 1",
+        "host_request_duration_seconds_count{app=\"probe\"} 2",
+        "host_requests_in_flight{app=\"admin\"} 0",
+        "host_load_failures 0",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+    assert_eq!(host.request("POST", "/_host/health", &[], b"").status, 405);
+}
+
+#[test]
+fn the_host_paths_can_be_moved_or_turned_off() {
+    let host = Host::start(Table::from_value(json!({
+        "health_path": "/healthz",
+        "metrics_path": "",
+        "mounts": [mount("probe", "/", "probe")],
+    })));
+    assert_eq!(host.get("/healthz").status, 200);
+    // turned off or moved: the app answers those paths
+    assert_eq!(host.get("/_host/metrics").status, 404);
+    assert_eq!(host.get("/_host/health").status, 404);
+
+    let bad = Table::from_value(json!({
+        "health_path": "healthz",
+        "mounts": [mount("probe", "/", "probe")],
+    }));
+    let output = bad.run("check");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("health_path: \"healthz\" must be a path starting with '/'")
+    );
+}
