@@ -1,5 +1,6 @@
 //! The README's "Write your own app" steps, run exactly, on a copy of the
-//! workspace: scaffold, unit test, serve, fetch the page.
+//! workspace: scaffold, unit test, serve with reload, fetch the page; then
+//! an edit to the app's template goes live without a manual restart.
 
 mod common;
 
@@ -84,11 +85,11 @@ fn the_readme_steps_scaffold_test_mount_and_serve_a_new_section() {
         "{said}"
     );
 
-    // 3. cargo xtask serve (on a free port instead of 5000)
+    // 3. cargo xtask serve --reload (on a free port instead of 5000)
     let mut serving = cargo(
         &workspace,
         &target,
-        &["xtask", "serve", "--listen", "127.0.0.1:0"],
+        &["xtask", "serve", "--reload", "--listen", "127.0.0.1:0"],
     );
     serving
         .stdout(Stdio::null())
@@ -116,18 +117,40 @@ fn the_readme_steps_scaffold_test_mount_and_serve_a_new_section() {
     };
 
     // 4. curl http://127.0.0.1:5000/reports/
-    let page = common::send_raw(
-        addr,
-        format!("GET /reports/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        false,
-    );
+    let get = |addr| {
+        common::send_raw(
+            addr,
+            format!("GET /reports/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+            false,
+        )
+    };
+    let page = get(addr);
+    // minijinja escapes `/` in HTML as `&#x2f;`
+    let html = page.text().replace("&#x2f;", "/");
+
+    // An edit to the template: xtask rebuilds and reinstalls the library,
+    // the host sees it and restarts on it.
+    let template = workspace.join("apps/reports/templates/index.html");
+    let edited = std::fs::read_to_string(&template)
+        .unwrap()
+        .replace("<h1>{{ app }}</h1>", "<h1>{{ app }}, edited</h1>");
+    std::fs::write(&template, edited).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let mut reloaded = false;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        if get(addr).text().contains("<h1>reports, edited</h1>") {
+            reloaded = true;
+            break;
+        }
+    }
+
     let _ = Command::new("kill")
         .args(["-s", "TERM", "--", &format!("-{group}")])
         .status();
     let _ = child.wait();
     assert_eq!(page.status, 200, "{}", page.text());
-    // minijinja escapes `/` in HTML as `&#x2f;`
-    let html = page.text().replace("&#x2f;", "/");
     assert!(html.contains("<h1>reports</h1>"), "{html}");
     assert!(
         html.contains(&format!("served at <code>http://{addr}/reports/</code>")),
@@ -137,4 +160,5 @@ fn the_readme_steps_scaffold_test_mount_and_serve_a_new_section() {
         html.contains("href=\"/reports/static/style.css\""),
         "{html}"
     );
+    assert!(reloaded, "the edited template never went live");
 }
