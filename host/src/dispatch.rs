@@ -173,8 +173,11 @@ pub fn decode_path(raw_path: &str) -> Result<String, &'static str> {
     if !raw_path.starts_with('/') {
         return Err("the request target must be a path starting with '/'");
     }
-    let lower = raw_path.to_ascii_lowercase();
-    if lower.contains("%2f") {
+    // The common case, nothing encoded and no dot segment, needs no work.
+    if !raw_path.contains(['%', '\0']) && !has_dot_segment(raw_path) {
+        return Ok(raw_path.to_owned());
+    }
+    if find_encoded_slash(raw_path).is_some() {
         return Err(ENCODED_SLASH);
     }
     let decoded = percent_decode_str(raw_path)
@@ -184,6 +187,19 @@ pub fn decode_path(raw_path: &str) -> Result<String, &'static str> {
         return Err("the path contains a NUL byte");
     }
     remove_dot_segments(&decoded)
+}
+
+/// Where `%2F` or `%2f` starts in a raw path.
+fn find_encoded_slash(raw_path: &str) -> Option<usize> {
+    raw_path.as_bytes().windows(3).position(|window| {
+        window[0] == b'%' && window[1] == b'2' && window[2].eq_ignore_ascii_case(&b'f')
+    })
+}
+
+/// Whether a segment of the path is `.` or `..`.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/')
+        .any(|segment| segment == "." || segment == "..")
 }
 
 /// RFC 3986 section 5.2.4 on a path starting with `/`; climbing above the
