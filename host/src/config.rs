@@ -38,6 +38,33 @@ pub struct MountTable {
     pub health_path: Option<String>,
     /// Where the host answers its metrics, if anywhere.
     pub metrics_path: Option<String>,
+    /// Limits against misbehaving clients.
+    pub limits: Limits,
+}
+
+/// Limits against misbehaving clients, for the whole host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, and the longest a
+    /// keep-alive connection may sit idle (against slowloris).
+    pub header_read_timeout_ms: u64,
+    /// Headers in one request at most; more get 431.
+    pub max_headers: usize,
+    /// Bytes of request line and headers at most; more get 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 10_000,
+            header_read_timeout_ms: 10_000,
+            max_headers: 100,
+            max_header_bytes: 16 * 1024,
+        }
+    }
 }
 
 /// One validated mount.
@@ -163,6 +190,15 @@ struct RawTable {
     /// Where the host answers Prometheus metrics; "" turns them off.
     /// Default "/_host/metrics".
     metrics_path: Option<String>,
+    /// Open connections at most; more wait in the listen backlog. Default 10000.
+    max_connections: Option<usize>,
+    /// Milliseconds a client has to send its request headers, also the
+    /// longest idle time of a keep-alive connection. Default 10000.
+    header_read_timeout_ms: Option<u64>,
+    /// Headers in one request at most (more get 431). Default 100.
+    max_headers: Option<usize>,
+    /// Bytes of request line and headers at most (more get 431). Default 16384.
+    max_header_bytes: Option<usize>,
     /// The apps, each under its own URL prefix. The longest prefix wins.
     mounts: Vec<RawMount>,
 }
@@ -219,6 +255,10 @@ pub fn single(
         log_dir: None,
         health_path: None,
         metrics_path: None,
+        max_connections: None,
+        header_read_timeout_ms: None,
+        max_headers: None,
+        max_header_bytes: None,
         mounts: vec![RawMount {
             name: name.to_owned(),
             prefix: prefix.to_owned(),
@@ -420,10 +460,40 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
     };
     let health_path = host_path("health_path", raw.health_path, "/_host/health")?;
     let metrics_path = host_path("metrics_path", raw.metrics_path, "/_host/metrics")?;
+    let defaults = Limits::default();
+    let positive = |key: &str, value: Option<u64>, default: u64| match value {
+        None => Ok(default),
+        Some(0) => Err(problem(key, "must be at least 1")),
+        Some(value) => Ok(value),
+    };
+    let to_u64 = |value: Option<usize>| value.map(|v| v as u64);
+    let limits = Limits {
+        max_connections: positive(
+            "max_connections",
+            to_u64(raw.max_connections),
+            defaults.max_connections as u64,
+        )? as usize,
+        header_read_timeout_ms: positive(
+            "header_read_timeout_ms",
+            raw.header_read_timeout_ms,
+            defaults.header_read_timeout_ms,
+        )?,
+        max_headers: positive(
+            "max_headers",
+            to_u64(raw.max_headers),
+            defaults.max_headers as u64,
+        )? as usize,
+        max_header_bytes: positive(
+            "max_header_bytes",
+            to_u64(raw.max_header_bytes),
+            defaults.max_header_bytes as u64,
+        )? as usize,
+    };
     Ok(MountTable {
         file: PathBuf::new(),
         health_path,
         metrics_path,
+        limits,
         listen,
         data_dir: base.join(raw.data_dir.as_deref().unwrap_or("data")),
         log_dir: base.join(raw.log_dir.as_deref().unwrap_or("logs")),

@@ -87,7 +87,14 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         health: table.health_path.clone(),
         metrics: table.metrics_path.clone(),
     };
-    let site = Arc::new(Site::start(loaded, failed, workers, options.debug, paths));
+    let site = Arc::new(Site::start(
+        loaded,
+        failed,
+        workers,
+        options.debug,
+        paths,
+        table.limits,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use app_api::abi::AppInstance;
 
 use crate::{
-    config::{Mount, MountTable},
+    config::{Limits, Mount, MountTable},
     dispatch::{MountPrefix, PrefixTable},
     handler_pool::{HandlerPool, InlineGate},
     loader::{self, Library, LoadError, Loader},
@@ -120,6 +120,8 @@ pub struct Site {
     pub host_counters: Counters,
     /// The host's own paths.
     pub paths: HostPaths,
+    /// Limits against misbehaving clients.
+    pub limits: Limits,
     /// How many handlers may run on the async workers at once.
     pub inline: InlineGate,
     /// Show error pages with backtraces to loopback clients.
@@ -135,6 +137,7 @@ impl Site {
         workers: usize,
         debug: bool,
         paths: HostPaths,
+        limits: Limits,
     ) -> Site {
         let live_prefixes = loaded.iter().map(|app| MountPrefix {
             prefix: &app.mount.prefix,
@@ -169,6 +172,7 @@ impl Site {
             failed,
             host_counters: Counters::default(),
             paths,
+            limits,
             inline: InlineGate::new(workers),
             debug,
         }
