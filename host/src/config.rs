@@ -93,6 +93,10 @@ pub struct Mount {
     pub max_concurrency: usize,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: u64,
+    /// How long a request may wait for a free handler (then 503).
+    pub queue_timeout_ms: u64,
+    /// How long a handler may take before the client gets 504.
+    pub timeout_ms: u64,
 }
 
 impl Mount {
@@ -232,6 +236,12 @@ struct RawMount {
     max_concurrency: Option<usize>,
     /// Largest request body in bytes; larger gets 413. Default 1048576.
     max_body_bytes: Option<u64>,
+    /// Milliseconds a request may wait for a free handler; then 503 with
+    /// Retry-After. Default 10000.
+    queue_timeout_ms: Option<u64>,
+    /// Milliseconds a handler may take; then the client gets 504 (the
+    /// handler finishes and is logged as slow). Default 30000.
+    timeout_ms: Option<u64>,
 }
 
 /// The JSON Schema of the mount table, for editors (`host schema`).
@@ -271,6 +281,8 @@ pub fn single(
             config: None,
             max_concurrency: None,
             max_body_bytes: None,
+            queue_timeout_ms: None,
+            timeout_ms: None,
         }],
     };
     validate(raw, Path::new("")).map_err(|problem| {
@@ -445,6 +457,8 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
             config,
             max_concurrency,
             max_body_bytes: raw_mount.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            queue_timeout_ms: raw_mount.queue_timeout_ms.unwrap_or(10_000),
+            timeout_ms: raw_mount.timeout_ms.unwrap_or(30_000).max(1),
         });
     }
     let host_path = |key: &str, value: Option<String>, default: &str| match value.as_deref() {

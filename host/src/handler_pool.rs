@@ -30,7 +30,7 @@ use std::{
 
 use abi_stable::std_types::RResult;
 use app_api::abi::{AppError, AppInstance, AppRequest, AppResponse};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::logging;
 
@@ -91,6 +91,12 @@ pub type Reply = RResult<AppResponse, AppError>;
 struct Job {
     request: AppRequest,
     reply: oneshot::Sender<Reply>,
+    /// The mount's concurrency slot, held until the handler returns (even
+    /// after the client got its 504).
+    _slot: OwnedSemaphorePermit,
+    /// The deadline given to the client, to log handlers that outlive it.
+    timeout: Duration,
+    mount: Arc<str>,
 }
 
 #[derive(Default)]
@@ -117,9 +123,34 @@ impl Shared {
     }
 }
 
+/// Why a call got no reply from the app.
+#[derive(Debug)]
+pub enum CallError {
+    /// The pool is gone (the host is shutting down).
+    Closed,
+    /// Every slot of the mount stayed busy for `queue_timeout`.
+    Busy,
+    /// The handler did not answer within `timeout`.
+    TimedOut(Duration),
+}
+
+/// The mount's limits on its handlers.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Handlers running at once, at most.
+    pub max_concurrency: usize,
+    /// How long a request may wait for a free slot.
+    pub queue_timeout: Duration,
+    /// How long a handler may take before the client gets 504.
+    pub timeout: Duration,
+}
+
 /// Where one mount's handlers run.
 pub struct HandlerPool {
     name: String,
+    mount: Arc<str>,
+    limits: CallLimits,
+    slots: Arc<Semaphore>,
     max_threads: usize,
     instance: Arc<AppInstance>,
     shared: Arc<Shared>,
@@ -135,12 +166,15 @@ pub struct HandlerPool {
 pub struct PoolClosed;
 
 impl HandlerPool {
-    /// A pool for the mount `name` running at most `max_threads` handlers of
-    /// `instance` at once.
-    pub fn new(name: &str, max_threads: usize, instance: Arc<AppInstance>) -> HandlerPool {
+    /// A pool for the mount `name` running handlers of `instance` within
+    /// `limits`.
+    pub fn new(name: &str, limits: CallLimits, instance: Arc<AppInstance>) -> HandlerPool {
         HandlerPool {
             name: name.to_owned(),
-            max_threads: max_threads.max(1),
+            mount: Arc::from(name),
+            limits,
+            slots: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
+            max_threads: limits.max_concurrency.max(1),
             instance,
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -153,14 +187,38 @@ impl HandlerPool {
 
     /// Runs the request's handler, inline when the mount is fast and the gate
     /// allows, else on one of the pool's threads. The request id is the
-    /// context of the app's log events either way.
-    pub async fn call(&self, gate: &InlineGate, request: AppRequest) -> Result<Reply, PoolClosed> {
+    /// context of the app's log events either way. At most
+    /// `max_concurrency` handlers of the mount run at once; a request waits
+    /// for a slot up to `queue_timeout`, and a pooled handler's client waits
+    /// up to `timeout` (the handler runs on; its slot stays taken).
+    pub async fn call(&self, gate: &InlineGate, request: AppRequest) -> Result<Reply, CallError> {
+        let slot = match tokio::time::timeout(
+            self.limits.queue_timeout,
+            Arc::clone(&self.slots).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return Err(CallError::Closed),
+            Err(_) => return Err(CallError::Busy),
+        };
         if let Some(reply) = self.try_inline(gate, &request) {
             return Ok(reply);
         }
         let (reply, answer) = oneshot::channel();
-        self.submit(Job { request, reply })?;
-        answer.await.map_err(|_| PoolClosed)
+        self.submit(Job {
+            request,
+            reply,
+            _slot: slot,
+            timeout: self.limits.timeout,
+            mount: Arc::clone(&self.mount),
+        })
+        .map_err(|_| CallError::Closed)?;
+        match tokio::time::timeout(self.limits.timeout, answer).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(CallError::Closed),
+            Err(_) => Err(CallError::TimedOut(self.limits.timeout)),
+        }
     }
 
     fn try_inline(&self, gate: &InlineGate, request: &AppRequest) -> Option<Reply> {
@@ -229,6 +287,7 @@ impl HandlerPool {
 
     /// Lets the queued jobs finish, then ends and joins the threads.
     pub fn stop(&self) {
+        self.slots.close();
         let threads = {
             let mut state = self.shared.lock();
             state.stopping = true;
@@ -253,8 +312,19 @@ fn work(shared: &Shared, instance: &AppInstance) {
     loop {
         if let Some(job) = state.jobs.pop_front() {
             drop(state);
+            let started = Instant::now();
             let answer =
                 logging::with_request_id(&job.request.request_id, || instance.handle(&job.request));
+            let took = started.elapsed();
+            if took > job.timeout {
+                tracing::warn!(
+                    mount = %job.mount,
+                    request_id = %job.request.request_id,
+                    path = %job.request.path,
+                    "slow handler finished after {took:?}, past its {:?} timeout (the client got 504)",
+                    job.timeout
+                );
+            }
             // The client may have gone; nothing to do then.
             let _ = job.reply.send(answer);
             state = shared.lock();

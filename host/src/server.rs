@@ -31,6 +31,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
     dispatch::{self, Route},
+    handler_pool::CallError,
     logging,
     site::{LiveMount, Site, SiteMount},
     static_files::Served,
@@ -390,7 +391,30 @@ async fn call_app(
     };
     let reply = match live.pool.call(&site.inline, app_request).await {
         Ok(reply) => reply,
-        Err(_) => return status_page(StatusCode::SERVICE_UNAVAILABLE),
+        Err(CallError::Closed) => return status_page(StatusCode::SERVICE_UNAVAILABLE),
+        Err(CallError::Busy) => {
+            let mut response = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable\n\nthis section is busy; try again in a moment\n",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+        Err(CallError::TimedOut(limit)) => {
+            logging::with_request_id(request_id, || {
+                live.app.logger.emit(
+                    level::WARN,
+                    "host",
+                    &format!(
+                        "{} {}: no answer within {limit:?}: 504 sent, the handler runs on",
+                        parts.method, parts.uri
+                    ),
+                );
+            });
+            return status_page(StatusCode::GATEWAY_TIMEOUT);
+        }
     };
     match reply {
         RResult::ROk(response) => into_response(response).unwrap_or_else(|problem| {

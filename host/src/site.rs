@@ -1,13 +1,13 @@
 //! A site: the mount table with every mount's app loaded and instantiated.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use app_api::abi::AppInstance;
 
 use crate::{
     config::{Limits, Mount, MountTable},
     dispatch::{MountPrefix, PrefixTable},
-    handler_pool::{HandlerPool, InlineGate},
+    handler_pool::{CallLimits, HandlerPool, InlineGate},
     loader::{self, Library, LoadError, Loader},
     logging::AppLogger,
     metrics::Counters,
@@ -154,11 +154,12 @@ impl Site {
         let mounts = loaded
             .into_iter()
             .map(|app| {
-                let pool = HandlerPool::new(
-                    &app.mount.name,
-                    app.mount.max_concurrency,
-                    Arc::clone(&app.instance),
-                );
+                let limits = CallLimits {
+                    max_concurrency: app.mount.max_concurrency,
+                    queue_timeout: Duration::from_millis(app.mount.queue_timeout_ms),
+                    timeout: Duration::from_millis(app.mount.timeout_ms),
+                };
+                let pool = HandlerPool::new(&app.mount.name, limits, Arc::clone(&app.instance));
                 LiveMount {
                     app,
                     pool,

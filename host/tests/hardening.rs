@@ -125,3 +125,50 @@ fn the_host_paths_can_be_moved_or_turned_off() {
             .contains("health_path: \"healthz\" must be a path starting with '/'")
     );
 }
+
+#[test]
+fn a_saturated_app_does_not_starve_the_others_and_gets_503_and_504() {
+    let mut admin = mount("admin", "/admin", "probe");
+    admin["max_concurrency"] = json!(2);
+    admin["queue_timeout_ms"] = json!(500);
+    admin["timeout_ms"] = json!(1500);
+    let host = Host::start(Table::new(vec![mount("frontend", "/", "probe"), admin]));
+    // a first slow call moves admin's handlers onto its own threads
+    assert_eq!(host.get("/admin/sleep/250").status, 200);
+    host.wait_for_log("handlers run on the mount's own threads");
+
+    let addr = host.addr;
+    let sleepers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                common::send_raw(
+                    addr,
+                    format!("GET /admin/sleep/3000 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                    false,
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // while admin is saturated, the frontend keeps answering
+    for _ in 0..20 {
+        assert_eq!(host.get("/count").status, 200);
+    }
+    let mut statuses: Vec<u16> = sleepers
+        .into_iter()
+        .map(|sleeper| {
+            let response = sleeper.join().unwrap();
+            if response.status == 503 {
+                assert_eq!(response.header("retry-after"), Some("1"));
+            }
+            response.status
+        })
+        .collect();
+    statuses.sort_unstable();
+    // two ran and outlived their timeout; two waited for a slot too long
+    assert_eq!(statuses, [503, 503, 504, 504]);
+    let log = host.wait_for_log("slow handler finished after");
+    assert!(log.contains("no answer within 1.5s: 504 sent"), "{log}");
+    assert!(log.contains("slow handler finished after"), "{log}");
+}
