@@ -12,6 +12,8 @@ use std::{
 };
 
 use serde::Deserialize;
+
+use crate::proxy::TrustedProxies;
 use serde_json::value::RawValue;
 
 /// Where the host listens when the table says nothing.
@@ -40,6 +42,8 @@ pub struct MountTable {
     pub metrics_path: Option<String>,
     /// Limits against misbehaving clients.
     pub limits: Limits,
+    /// Proxies whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Limits against misbehaving clients, for the whole host.
@@ -203,6 +207,10 @@ struct RawTable {
     max_headers: Option<usize>,
     /// Bytes of request line and headers at most (more get 431). Default 16384.
     max_header_bytes: Option<usize>,
+    /// Reverse proxies (addresses or networks) whose X-Forwarded-For, -Proto,
+    /// -Host and -Prefix headers are believed. Default: none.
+    #[schemars(example = &["127.0.0.1", "10.0.0.0/8"])]
+    trusted_proxies: Option<Vec<String>>,
     /// The apps, each under its own URL prefix. The longest prefix wins.
     mounts: Vec<RawMount>,
 }
@@ -269,6 +277,7 @@ pub fn single(
         header_read_timeout_ms: None,
         max_headers: None,
         max_header_bytes: None,
+        trusted_proxies: None,
         mounts: vec![RawMount {
             name: name.to_owned(),
             prefix: prefix.to_owned(),
@@ -503,8 +512,12 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
             defaults.max_header_bytes as u64,
         )? as usize,
     };
+    let trusted_proxies =
+        TrustedProxies::parse(raw.trusted_proxies.iter().flatten().map(String::as_str))
+            .map_err(|message| problem("trusted_proxies", message))?;
     Ok(MountTable {
         file: PathBuf::new(),
+        trusted_proxies,
         health_path,
         metrics_path,
         limits,

@@ -94,6 +94,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         options.debug,
         paths,
         table.limits,
+        table.trusted_proxies.clone(),
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)

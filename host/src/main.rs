@@ -8,6 +8,7 @@ mod lifecycle;
 mod loader;
 mod logging;
 mod metrics;
+mod proxy;
 mod server;
 mod services;
 mod site;

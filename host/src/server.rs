@@ -33,6 +33,7 @@ use crate::{
     dispatch::{self, Route},
     handler_pool::CallError,
     logging,
+    proxy::{self, Origin},
     site::{LiveMount, Site, SiteMount},
     static_files::Served,
 };
@@ -149,6 +150,7 @@ async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let request_id = next_request_id();
+    let origin = proxy::origin(&site.trusted_proxies, remote, request.headers());
     let method = request.method().clone();
     let version = request.version();
     let target = request.uri().path_and_query().map_or_else(
@@ -185,7 +187,7 @@ async fn handle(
                 };
                 let _in_flight = live.counters.start();
                 let response =
-                    call_app(site, live, path, request, remote, local, &request_id).await;
+                    call_app(site, live, path, request, &origin, local, &request_id).await;
                 (response, Some((live.app.logger, &live.counters)), None)
             }
             Route::Static { mount, file } => {
@@ -213,6 +215,8 @@ async fn handle(
             }
             Route::Redirect(location) => {
                 let mut response = text(StatusCode::PERMANENT_REDIRECT, "");
+                // behind a proxy that removed a prefix, the client needs it back
+                let location = format!("{}{location}", origin.prefix);
                 if let Ok(value) = HeaderValue::from_str(&location) {
                     response.headers_mut().insert(header::LOCATION, value);
                 }
@@ -237,7 +241,7 @@ async fn handle(
         response.headers_mut().insert("x-request-id", value);
     }
     let access = Access {
-        client: remote,
+        client: &origin.client,
         method: &method,
         target: &target,
         version,
@@ -294,7 +298,7 @@ fn host_path(site: &Site, method: &Method, path: &str) -> Option<Response<Body>>
 /// One access-log line, like nginx's: client, request line, status, body
 /// bytes, time taken (to the response head).
 struct Access<'a> {
-    client: SocketAddr,
+    client: &'a str,
     method: &'a Method,
     target: &'a str,
     version: Version,
@@ -324,7 +328,7 @@ async fn call_app(
     live: &LiveMount,
     path: String,
     request: Request<Incoming>,
-    remote: SocketAddr,
+    origin: &Origin,
     local: SocketAddr,
     request_id: &str,
 ) -> Response<Body> {
@@ -352,12 +356,14 @@ async fn call_app(
             );
         }
     };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(ToString::to_string));
+    let host = origin.host.clone().or_else(|| {
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| parts.uri.authority().map(ToString::to_string))
+    });
     let host = match host {
         Some(host) => host,
         // RFC 9112, section 3.2: a 1.1 request without Host is a 400.
@@ -371,9 +377,9 @@ async fn call_app(
     };
     let app_request = AppRequest {
         method: parts.method.as_str().into(),
-        scheme: "http".into(),
+        scheme: origin.scheme.as_str().into(),
         host: host.into(),
-        script_root: mount.prefix.as_str().into(),
+        script_root: format!("{}{}", origin.prefix, mount.prefix).into(),
         path: path.into(),
         query: parts.uri.query().unwrap_or("").into(),
         headers: parts
@@ -385,7 +391,7 @@ async fn call_app(
             })
             .collect(),
         body: RVec::from(Vec::from(body)),
-        remote_addr: remote.to_string().into(),
+        remote_addr: origin.client.as_str().into(),
         request_id: request_id.into(),
         extensions: RVec::new(),
     };
@@ -443,7 +449,7 @@ async fn call_app(
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             // Like Werkzeug's debugger, minus code execution: only with
             // --debug, and only for clients on this machine.
-            if shows_debug_page(site.debug, remote.ip()) {
+            if shows_debug_page(site.debug, &origin.client) {
                 return debug_page(status, &mount.name, &parts.method, &parts.uri, &error);
             }
             status_page(status)
@@ -486,8 +492,12 @@ fn into_response(response: AppResponse) -> Result<Response<Body>, String> {
 
 /// Whether a failed request gets the `--debug` page: only in debug mode, and
 /// only for a client on this machine (IPv4-mapped loopback included).
-fn shows_debug_page(debug: bool, client: std::net::IpAddr) -> bool {
-    debug && client.to_canonical().is_loopback()
+fn shows_debug_page(debug: bool, client: &str) -> bool {
+    let ip = client
+        .parse::<SocketAddr>()
+        .map(|address| address.ip())
+        .or_else(|_| client.parse::<std::net::IpAddr>());
+    debug && ip.is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// The `--debug` error page: the app, the request line, the message and the
@@ -584,6 +594,9 @@ mod tests {
     fn the_debug_page_is_for_local_clients_in_debug_mode_only() {
         let rows = [
             (true, "127.0.0.1", true),
+            (true, "127.0.0.1:5000", true),
+            (true, "[::1]:80", true),
+            (true, "not an address", false),
             (true, "::1", true),
             (true, "::ffff:127.0.0.1", true),
             (true, "10.0.0.7", false),
@@ -592,11 +605,7 @@ mod tests {
             (false, "127.0.0.1", false),
         ];
         for (debug, client, expected) in rows {
-            assert_eq!(
-                shows_debug_page(debug, client.parse().unwrap()),
-                expected,
-                "{client}"
-            );
+            assert_eq!(shows_debug_page(debug, client), expected, "{client}");
         }
     }
 

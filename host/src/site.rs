@@ -11,6 +11,7 @@ use crate::{
     loader::{self, Library, LoadError, Loader},
     logging::AppLogger,
     metrics::Counters,
+    proxy::TrustedProxies,
     static_files::StaticFolder,
 };
 
@@ -122,6 +123,8 @@ pub struct Site {
     pub paths: HostPaths,
     /// Limits against misbehaving clients.
     pub limits: Limits,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
     /// How many handlers may run on the async workers at once.
     pub inline: InlineGate,
     /// Show error pages with backtraces to loopback clients.
@@ -138,6 +141,7 @@ impl Site {
         debug: bool,
         paths: HostPaths,
         limits: Limits,
+        trusted_proxies: TrustedProxies,
     ) -> Site {
         let live_prefixes = loaded.iter().map(|app| MountPrefix {
             prefix: &app.mount.prefix,
@@ -174,6 +178,7 @@ impl Site {
             host_counters: Counters::default(),
             paths,
             limits,
+            trusted_proxies,
             inline: InlineGate::new(workers),
             debug,
         }

@@ -172,3 +172,77 @@ fn a_saturated_app_does_not_starve_the_others_and_gets_503_and_504() {
     assert!(log.contains("no answer within 1.5s: 504 sent"), "{log}");
     assert!(log.contains("slow handler finished after"), "{log}");
 }
+
+fn echoing_behind(trusted: serde_json::Value) -> Host {
+    let mut admin = mount("admin", "/admin", "probe");
+    admin["config"] = json!({"catch_all": true});
+    Host::start(Table::from_value(json!({
+        "trusted_proxies": trusted,
+        "mounts": [mount("frontend", "/", "frontend"), admin],
+    })))
+}
+
+const FORWARDED: [(&str, &str); 4] = [
+    ("X-Forwarded-For", "198.51.100.1, 203.0.113.9"),
+    ("X-Forwarded-Proto", "https"),
+    ("X-Forwarded-Host", "blog.example.com"),
+    ("X-Forwarded-Prefix", "/site"),
+];
+
+#[test]
+fn a_trusted_proxy_shapes_the_client_url_prefix_and_redirects() {
+    let host = echoing_behind(json!(["127.0.0.1"]));
+    let response = host.request("GET", "/admin/users/5?x=1", &FORWARDED, b"");
+    let echo = response.json();
+    assert_eq!(echo["remote_addr"], "203.0.113.9");
+    assert_eq!(echo["scheme"], "https");
+    assert_eq!(echo["host"], "blog.example.com");
+    assert_eq!(echo["script_root"], "/site/admin");
+    assert_eq!(
+        echo["url"],
+        "https://blog.example.com/site/admin/users/5?x=1"
+    );
+    // url_for follows the outer prefix too
+    let links = host.request("GET", "/admin/links", &FORWARDED, b"").json();
+    assert_eq!(links["index"], "/site/admin/");
+    // the host's own redirect keeps the outer prefix
+    let redirect = host.request("GET", "/admin", &FORWARDED, b"");
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.header("location"), Some("/site/admin/"));
+    // the access log names the real client
+    let log = host.wait_for_log("203.0.113.9 \"GET /admin/users/5?x=1");
+    assert!(
+        log.contains("203.0.113.9 \"GET /admin/users/5?x=1"),
+        "{log}"
+    );
+}
+
+#[test]
+fn forwarding_headers_from_anyone_else_are_ignored() {
+    let host = echoing_behind(json!(["10.20.30.40", "192.168.0.0/16"]));
+    let echo = host
+        .request("GET", "/admin/users/5", &FORWARDED, b"")
+        .json();
+    assert!(
+        echo["remote_addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert_eq!(echo["scheme"], "http");
+    assert_eq!(echo["host"], host.addr.to_string());
+    assert_eq!(echo["script_root"], "/admin");
+    let redirect = host.request("GET", "/admin", &FORWARDED, b"");
+    assert_eq!(redirect.header("location"), Some("/admin/"));
+
+    let bad = Table::from_value(json!({
+        "trusted_proxies": ["10.0.0.0/40"],
+        "mounts": [mount("frontend", "/", "frontend")],
+    }));
+    let output = bad.run("check");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("trusted_proxies: \"10.0.0.0/40\" is not an address or a network")
+    );
+}

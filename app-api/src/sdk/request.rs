@@ -184,14 +184,19 @@ impl<'a> Request<'a> {
     /// Under `/admin`, `url_for("post", &[("slug", "hi")])` is `/admin/post/hi`.
     pub fn url_for(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<String, Error> {
         let path = self.router.url_for(endpoint, params)?;
-        Ok(format!("{}{path}", self.mount.prefix))
+        // The request's script root, not the mount's prefix: behind a proxy
+        // that removed an outer prefix (`/site`), it includes that too.
+        Ok(format!("{}{path}", self.raw.script_root))
     }
 
     /// The URL path of a file in the mount's static folder, prefix included:
     /// `static_url("style.css")` is `/admin/static/style.css` under `/admin`.
     pub fn static_url(&self, file: &str) -> String {
         let file: Cow<'_, str> = utf8_percent_encode(file.trim_start_matches('/'), URL_PATH).into();
-        format!("{}{}/{file}", self.mount.prefix, self.mount.static_url_path)
+        format!(
+            "{}{}/{file}",
+            self.raw.script_root, self.mount.static_url_path
+        )
     }
 }
 
