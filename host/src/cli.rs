@@ -71,6 +71,13 @@ enum Command {
         #[command(flatten)]
         table: TableArg,
     },
+    /// Restart the running host with zero downtime (sends it SIGHUP): a new
+    /// process loads the current mount table and libraries on the same
+    /// socket, and the old one finishes its requests and exits.
+    Reload {
+        #[command(flatten)]
+        table: TableArg,
+    },
     /// Print the JSON Schema of the mount table, for editors.
     Schema,
 }
@@ -120,6 +127,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => run_one(&library, &prefix, static_folder.as_deref(), name, serving),
         Command::Check { table } => check(&table.config),
         Command::Routes { table } => routes(&table.config),
+        Command::Reload { table } => {
+            let table = config::load(&table.config)?;
+            let pid =
+                crate::handover::signal_reload(&table.data_dir).map_err(anyhow::Error::msg)?;
+            println!("asked host {pid} to reload");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             println!("{}", config::schema());
             Ok(ExitCode::SUCCESS)

@@ -19,15 +19,11 @@ use tokio::net::TcpListener;
 
 use crate::{
     config::MountTable,
-    logging,
+    handover, logging,
     logging::AppLogger,
     server,
     site::{self, FailedMount, HostPaths, LoadedMount, Site},
 };
-
-/// The environment variable that hands the listening socket to the process
-/// that replaces this one on reload.
-const INHERITED_FD: &str = "HOST_LISTEN_FD";
 
 /// How often `--reload` looks at the watched files.
 const WATCH_EVERY: Duration = Duration::from_millis(300);
@@ -50,6 +46,8 @@ pub struct Options {
 enum Stop {
     Signal,
     Reload(String),
+    /// A successor (this pid) serves now.
+    HandedOver(u32),
 }
 
 /// Loads every mount of `table` and serves them until a signal, or until a
@@ -113,10 +111,23 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
             }
         };
         tracing::info!("listening on http://{}", listener.local_addr()?);
+        if let Err(error) = handover::write_pid_file(&table.data_dir) {
+            tracing::warn!(
+                "cannot write {}: {error} (host reload will not find this process)",
+                handover::pid_file(&table.data_dir).display()
+            );
+        }
+        handover::notify_ready();
+        // A second descriptor for the socket, to hand to a successor.
+        let shared = std::net::TcpListener::from(
+            rustix::io::fcntl_dupfd_cloexec(&listener, 0)
+                .context("cannot share the listening socket")?,
+        );
         let stop = async {
             tokio::select! {
                 () = stop_signal() => Stop::Signal,
                 change = watch(watched) => Stop::Reload(change),
+                pid = upgrade_on_hangup(&shared) => Stop::HandedOver(pid),
             }
         };
         anyhow::Ok(server::serve(listener, Arc::clone(&site), stop).await)
@@ -125,7 +136,13 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     drop(runtime);
     match stop {
         Stop::Signal => {
+            handover::remove_pid_file(&table.data_dir);
             tracing::info!("stopped");
+            drop(log_guards);
+            Ok(ExitCode::SUCCESS)
+        }
+        Stop::HandedOver(pid) => {
+            tracing::info!("stopped: process {pid} serves now");
             drop(log_guards);
             Ok(ExitCode::SUCCESS)
         }
@@ -193,6 +210,29 @@ pub fn load_all(table: &MountTable, debug: bool) -> anyhow::Result<Vec<LoadedMou
     }
 }
 
+/// Completes with the successor's pid once a `SIGHUP` started one that
+/// serves; a successor that fails is logged and this process keeps serving.
+async fn upgrade_on_hangup(listener: &std::net::TcpListener) -> u32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP");
+            return std::future::pending().await;
+        }
+    };
+    loop {
+        hangups.recv().await;
+        tracing::info!("SIGHUP received: starting a new process on the same socket");
+        match handover::start_successor(listener).await {
+            Ok(pid) => return pid,
+            Err(error) => {
+                tracing::error!("the new process did not start, so this one keeps serving: {error}")
+            }
+        }
+    }
+}
+
 /// Completes on SIGINT or SIGTERM.
 async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -215,7 +255,7 @@ async fn stop_signal() {
 
 /// This binary's path. After a rebuild replaced the file, Linux reports the
 /// old one as `<path> (deleted)`; the new one is at `<path>`.
-fn current_exe() -> std::io::Result<PathBuf> {
+pub fn current_exe() -> std::io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     Ok(
         match exe
@@ -320,43 +360,30 @@ fn re_exec(listener: TcpListener) -> anyhow::Error {
     };
     let error = Command::new(&exe)
         .args(std::env::args_os().skip(1))
-        .env(INHERITED_FD, listener.as_raw_fd().to_string())
+        .env(handover::LISTEN_FD, listener.as_raw_fd().to_string())
         .exec();
     anyhow::anyhow!("cannot restart {}: {error}", exe.display())
 }
 
 /// The listening socket handed over by the process this one replaced
 /// (`HOST_LISTEN_FD`), or by systemd socket activation (`LISTEN_FDS`).
-// Taking ownership of an inherited descriptor is the one thing here that
-// std cannot do safely.
-#[allow(unsafe_code)]
 fn inherited_listener() -> anyhow::Result<Option<TcpListener>> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let fd = if let Some(fd) = std::env::var_os(INHERITED_FD) {
-        fd.to_str()
-            .and_then(|fd| fd.parse::<i32>().ok())
-            .context("HOST_LISTEN_FD is not a file descriptor number")?
-    } else if std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string())
-        && std::env::var("LISTEN_FDS").is_ok_and(|count| count.parse::<u32>().unwrap_or(0) >= 1)
-    {
-        // systemd passes its sockets from descriptor 3 (sd_listen_fds(3)).
-        3
-    } else {
-        return Ok(None);
+    let owned = match handover::take_inherited(handover::LISTEN_FD).map_err(anyhow::Error::msg)? {
+        Some(owned) => owned,
+        None if std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string())
+            && std::env::var("LISTEN_FDS")
+                .is_ok_and(|count| count.parse::<u32>().unwrap_or(0) >= 1) =>
+        {
+            // systemd passes its sockets from descriptor 3 (sd_listen_fds(3)).
+            handover::take_fd(3).map_err(anyhow::Error::msg)?
+        }
+        None => return Ok(None),
     };
-    anyhow::ensure!(
-        fd >= 0 && Path::new(&format!("/proc/self/fd/{fd}")).exists(),
-        "inherited descriptor {fd} is not open"
-    );
-    // SAFETY: the descriptor is open (checked above) and was handed to this
-    // process to own, by its previous incarnation or by systemd; nothing
-    // else in the process uses it.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let socket_type = rustix::net::sockopt::socket_type(&owned)
-        .with_context(|| format!("inherited descriptor {fd} is not a socket"))?;
+        .context("the inherited descriptor is not a socket")?;
     anyhow::ensure!(
         socket_type == rustix::net::SocketType::STREAM,
-        "inherited descriptor {fd} is not a stream socket"
+        "the inherited descriptor is not a stream socket"
     );
     let listener = std::net::TcpListener::from(owned);
     listener.set_nonblocking(true)?;

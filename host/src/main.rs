@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod dispatch;
 mod handler_pool;
+mod handover;
 mod lifecycle;
 mod loader;
 mod logging;

@@ -65,6 +65,10 @@ fn page(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
     response
 }
 
+/// How long newly accepted connections get to send their request before
+/// idle connections are closed at shutdown.
+const SETTLE: Duration = Duration::from_millis(300);
+
 /// How long in-flight requests may take to finish after a stop signal.
 pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -132,6 +136,10 @@ pub async fn serve<T>(
         });
     };
     tracing::info!("stopped accepting; finishing in-flight requests");
+    // A connection accepted just now may not have sent its request yet;
+    // graceful shutdown would close it as idle and the request would meet a
+    // reset. Give such requests a moment to arrive and be taken in.
+    tokio::time::sleep(SETTLE).await;
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(GRACEFUL_TIMEOUT) => {

@@ -1,0 +1,155 @@
+//! Zero-downtime restart: on `SIGHUP` (or `host reload`) the running host
+//! starts a successor process that inherits the listening socket, waits
+//! until the successor says it is serving, and only then stops accepting,
+//! finishes its in-flight requests and exits. If the successor cannot start
+//! (an invalid mount table, a broken library), the running host keeps
+//! serving and logs why. Both processes accept on the same socket for a
+//! moment, so no connection is refused or dropped.
+
+use std::{
+    io::{Read, Write},
+    net::TcpListener,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use rustix::io::{FdFlags, fcntl_setfd};
+
+/// The variable naming the inherited listening socket's descriptor.
+pub const LISTEN_FD: &str = "HOST_LISTEN_FD";
+
+/// The variable naming the pipe the successor reports readiness on.
+const READY_FD: &str = "HOST_READY_FD";
+
+/// How long a successor may take to start serving.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Takes ownership of the descriptor named by the environment variable
+/// `variable`, if it is set and open.
+// Taking ownership of an inherited descriptor is the one thing here that
+// std cannot do safely.
+#[allow(unsafe_code)]
+pub fn take_inherited(variable: &str) -> Result<Option<OwnedFd>, String> {
+    let Some(value) = std::env::var_os(variable) else {
+        return Ok(None);
+    };
+    let fd = value
+        .to_str()
+        .and_then(|fd| fd.parse::<i32>().ok())
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| format!("{variable} is not a file descriptor number"))?;
+    take_fd(fd).map(Some)
+}
+
+/// Takes ownership of descriptor `fd`, handed to this process to own.
+#[allow(unsafe_code)]
+pub fn take_fd(fd: i32) -> Result<OwnedFd, String> {
+    if !Path::new(&format!("/proc/self/fd/{fd}")).exists() {
+        return Err(format!("inherited descriptor {fd} is not open"));
+    }
+    // SAFETY: the descriptor is open (checked above) and was handed to this
+    // process to own, by its parent or by systemd; nothing else in the
+    // process knows its number, so nothing else uses or closes it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Tells the process that started this one that it is serving now.
+pub fn notify_ready() {
+    match take_inherited(READY_FD) {
+        Ok(Some(fd)) => {
+            let mut pipe = std::fs::File::from(fd);
+            let _ = pipe.write_all(b"ready\n");
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!("cannot report readiness: {error}"),
+    }
+}
+
+/// Starts a successor with this process's arguments and a copy of
+/// `listener`, and waits until it serves. Returns its process id.
+pub async fn start_successor(listener: &TcpListener) -> Result<u32, String> {
+    let socket = listener
+        .try_clone()
+        .map_err(|error| format!("cannot share the socket: {error}"))?;
+    let (mut ready, ready_writer) =
+        std::io::pipe().map_err(|error| format!("cannot make a pipe: {error}"))?;
+    // Both descriptors must survive the successor's exec.
+    fcntl_setfd(&socket, FdFlags::empty()).map_err(|error| error.to_string())?;
+    fcntl_setfd(&ready_writer, FdFlags::empty()).map_err(|error| error.to_string())?;
+    let exe = crate::lifecycle::current_exe().map_err(|error| error.to_string())?;
+    let mut child = Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(LISTEN_FD, socket.as_raw_fd().to_string())
+        .env(READY_FD, ready_writer.as_raw_fd().to_string())
+        .spawn()
+        .map_err(|error| format!("cannot start {}: {error}", exe.display()))?;
+    // Only the successor may hold the write end now, so that its exit
+    // closes the pipe.
+    drop(ready_writer);
+    drop(socket);
+    let pid = child.id();
+    let said = tokio::task::spawn_blocking(move || {
+        let mut said = String::new();
+        let _ = ready.read_to_string(&mut said);
+        said
+    });
+    let outcome = match tokio::time::timeout(READY_TIMEOUT, said).await {
+        Ok(Ok(said)) if said.starts_with("ready") => Ok(pid),
+        Ok(_) => Err(match child.wait() {
+            Ok(status) => format!("the new process (pid {pid}) exited before serving: {status}"),
+            Err(error) => format!("the new process (pid {pid}) failed: {error}"),
+        }),
+        Err(_) => {
+            let _ = child.kill();
+            Err(format!(
+                "the new process (pid {pid}) did not serve within {READY_TIMEOUT:?}"
+            ))
+        }
+    };
+    // Dropping the handle neither waits for nor stops the successor.
+    drop(child);
+    outcome
+}
+
+/// Where the running host writes its process id, for `host reload`.
+pub fn pid_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("host.pid")
+}
+
+/// Records this process's id; the successor overwrites it.
+pub fn write_pid_file(data_dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(pid_file(data_dir), format!("{}\n", std::process::id()))
+}
+
+/// Removes the pid file if it still names this process.
+pub fn remove_pid_file(data_dir: &Path) {
+    let file = pid_file(data_dir);
+    if std::fs::read_to_string(&file).is_ok_and(|pid| pid.trim() == std::process::id().to_string())
+    {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// Sends `SIGHUP` to the host serving the table whose data folder is
+/// `data_dir`. Returns its process id.
+pub fn signal_reload(data_dir: &Path) -> Result<u32, String> {
+    let file = pid_file(data_dir);
+    let text = std::fs::read_to_string(&file).map_err(|error| {
+        format!(
+            "{}: {error} (is the host running with this mount table?)",
+            file.display()
+        )
+    })?;
+    let pid = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| format!("{}: not a process id", file.display()))?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+        .map_err(|error| format!("cannot signal host {}: {error}", pid.as_raw_nonzero()))?;
+    Ok(pid.as_raw_nonzero().get() as u32)
+}
