@@ -53,6 +53,7 @@ enum Stop {
 /// Loads every mount of `table` and serves them until a signal, or until a
 /// watched file changes (then the process replaces itself).
 pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
+    let inherited = inherited_listener()?;
     let loggers: Vec<&str> = table
         .mounts
         .iter()
@@ -101,8 +102,8 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let watched = watched_files(&table, options.reload.as_deref());
     let (stop, listener) = runtime.block_on(async {
-        let listener = match inherited_listener()? {
-            Some(listener) => listener,
+        let listener = match inherited {
+            Some(listener) => TcpListener::from_std(listener)?,
             None => {
                 let address = options.listen.unwrap_or(table.listen);
                 TcpListener::bind(address)
@@ -367,7 +368,10 @@ fn re_exec(listener: TcpListener) -> anyhow::Error {
 
 /// The listening socket handed over by the process this one replaced
 /// (`HOST_LISTEN_FD`), or by systemd socket activation (`LISTEN_FDS`).
-fn inherited_listener() -> anyhow::Result<Option<TcpListener>> {
+/// Called first thing, before any file is opened, so that descriptor 3 can
+/// only be what the parent passed.
+fn inherited_listener() -> anyhow::Result<Option<std::net::TcpListener>> {
+    use std::os::fd::IntoRawFd;
     let owned = match handover::take_inherited(handover::LISTEN_FD).map_err(anyhow::Error::msg)? {
         Some(owned) => owned,
         None if std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string())
@@ -379,13 +383,14 @@ fn inherited_listener() -> anyhow::Result<Option<TcpListener>> {
         }
         None => return Ok(None),
     };
-    let socket_type = rustix::net::sockopt::socket_type(&owned)
-        .context("the inherited descriptor is not a socket")?;
-    anyhow::ensure!(
-        socket_type == rustix::net::SocketType::STREAM,
-        "the inherited descriptor is not a stream socket"
-    );
+    let is_stream = rustix::net::sockopt::socket_type(&owned)
+        .is_ok_and(|socket_type| socket_type == rustix::net::SocketType::STREAM);
+    if !is_stream {
+        // Not ours to close: let go of it untouched.
+        let fd = owned.into_raw_fd();
+        anyhow::bail!("the inherited descriptor {fd} is not a listening stream socket");
+    }
     let listener = std::net::TcpListener::from(owned);
     listener.set_nonblocking(true)?;
-    Ok(Some(TcpListener::from_std(listener)?))
+    Ok(Some(listener))
 }

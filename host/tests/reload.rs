@@ -55,22 +55,26 @@ fn terminate(pid: u32) {
 }
 
 #[test]
-fn sighup_adds_a_section_with_zero_failed_requests() {
-    let table = Table::new(vec![mount("frontend", "/", "frontend")]);
+fn sighup_adds_a_third_section_with_zero_failed_requests() {
+    let table = Table::new(vec![
+        mount("frontend", "/", "frontend"),
+        mount("admin", "/admin", "admin"),
+    ]);
     let mut host = Host::start_on(&table);
     let old = host.child.id();
     assert_eq!(pid_in(&table), Some(old));
-    assert_eq!(host.get("/admin/").status, 404);
+    assert_eq!(host.get("/archive/").status, 404);
 
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = load(host.addr, Arc::clone(&stop));
     thread::sleep(Duration::from_millis(300));
 
-    let with_admin = json!({"mounts": [
+    let with_archive = json!({"mounts": [
         mount("frontend", "/", "frontend"),
         mount("admin", "/admin", "admin"),
+        mount("archive", "/archive", "archive"),
     ]});
-    std::fs::write(&table.file, with_admin.to_string()).unwrap();
+    std::fs::write(&table.file, with_archive.to_string()).unwrap();
     // `host reload` finds the running host through its pid file
     let reload = table.run("reload");
     assert!(
@@ -88,7 +92,7 @@ fn sighup_adds_a_section_with_zero_failed_requests() {
     let new = pid_in(&table).expect("the new process wrote its pid");
     assert_ne!(new, old);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while host.get("/admin/").status != 200 {
+    while host.get("/archive/").status != 200 {
         assert!(Instant::now() < deadline, "the new section never answered");
         thread::sleep(Duration::from_millis(50));
     }
@@ -121,4 +125,60 @@ fn an_invalid_table_on_sighup_leaves_the_old_process_serving() {
     assert!(log.contains("exited before serving"), "{log}");
     assert_eq!(host.get("/").status, 200);
     assert_eq!(pid_in(&table), Some(host.child.id()));
+}
+
+#[test]
+fn a_systemd_socket_is_used_instead_of_binding() {
+    // Python stands in for systemd: it opens the socket, puts it on
+    // descriptor 3, sets LISTEN_FDS and LISTEN_PID, and execs the host.
+    let table = Table::new(vec![mount("frontend", "/", "frontend")]);
+    let script = r#"
+import os, socket, sys
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(64)
+print(listener.getsockname()[1], flush=True)
+os.dup2(listener.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(common::host_binary())
+        .args(["serve", "--config"])
+        .arg(&table.file)
+        .current_dir(table.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 runs");
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", port.trim()).parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let response = loop {
+        // the socket already listens; the host answers once it is up
+        let attempt = std::panic::catch_unwind(|| {
+            common::send_raw(
+                addr,
+                format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+                false,
+            )
+        });
+        if let Ok(response) = attempt {
+            break response;
+        }
+        assert!(Instant::now() < deadline, "no answer on the systemd socket");
+        thread::sleep(Duration::from_millis(100));
+    };
+    terminate(child.id());
+    let _ = child.wait();
+    assert_eq!(response.status, 200);
+    assert!(response.text().starts_with("Hello frontend!"));
 }
