@@ -33,8 +33,10 @@ use crate::{
     dispatch::{self, Route},
     handler_pool::CallError,
     logging,
+    logging::AppLogger,
+    metrics::Counters,
     proxy::{self, Origin},
-    site::{LiveMount, Site, SiteMount},
+    site::{FailedMount, LiveMount, Site, SiteMount},
     static_files::Served,
 };
 
@@ -167,80 +169,63 @@ async fn handle(
     );
     let uri = request.uri();
     // What serves the request: its logger and metrics (`None`: the host).
-    let (mut response, served_by, static_bytes) = if let Some(response) =
-        host_path(site, request.method(), uri.path())
-    {
-        (response, None, None)
-    } else {
-        match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
-            Route::App { mount, .. } | Route::Static { mount, .. }
-                if matches!(site.mount(mount), SiteMount::Failed(_)) =>
-            {
-                let SiteMount::Failed(failed) = site.mount(mount) else {
-                    unreachable!("matched above")
-                };
-                let _in_flight = failed.counters.start();
-                let response = text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!(
-                        "503 Service Unavailable\n\nthe app mounted at {} failed to start; the host's log says why\n",
-                        failed.mount.display_prefix()
-                    ),
-                );
-                (response, Some((failed.logger, &failed.counters)), None)
-            }
-            Route::App { mount, path } => {
-                let SiteMount::Live(live) = site.mount(mount) else {
-                    unreachable!("failed mounts are answered above")
-                };
-                let _in_flight = live.counters.start();
-                let response =
-                    call_app(site, live, path, request, &origin, local, &request_id).await;
-                (response, Some((live.app.logger, &live.counters)), None)
-            }
-            Route::Static { mount, file } => {
-                let SiteMount::Live(live) = site.mount(mount) else {
-                    unreachable!("failed mounts are answered above")
-                };
-                let _in_flight = live.counters.start();
-                let served = match &live.app.static_folder {
-                    Some(folder) => {
-                        folder
-                            .serve(request.method(), request.headers(), &file)
-                            .await
+    let (mut response, served_by, static_bytes) =
+        if let Some(response) = host_path(site, request.method(), uri.path()) {
+            (response, None, None)
+        } else {
+            match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
+                Route::App { mount, path } => match site.mount(mount) {
+                    SiteMount::Live(live) => {
+                        let _in_flight = live.counters.start();
+                        let response =
+                            call_app(site, live, path, request, &origin, local, &request_id).await;
+                        (response, Some((live.app.logger, &live.counters)), None)
                     }
-                    // the dispatcher routes here only for mounts with a folder
-                    None => Served {
-                        response: status_page(StatusCode::NOT_FOUND),
-                        bytes: 0,
-                    },
-                };
-                (
-                    served.response,
-                    Some((live.app.logger, &live.counters)),
-                    Some(served.bytes),
-                )
-            }
-            Route::Redirect(location) => {
-                let mut response = text(StatusCode::PERMANENT_REDIRECT, "");
-                // behind a proxy that removed a prefix, the client needs it back
-                let location = format!("{}{location}", origin.prefix);
-                if let Ok(value) = HeaderValue::from_str(&location) {
-                    response.headers_mut().insert(header::LOCATION, value);
+                    SiteMount::Failed(failed) => unavailable(failed),
+                },
+                Route::Static { mount, file } => match site.mount(mount) {
+                    SiteMount::Live(live) => {
+                        let _in_flight = live.counters.start();
+                        let served = match &live.app.static_folder {
+                            Some(folder) => {
+                                folder
+                                    .serve(request.method(), request.headers(), &file)
+                                    .await
+                            }
+                            // the dispatcher routes here only for mounts with a folder
+                            None => Served {
+                                response: status_page(StatusCode::NOT_FOUND),
+                                bytes: 0,
+                            },
+                        };
+                        (
+                            served.response,
+                            Some((live.app.logger, &live.counters)),
+                            Some(served.bytes),
+                        )
+                    }
+                    SiteMount::Failed(failed) => unavailable(failed),
+                },
+                Route::Redirect(location) => {
+                    let mut response = text(StatusCode::PERMANENT_REDIRECT, "");
+                    // behind a proxy that removed a prefix, the client needs it back
+                    let location = format!("{}{location}", origin.prefix);
+                    if let Ok(value) = HeaderValue::from_str(&location) {
+                        response.headers_mut().insert(header::LOCATION, value);
+                    }
+                    (response, None, None)
                 }
-                (response, None, None)
-            }
-            Route::NotFound => (status_page(StatusCode::NOT_FOUND), None, None),
-            Route::BadRequest(reason) => (
-                text(
-                    StatusCode::BAD_REQUEST,
-                    &format!("400 Bad Request\n\n{reason}\n"),
+                Route::NotFound => (status_page(StatusCode::NOT_FOUND), None, None),
+                Route::BadRequest(reason) => (
+                    text(
+                        StatusCode::BAD_REQUEST,
+                        &format!("400 Bad Request\n\n{reason}\n"),
+                    ),
+                    None,
+                    None,
                 ),
-                None,
-                None,
-            ),
-        }
-    };
+            }
+        };
     let took = started.elapsed();
     let counters = served_by.map_or(&site.host_counters, |(_, counters)| counters);
     counters.record(response.status().as_u16(), took);
@@ -271,6 +256,23 @@ async fn handle(
         None => tracing::info!(target: "host::access", request_id = %request_id, "{access}"),
     }
     response
+}
+
+/// Who answers for a mount: its logger and its metrics.
+type ServedBy<'a> = Option<(AppLogger, &'a Counters)>;
+
+/// The answer for a mount whose app failed to load or start: 503, never a
+/// fall-through to a shorter prefix.
+fn unavailable(failed: &FailedMount) -> (Response<Body>, ServedBy<'_>, Option<u64>) {
+    let _in_flight = failed.counters.start();
+    let response = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "503 Service Unavailable\n\nthe app mounted at {} failed to start; the host's log says why\n",
+            failed.mount.display_prefix()
+        ),
+    );
+    (response, Some((failed.logger, &failed.counters)), None)
 }
 
 /// The host's own pages (health, metrics), if `path` is one of them.

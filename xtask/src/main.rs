@@ -45,8 +45,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace this xtask runs for. `cargo run` sets CARGO_MANIFEST_DIR
+/// at run time too; prefer it to the build-time value, since a target
+/// folder shared with another copy of the workspace (the scaffold test
+/// does that) may hold an xtask built there.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("xtask lives in the workspace")
         .to_owned()
