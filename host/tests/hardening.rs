@@ -137,18 +137,8 @@ fn a_saturated_app_does_not_starve_the_others_and_gets_503_and_504() {
     assert_eq!(host.get("/admin/sleep/250").status, 200);
     host.wait_for_log("handlers run on the mount's own threads");
 
-    let addr = host.addr;
     let sleepers: Vec<_> = (0..4)
-        .map(|_| {
-            std::thread::spawn(move || {
-                common::send_raw(
-                    addr,
-                    format!("GET /admin/sleep/3000 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                        .as_bytes(),
-                    false,
-                )
-            })
-        })
+        .map(|_| host.get_in_background("/admin/sleep/3000"))
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(100));
     // while admin is saturated, the frontend keeps answering

@@ -199,16 +199,6 @@ fn beyond_the_connection_cap_clients_wait_instead_of_failing() {
     drop(second);
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap()
-}
-
 /// Sends `count` requests on one keep-alive connection, reading each answer.
 fn hammer(host: &Host, path: &str, count: usize) {
     let mut stream = TcpStream::connect(host.addr).unwrap();
@@ -247,9 +237,9 @@ fn ten_thousand_panics_leave_the_host_serving_with_stable_memory() {
     let host = host_with(json!({}), &[("RUST_BACKTRACE", "0")]);
     let pid = host.child.id();
     hammer(&host, "/panic", 1_000);
-    let warm = rss_kib(pid);
+    let warm = common::rss_kib(pid);
     hammer(&host, "/panic", 9_000);
-    let after = rss_kib(pid);
+    let after = common::rss_kib(pid);
     assert!(
         after < warm + 10 * 1024,
         "RSS grew from {warm} KiB to {after} KiB over 9000 panics"

@@ -324,20 +324,8 @@ fn a_slow_handler_moves_its_mount_to_its_own_threads_which_keep_answering() {
     assert!(line.contains("mount=slow"), "{line}");
     // from now on the slow mount's requests go through its pool: concurrent
     // ones, panics and logging all still work there
-    let addr = host.addr;
     let sleepers: Vec<_> = (0..4)
-        .map(|_| {
-            std::thread::spawn(move || {
-                common::send_raw(
-                    addr,
-                    format!(
-                        "GET /slow/sleep/100 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-                    )
-                    .as_bytes(),
-                    false,
-                )
-            })
-        })
+        .map(|_| host.get_in_background("/slow/sleep/100"))
         .collect();
     assert_eq!(host.get("/count").text(), "1");
     for sleeper in sleepers {

@@ -211,16 +211,6 @@ fn only_get_and_head_are_allowed() {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn a_one_gib_file_streams_with_flat_memory() {
     const SIZE: u64 = 1 << 30;
@@ -236,7 +226,7 @@ fn a_one_gib_file_streams_with_flat_memory() {
     let host = Host::start(table);
     let pid = host.child.id();
     assert_eq!(host.get("/").status, 200);
-    let before = rss_kib(pid);
+    let before = common::rss_kib(pid);
 
     let mut stream = TcpStream::connect(host.addr).unwrap();
     stream
@@ -262,7 +252,7 @@ fn a_one_gib_file_streams_with_flat_memory() {
         }
         received += read as u64;
         if received % (64 << 20) < read as u64 {
-            peak = peak.max(rss_kib(pid));
+            peak = peak.max(common::rss_kib(pid));
         }
     }
     let head = String::from_utf8_lossy(&head);

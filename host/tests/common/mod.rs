@@ -282,6 +282,13 @@ impl Host {
         send_raw(self.addr, &bytes, method == "HEAD")
     }
 
+    /// Sends `GET path` from another thread (a new connection).
+    pub fn get_in_background(&self, path: &str) -> thread::JoinHandle<HttpResponse> {
+        let addr = self.addr;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        thread::spawn(move || send_raw(addr, request.as_bytes(), false))
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -390,4 +397,15 @@ fn parse_response(received: &[u8], head: bool) -> HttpResponse {
         headers,
         body,
     }
+}
+
+/// The resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap()
 }
