@@ -25,7 +25,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RArc, RBox, ROption, RResult, RStr, RString, RVec},
+    std_types::{RArc, RBox, ROption, RResult, RSlice, RStr, RString, RVec},
 };
 
 /// One HTTP header: a name (lowercase ASCII) and its raw value bytes.
@@ -143,6 +143,87 @@ pub trait Host: Send + Sync {
     /// [`level`]; `module` is where the event came from inside the app.
     #[sabi(last_prefix_field)]
     fn log(&self, level: u8, module: RStr<'_>, message: RStr<'_>);
+
+    /// Runs one SQL statement with `params` bound to `?1`, `?2`, ... and
+    /// returns its rows (see [`sdk::db`](crate::sdk::db) for the SQL
+    /// contract).
+    fn db_query(&self, sql: RStr<'_>, params: RSlice<'_, DbValue>) -> RResult<DbRows, DbError>;
+
+    /// Runs `statements` in one transaction: all of them commit, or none
+    /// (the first error rolls the transaction back and is returned).
+    fn db_transaction(&self, statements: RSlice<'_, DbStatement>)
+    -> RResult<RVec<DbRows>, DbError>;
+
+    /// Brings the database schema to `steps.len()`: step `i` (from 1) takes
+    /// it from version `i - 1` to `i`, each in its own transaction, under a
+    /// lock that makes concurrent callers wait. Returns the version found
+    /// before.
+    fn db_migrate(&self, steps: RSlice<'_, RStr<'_>>) -> RResult<u32, DbError>;
+
+    /// Stores an uploaded file under a new random name ending in
+    /// `.{extension}` and returns that name; the host serves it under the
+    /// mount's uploads URL path.
+    fn store_upload(&self, data: RSlice<'_, u8>, extension: RStr<'_>) -> RResult<RString, RString>;
+
+    /// Deletes a stored upload; `false` if there was none by that name.
+    fn delete_upload(&self, name: RStr<'_>) -> RResult<bool, RString>;
+
+    /// Asks the person at the terminal for a line of input (without echo
+    /// when `hidden`); only while a command runs (`host cmd`), else an error.
+    fn prompt(&self, text: RStr<'_>, hidden: bool) -> RResult<RString, RString>;
+}
+
+/// A value bound to a statement parameter or read from a row: SQLite's
+/// storage classes, which PostgreSQL can map too.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub enum DbValue {
+    /// SQL `NULL`.
+    Null,
+    /// A 64-bit signed integer (also booleans, as 0 and 1).
+    Integer(i64),
+    /// A 64-bit float.
+    Real(f64),
+    /// UTF-8 text.
+    Text(RString),
+    /// Bytes.
+    Blob(RVec<u8>),
+}
+
+/// One statement of a transaction.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct DbStatement {
+    /// The SQL, with numbered placeholders `?1`, `?2`, ...
+    pub sql: RString,
+    /// The values of the placeholders, in order.
+    pub params: RVec<DbValue>,
+}
+
+/// What a statement returned.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Default)]
+pub struct DbRows {
+    /// The names of the result columns.
+    pub columns: RVec<RString>,
+    /// The rows, each with one value per column.
+    pub rows: RVec<RVec<DbValue>>,
+    /// How many rows an `INSERT`, `UPDATE` or `DELETE` changed.
+    pub rows_affected: u64,
+}
+
+/// A database error, as a value.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct DbError {
+    /// What kind of error, portable across backends: `constraint` (a
+    /// `UNIQUE`, `FOREIGN KEY`, `CHECK` or `NOT NULL` constraint failed),
+    /// `busy` (the database stayed locked past the busy timeout), `sql` (the
+    /// statement is wrong: syntax, unknown table, bad parameter count), or
+    /// `other`.
+    pub kind: RString,
+    /// The database's own message, e.g. `UNIQUE constraint failed: posts.slug`.
+    pub message: RString,
 }
 
 /// The host services as an FFI-safe object owned by the app instance.
@@ -172,7 +253,9 @@ pub struct HostContext {
     /// Logging and later services.
     pub host: HostServices,
     /// Data added after 1.0, in order. Known keys: `debug` (`true` when the
-    /// host runs with `--debug`: capture backtraces of panics).
+    /// host runs with `--debug`: capture backtraces of panics),
+    /// `uploads_url_path` (where the host serves stored uploads below the
+    /// prefix, e.g. `/uploads`).
     pub extensions: RVec<Extension>,
 }
 
@@ -225,6 +308,26 @@ pub struct AppModule {
     /// Creates one instance for one mount.
     #[sabi(last_prefix_field)]
     pub instantiate: extern "C" fn(HostContext) -> RResult<AppInstance, AppError>,
+    /// The commands the app offers on the command line (`host cmd MOUNT
+    /// COMMAND ARGS...`). Optional: apps without commands leave it out.
+    #[sabi(missing_field(option))]
+    pub commands: extern "C" fn() -> RVec<CommandInfo>,
+    /// Runs one command for a mount: `arguments[0]` is the command's name.
+    /// Returns what to print. Optional, like `commands`.
+    #[sabi(missing_field(option))]
+    pub run_command: extern "C" fn(HostContext, RVec<RString>) -> RResult<RString, AppError>,
+}
+
+/// One command an app offers on the command line.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct CommandInfo {
+    /// The command's name, e.g. `create-user`.
+    pub name: RString,
+    /// Its arguments as shown in usage lines, e.g. `NAME`.
+    pub usage: RString,
+    /// One line saying what it does.
+    pub about: RString,
 }
 
 impl RootModule for AppModuleRef {

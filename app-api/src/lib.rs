@@ -42,7 +42,7 @@ pub mod sdk;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::sdk::export::instantiate;
+    pub use crate::sdk::export::{commands, instantiate, run_command};
 }
 
 /// The names an app usually needs.
@@ -50,8 +50,10 @@ pub mod prelude {
     pub use crate::sdk::{Error, Form, Mount, Request, Response, Router};
 }
 
-/// Exports an app from a `cdylib` crate: its default name and the function
-/// that builds its [`Router`](sdk::Router) for each mount.
+/// Exports an app from a `cdylib` crate: its default name, the function
+/// that builds its [`Router`](sdk::Router) for each mount, and optionally
+/// the function that lists its command-line [`Commands`](sdk::Commands)
+/// (`commands: my_commands`).
 ///
 /// Writes the root module with every exported function guarded by
 /// `catch_unwind`, and reports whether the crate was built with
@@ -69,12 +71,15 @@ pub mod prelude {
 #[macro_export]
 macro_rules! export_app {
     (name: $name:literal, init: $init:expr $(,)?) => {
+        $crate::export_app!(name: $name, init: $init, commands: $crate::sdk::Commands::new);
+    };
+    (name: $name:literal, init: $init:expr, commands: $commands:expr $(,)?) => {
         #[::abi_stable::export_root_module]
         pub fn __app_api_root_module() -> $crate::abi::AppModuleRef {
             use ::abi_stable::prefix_type::PrefixTypeTrait as _;
             use ::abi_stable::std_types::{RResult, RStr};
 
-            extern "C" fn abi_info() -> $crate::abi::AbiInfo {
+            extern "C" fn __abi_info() -> $crate::abi::AbiInfo {
                 $crate::abi::AbiInfo {
                     api_version: RStr::from_str($crate::abi::API_VERSION),
                     // Evaluated in the app's own build, where the panic
@@ -82,18 +87,29 @@ macro_rules! export_app {
                     panic_unwind: cfg!(panic = "unwind"),
                 }
             }
-            extern "C" fn name() -> RStr<'static> {
+            extern "C" fn __name() -> RStr<'static> {
                 RStr::from_str($name)
             }
-            extern "C" fn instantiate(
+            extern "C" fn __instantiate(
                 context: $crate::abi::HostContext,
             ) -> RResult<$crate::abi::AppInstance, $crate::abi::AppError> {
                 $crate::__private::instantiate(context, $init)
             }
+            extern "C" fn __commands() -> ::abi_stable::std_types::RVec<$crate::abi::CommandInfo> {
+                $crate::__private::commands($commands)
+            }
+            extern "C" fn __run_command(
+                context: $crate::abi::HostContext,
+                arguments: ::abi_stable::std_types::RVec<::abi_stable::std_types::RString>,
+            ) -> RResult<::abi_stable::std_types::RString, $crate::abi::AppError> {
+                $crate::__private::run_command(context, arguments, $commands)
+            }
             $crate::abi::AppModule {
-                abi_info,
-                name,
-                instantiate,
+                abi_info: __abi_info,
+                name: __name,
+                instantiate: __instantiate,
+                commands: __commands,
+                run_command: __run_command,
             }
             .leak_into_prefix()
         }

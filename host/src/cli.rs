@@ -1,4 +1,5 @@
-//! The command line: `host serve`, `run`, `check`, `routes`, `schema`.
+//! The command line: `host serve`, `run`, `check`, `routes`, `reload`,
+//! `cmd`, `schema`.
 
 use std::{
     net::SocketAddr,
@@ -11,8 +12,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     config,
     lifecycle::{self, Options},
-    loader::Loader,
-    logging, site,
+    loader::{self, Loader},
+    logging,
+    services::SiteServices,
+    site,
 };
 
 /// Serves web apps compiled as dynamic libraries side by side on one domain,
@@ -78,6 +81,18 @@ enum Command {
         #[command(flatten)]
         table: TableArg,
     },
+    /// Run a command an app offers, for one mount (like `flask
+    /// create-user`): `host cmd admin create-user alice`. Without a
+    /// command, list the mount's commands.
+    Cmd {
+        #[command(flatten)]
+        table: TableArg,
+        /// The mount's name in the mount table, e.g. `admin`.
+        mount: String,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        arguments: Vec<String>,
+    },
     /// Print the JSON Schema of the mount table, for editors.
     Schema,
 }
@@ -134,6 +149,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("asked host {pid} to reload");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cmd {
+            table,
+            mount,
+            arguments,
+        } => command(&table.config, &mount, arguments),
         Command::Schema => {
             println!("{}", config::schema());
             Ok(ExitCode::SUCCESS)
@@ -199,6 +219,54 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
     } else {
         println!("{failed} of {} mounts failed", table.mounts.len());
         Ok(ExitCode::FAILURE)
+    }
+}
+
+fn command(file: &Path, name: &str, arguments: Vec<String>) -> anyhow::Result<ExitCode> {
+    logging::init_console();
+    let table = config::load(file)?;
+    let Some(mount) = table.mounts.iter().find(|mount| mount.name == name) else {
+        let names: Vec<&str> = table
+            .mounts
+            .iter()
+            .map(|mount| mount.name.as_str())
+            .collect();
+        anyhow::bail!(
+            "{}: no mount named {name:?}; the mounts are: {}",
+            file.display(),
+            names.join(", ")
+        );
+    };
+    let library = Loader::default().library(&mount.library)?;
+    let commands = loader::commands(library);
+    if arguments.is_empty() {
+        if commands.is_empty() {
+            println!(
+                "mount {name:?} ({}) offers no commands",
+                mount.library.display()
+            );
+        } else {
+            println!("commands of mount {name:?}:");
+            for command in &commands {
+                let usage = format!("{} {}", command.name, command.usage);
+                println!("  {:<28} {}", usage.trim_end(), command.about);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let services = SiteServices::new(&table.data_dir, true);
+    let logger = logging::AppLogger::new(&mount.logger);
+    match loader::run_command(library, mount, logger, &services, arguments) {
+        Ok(output) => {
+            if !output.is_empty() {
+                println!("{}", output.trim_end());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

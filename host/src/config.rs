@@ -87,6 +87,10 @@ pub struct Mount {
     pub static_url_path: String,
     /// Seconds static files may be cached (`Cache-Control`); 0 is `no-cache`.
     pub static_max_age: u64,
+    /// The URL path below the prefix where the host serves the site's
+    /// stored uploads (`<data_dir>/uploads`), e.g. `/uploads`; `None` when
+    /// turned off.
+    pub uploads_url_path: Option<String>,
     /// The logger name (`app_<name>` by default).
     pub logger: String,
     /// The session cookie name (`<name>_session` by default).
@@ -234,6 +238,9 @@ struct RawMount {
     static_url_path: Option<String>,
     /// Seconds static files may be cached; 0 (the default) sends no-cache.
     static_max_age: Option<u64>,
+    /// Where the host serves the site's stored uploads (<data_dir>/uploads)
+    /// below the prefix. Default "/uploads"; "" turns it off.
+    uploads_url_path: Option<String>,
     /// Logger name: event target and log file. Default "app_<name>".
     logger: Option<String>,
     /// Session cookie name. Default "<name>_session".
@@ -285,6 +292,7 @@ pub fn single(
             static_folder: static_folder.map(|folder| folder.display().to_string()),
             static_url_path: None,
             static_max_age: None,
+            uploads_url_path: None,
             logger: None,
             session_cookie: None,
             config: None,
@@ -435,6 +443,32 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
                     ),
                 )
             })?;
+        let uploads_url_path = match raw_mount.uploads_url_path.as_deref() {
+            Some("") => None,
+            path => {
+                let path = path.unwrap_or("/uploads");
+                let normalized = normalize_prefix(path)
+                    .ok()
+                    .filter(|path| !path.is_empty())
+                    .ok_or_else(|| {
+                        problem(
+                            at("uploads_url_path"),
+                            format!(
+                                "{path:?} is not a URL path below the prefix (e.g. \"/uploads\"), or \"\" to turn uploads off"
+                            ),
+                        )
+                    })?;
+                if normalized == static_url_path {
+                    return Err(problem(
+                        at("uploads_url_path"),
+                        format!(
+                            "{path:?} is also the static_url_path: give uploads their own path"
+                        ),
+                    ));
+                }
+                Some(normalized)
+            }
+        };
         let logger = raw_mount
             .logger
             .clone()
@@ -461,6 +495,7 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
             static_folder: raw_mount.static_folder.map(|folder| base.join(folder)),
             static_url_path,
             static_max_age: raw_mount.static_max_age.unwrap_or(0),
+            uploads_url_path,
             logger,
             session_cookie,
             config,

@@ -21,9 +21,18 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode};
 #[derive(Debug, Default)]
 pub struct PrefixTable {
     root: Node,
-    /// By mount index: the static URL path below the prefix (`/static`) if
-    /// the mount serves a static folder.
-    statics: Vec<Option<String>>,
+    /// By mount index: the URL paths below the prefix of the folders the
+    /// host serves for the mount (`/static`, `/uploads`).
+    folders: Vec<Vec<(String, Folder)>>,
+}
+
+/// A folder the host serves itself for a mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folder {
+    /// The mount's static folder.
+    Static,
+    /// The site's stored uploads.
+    Uploads,
 }
 
 /// One mount as the dispatcher sees it.
@@ -33,6 +42,8 @@ pub struct MountPrefix<'a> {
     pub prefix: &'a str,
     /// The static URL path below the prefix, if the mount serves static files.
     pub static_url_path: Option<&'a str>,
+    /// The uploads URL path below the prefix, if the mount serves uploads.
+    pub uploads_url_path: Option<&'a str>,
 }
 
 #[derive(Debug, Default)]
@@ -53,20 +64,34 @@ impl PrefixTable {
                 node = node.children.entry(segment.into()).or_default();
             }
             node.mount = Some(index);
-            table.statics.push(mount.static_url_path.map(str::to_owned));
+            let folders = [
+                (mount.static_url_path, Folder::Static),
+                (mount.uploads_url_path, Folder::Uploads),
+            ];
+            table.folders.push(
+                folders
+                    .into_iter()
+                    .filter_map(|(path, folder)| Some((path?.to_owned(), folder)))
+                    .collect(),
+            );
         }
         table
     }
 
-    /// The file below a mount's static URL path that `path` (below the
-    /// mount) names, `""` for the folder itself; `None` outside it.
-    fn static_file<'p>(&self, mount: usize, path: &'p str) -> Option<&'p str> {
-        let static_path = self.statics.get(mount)?.as_deref()?;
-        let rest = path.strip_prefix(static_path)?;
-        if rest.is_empty() {
-            return Some("");
-        }
-        rest.strip_prefix('/')
+    /// The host-served folder of the mount that `path` (below the mount)
+    /// is in, and the file below it that it names (`""` for the folder
+    /// itself); `None` outside them.
+    fn static_file<'p>(&self, mount: usize, path: &'p str) -> Option<(Folder, &'p str)> {
+        self.folders
+            .get(mount)?
+            .iter()
+            .find_map(|(folder_path, folder)| {
+                let rest = path.strip_prefix(folder_path.as_str())?;
+                if rest.is_empty() {
+                    return Some((*folder, ""));
+                }
+                Some((*folder, rest.strip_prefix('/')?))
+            })
     }
 
     /// The mount with the longest prefix of `path` (decoded, starting with
@@ -101,10 +126,12 @@ pub enum Route {
         /// The decoded path below the mount, starting with `/`.
         path: String,
     },
-    /// To a mount's static folder.
+    /// To a folder the host serves for a mount.
     Static {
         /// The mount index.
         mount: usize,
+        /// Which folder.
+        folder: Folder,
         /// The decoded file path below the static URL path (`css/site.css`;
         /// empty for the folder itself).
         file: String,
@@ -137,9 +164,10 @@ pub fn route(table: &PrefixTable, raw_path: &str, query: Option<&str>) -> Route 
         return Route::Redirect(location);
     }
     let below = &path[prefix_len..];
-    if let Some(file) = table.static_file(mount, below) {
+    if let Some((folder, file)) = table.static_file(mount, below) {
         return Route::Static {
             mount,
+            folder,
             file: file.to_owned(),
         };
     }
@@ -246,6 +274,7 @@ mod tests {
             .map(|(prefix, static_url_path)| MountPrefix {
                 prefix,
                 static_url_path: *static_url_path,
+                uploads_url_path: static_url_path.map(|_| "/uploads"),
             })
             .collect()
     }
@@ -261,6 +290,7 @@ mod tests {
     fn static_file(mount: usize, file: &str) -> Route {
         Route::Static {
             mount,
+            folder: Folder::Static,
             file: file.to_owned(),
         }
     }
@@ -314,6 +344,20 @@ mod tests {
                 static_file(1, "css/a b.css"),
             ),
             ("/static/", None, static_file(0, "")),
+            (
+                "/admin/uploads/a%20b.png",
+                None,
+                Route::Static {
+                    mount: 1,
+                    folder: Folder::Uploads,
+                    file: "a b.png".to_owned(),
+                },
+            ),
+            (
+                "/admin/reports/uploads/x.png",
+                None,
+                app(2, "/uploads/x.png"),
+            ),
             ("/static", None, static_file(0, "")),
             ("/staticx/a", None, app(0, "/staticx/a")),
             // a mount without a static folder gets the path itself
@@ -368,6 +412,7 @@ mod tests {
         let table = PrefixTable::new(prefixes.iter().map(|prefix| MountPrefix {
             prefix,
             static_url_path: None,
+            uploads_url_path: None,
         }));
         assert_eq!(table.lookup("/app999/x"), Some((999, 7)));
         assert_eq!(table.lookup("/app1000/x"), None);

@@ -10,15 +10,20 @@ use std::{
     collections::HashMap,
     fmt,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use abi_stable::{
     library::{LibraryError, lib_header_from_path},
-    std_types::{RResult, RVec},
+    std_types::{RResult, RString, RVec},
 };
-use app_api::abi::{AppError, AppInstance, AppModuleRef, Extension, HostContext};
+use app_api::abi::{AppError, AppInstance, AppModuleRef, CommandInfo, Extension, HostContext};
 
-use crate::{config::Mount, logging::AppLogger, services::MountServices};
+use crate::{
+    config::Mount,
+    logging::AppLogger,
+    services::{MountServices, SiteServices},
+};
 
 /// Why an app library or instance could not be used.
 #[derive(Debug)]
@@ -61,6 +66,11 @@ pub enum LoadError {
         /// Why.
         reason: String,
     },
+    /// The host's services cannot give the mount its secret.
+    Secret {
+        /// Why.
+        message: String,
+    },
     /// The app's `instantiate` failed.
     Init {
         /// The library path.
@@ -100,6 +110,7 @@ impl fmt::Display for LoadError {
             LoadError::StaticFolder { path, reason } => {
                 write!(f, "static_folder {}: {reason}", path.display())
             }
+            LoadError::Secret { message } => write!(f, "the host's secret: {message}"),
             LoadError::Init { path, message } => {
                 write!(f, "{}: the app failed to start: {message}", path.display())
             }
@@ -237,14 +248,16 @@ pub fn summarize_abi_report(report: &str) -> String {
     errors.join("; ")
 }
 
-/// Creates the app instance for one mount.
-pub fn instantiate(
-    library: Library,
+/// What an app instance is told about its mount.
+fn context(
     mount: &Mount,
     logger: AppLogger,
-    secret: Vec<u8>,
+    services: &Arc<SiteServices>,
     debug: bool,
-) -> Result<AppInstance, LoadError> {
+) -> Result<HostContext, LoadError> {
+    let secret = services
+        .mount_secret(&mount.name)
+        .map_err(|message| LoadError::Secret { message })?;
     let mut extensions = RVec::new();
     if debug {
         extensions.push(Extension {
@@ -252,7 +265,13 @@ pub fn instantiate(
             value: "true".into(),
         });
     }
-    let context = HostContext {
+    if let Some(path) = &mount.uploads_url_path {
+        extensions.push(Extension {
+            key: "uploads_url_path".into(),
+            value: path.as_str().into(),
+        });
+    }
+    Ok(HostContext {
         mount_name: mount.name.as_str().into(),
         prefix: mount.prefix.as_str().into(),
         static_url_path: mount.static_url_path.as_str().into(),
@@ -261,15 +280,58 @@ pub fn instantiate(
         config_json: mount.config.to_string().into(),
         secret: RVec::from(secret),
         max_log_level: logger.max_level(),
-        host: MountServices::new_object(logger),
+        host: MountServices::new_object(logger, Arc::clone(services)),
         extensions,
-    };
+    })
+}
+
+/// Creates the app instance for one mount.
+pub fn instantiate(
+    library: Library,
+    mount: &Mount,
+    logger: AppLogger,
+    services: &Arc<SiteServices>,
+    debug: bool,
+) -> Result<AppInstance, LoadError> {
+    let context = context(mount, logger, services, debug)?;
     match (library.module.instantiate())(context) {
         RResult::ROk(instance) => Ok(instance),
         RResult::RErr(AppError { message, .. }) => Err(LoadError::Init {
             path: mount.library.clone(),
             message: message.into(),
         }),
+    }
+}
+
+/// The commands an app offers (`host cmd`); none for apps built before
+/// commands existed.
+pub fn commands(library: Library) -> Vec<CommandInfo> {
+    library
+        .module
+        .commands()
+        .map(|list| list().into_vec())
+        .unwrap_or_default()
+}
+
+/// Runs one of the app's commands for `mount`; `arguments[0]` is the
+/// command's name. Returns what to print, or the app's error.
+pub fn run_command(
+    library: Library,
+    mount: &Mount,
+    logger: AppLogger,
+    services: &Arc<SiteServices>,
+    arguments: Vec<String>,
+) -> Result<String, String> {
+    let run = library.module.run_command().ok_or_else(|| {
+        format!(
+            "{}: built before apps could have commands; it has none",
+            mount.library.display()
+        )
+    })?;
+    let context = context(mount, logger, services, false).map_err(|error| error.to_string())?;
+    match run(context, arguments.into_iter().map(RString::from).collect()) {
+        RResult::ROk(output) => Ok(output.into()),
+        RResult::RErr(AppError { message, .. }) => Err(message.into()),
     }
 }
 

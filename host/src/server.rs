@@ -30,7 +30,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
-    dispatch::{self, Route},
+    dispatch::{self, Folder, Route},
     handler_pool::CallError,
     logging,
     logging::AppLogger,
@@ -183,16 +183,24 @@ async fn handle(
                     }
                     SiteMount::Failed(failed) => unavailable(failed),
                 },
-                Route::Static { mount, file } => match site.mount(mount) {
+                Route::Static {
+                    mount,
+                    folder,
+                    file,
+                } => match site.mount(mount) {
                     SiteMount::Live(live) => {
                         let _in_flight = live.counters.start();
-                        let served = match &live.app.static_folder {
+                        let folder = match folder {
+                            Folder::Static => live.app.static_folder.as_ref(),
+                            Folder::Uploads => live.app.uploads.as_deref(),
+                        };
+                        let served = match folder {
                             Some(folder) => {
                                 folder
                                     .serve(request.method(), request.headers(), &file)
                                     .await
                             }
-                            // the dispatcher routes here only for mounts with a folder
+                            // the dispatcher routes here only for mounts with the folder
                             None => Served {
                                 response: status_page(StatusCode::NOT_FOUND),
                                 bytes: 0,

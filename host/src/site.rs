@@ -12,6 +12,7 @@ use crate::{
     logging::AppLogger,
     metrics::Counters,
     proxy::TrustedProxies,
+    services::SiteServices,
     static_files::StaticFolder,
 };
 
@@ -27,7 +28,13 @@ pub struct LoadedMount {
     pub logger: AppLogger,
     /// Its static folder, if it has one.
     pub static_folder: Option<StaticFolder>,
+    /// The site's stored uploads, if the mount serves them.
+    pub uploads: Option<Arc<StaticFolder>>,
 }
+
+/// How long browsers may keep an upload: its name is random and never
+/// reused, so its content never changes.
+const UPLOADS_MAX_AGE: u64 = 365 * 24 * 60 * 60;
 
 /// Loads every mount's library (each file once) and creates its instance,
 /// in table order; one outcome per mount.
@@ -37,6 +44,8 @@ pub fn load_mounts(
     debug: bool,
 ) -> Vec<(Mount, Result<LoadedMount, LoadError>)> {
     let mut loader = Loader::default();
+    let services = SiteServices::new(&table.data_dir, false);
+    let mut uploads: Option<Arc<StaticFolder>> = None;
     table
         .mounts
         .iter()
@@ -54,19 +63,49 @@ pub fn load_mounts(
                         })
                     })
                     .transpose()?;
+                let uploads = match &mount.uploads_url_path {
+                    Some(_) => Some(uploads_folder(&services, &mut uploads)?),
+                    None => None,
+                };
                 let logger = AppLogger::new(&mount.logger);
-                let instance = loader::instantiate(library, mount, logger, Vec::new(), debug)?;
+                let instance = loader::instantiate(library, mount, logger, &services, debug)?;
                 Ok(LoadedMount {
                     mount: mount.clone(),
                     library,
                     instance: Arc::new(instance),
                     logger,
                     static_folder,
+                    uploads,
                 })
             });
             (mount.clone(), outcome)
         })
         .collect()
+}
+
+/// The uploads folder all mounts share, opened by the first that serves it.
+fn uploads_folder(
+    services: &SiteServices,
+    opened: &mut Option<Arc<StaticFolder>>,
+) -> Result<Arc<StaticFolder>, LoadError> {
+    if let Some(folder) = opened {
+        return Ok(Arc::clone(folder));
+    }
+    let store = services
+        .uploads()
+        .map_err(|reason| LoadError::StaticFolder {
+            path: services
+                .data_dir()
+                .join(crate::services::uploads::UPLOADS_FOLDER),
+            reason,
+        })?;
+    let folder = StaticFolder::open(store.folder(), UPLOADS_MAX_AGE).map_err(|error| {
+        LoadError::StaticFolder {
+            path: store.folder().to_owned(),
+            reason: error.to_string(),
+        }
+    })?;
+    Ok(Arc::clone(opened.insert(Arc::new(folder))))
 }
 
 /// A mount that serves requests.
@@ -149,10 +188,15 @@ impl Site {
                 .static_folder
                 .as_ref()
                 .map(|_| app.mount.static_url_path.as_str()),
+            uploads_url_path: app
+                .uploads
+                .as_ref()
+                .and(app.mount.uploads_url_path.as_deref()),
         });
         let failed_prefixes = failed.iter().map(|failed| MountPrefix {
             prefix: &failed.mount.prefix,
             static_url_path: None,
+            uploads_url_path: None,
         });
         let prefixes = PrefixTable::new(live_prefixes.chain(failed_prefixes));
         let mounts = loaded

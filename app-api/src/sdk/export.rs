@@ -6,20 +6,21 @@ use std::{
     cell::RefCell,
     panic::{self, AssertUnwindSafe},
     sync::{
-        Once,
+        Arc, Once,
         atomic::{AtomicBool, Ordering},
     },
 };
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RNone, RResult, RSome, RVec},
+    std_types::{RNone, RResult, RSome, RString, RVec},
 };
 use tracing::Dispatch;
 
-use super::{Error, Mount, Request, Response, Router, logging, router::Match};
+use super::{Commands, Error, Mount, Request, Response, Router, Services, logging, router::Match};
 use crate::abi::{
-    App, App_TO, AppError, AppInstance, AppRequest, AppResponse, HostContext, RouteInfo,
+    App, App_TO, AppError, AppInstance, AppRequest, AppResponse, CommandInfo, HostContext,
+    RouteInfo,
 };
 
 /// Whether panics capture a backtrace even without `RUST_BACKTRACE`: set
@@ -129,6 +130,20 @@ pub(crate) fn respond(
     }
 }
 
+impl Instance {
+    /// The page for a client error: the router's error handler's, else
+    /// the SDK's plain one.
+    fn client_error(&self, request: &AppRequest, error: &Error) -> Response {
+        match self.router.error_page() {
+            Some(page) => page(
+                &Request::new(request, &self.mount, &self.router, Vec::new()),
+                error,
+            ),
+            None => Response::from(error.clone()),
+        }
+    }
+}
+
 impl App for Instance {
     fn handle(&self, request: &AppRequest) -> RResult<AppResponse, AppError> {
         guard(|| {
@@ -136,7 +151,7 @@ impl App for Instance {
                 match respond(&self.router, &self.mount, request) {
                     Ok(response) => Ok(response.into_abi()),
                     Err(error) if error.status() >= 500 => Err(internal_error(error)),
-                    Err(error) => Ok(Response::from(error).into_abi()),
+                    Err(error) => Ok(self.client_error(request, &error).into_abi()),
                 }
             })
         })
@@ -165,6 +180,40 @@ impl App for Instance {
     }
 }
 
+/// The mount settings and log dispatcher a [`HostContext`] describes.
+fn mount_from_context(context: HostContext) -> Result<(Mount, Dispatch), AppError> {
+    let config = serde_json::from_str(&context.config_json).map_err(|error| {
+        internal_error(Error::internal(format!(
+            "config is not valid JSON: {error}"
+        )))
+    })?;
+    let extension = |key: &str| {
+        context
+            .extensions
+            .iter()
+            .find(|entry| entry.key == key)
+            .map(|entry| entry.value.to_string())
+    };
+    if extension("debug").as_deref() == Some("true") {
+        FORCE_BACKTRACES.store(true, Ordering::Relaxed);
+    }
+    let uploads_url_path = extension("uploads_url_path").unwrap_or_else(|| "/uploads".to_owned());
+    let host = Arc::new(context.host);
+    let dispatch = logging::dispatch(Arc::clone(&host), context.max_log_level);
+    let mount = Mount {
+        name: context.mount_name.into(),
+        prefix: context.prefix.into(),
+        static_url_path: context.static_url_path.into(),
+        logger: context.logger.into(),
+        session_cookie: context.session_cookie.into(),
+        config,
+        secret: context.secret.into(),
+        uploads_url_path,
+        host: Some(Services(host)),
+    };
+    Ok((mount, dispatch))
+}
+
 /// Creates one instance for one mount: what `export_app!`'s `instantiate`
 /// calls.
 pub fn instantiate<F>(context: HostContext, init: F) -> RResult<AppInstance, AppError>
@@ -173,28 +222,7 @@ where
 {
     guard(move || {
         install_panic_hook();
-        let config = serde_json::from_str(&context.config_json).map_err(|error| {
-            internal_error(Error::internal(format!(
-                "config is not valid JSON: {error}"
-            )))
-        })?;
-        let mount = Mount {
-            name: context.mount_name.into(),
-            prefix: context.prefix.into(),
-            static_url_path: context.static_url_path.into(),
-            logger: context.logger.into(),
-            session_cookie: context.session_cookie.into(),
-            config,
-            secret: context.secret.into(),
-        };
-        if context
-            .extensions
-            .iter()
-            .any(|entry| entry.key == "debug" && entry.value == "true")
-        {
-            FORCE_BACKTRACES.store(true, Ordering::Relaxed);
-        }
-        let dispatch = logging::dispatch(context.host, context.max_log_level);
+        let (mount, dispatch) = mount_from_context(context)?;
         let router = tracing::dispatcher::with_default(&dispatch, || init(&mount))
             .map_err(internal_error)?;
         router.check().map_err(internal_error)?;
@@ -204,5 +232,37 @@ where
             dispatch,
         };
         Ok(App_TO::from_value(instance, TD_Opaque))
+    })
+}
+
+/// Lists an app's commands: what `export_app!`'s `commands` calls.
+pub fn commands(commands: impl FnOnce() -> Commands) -> RVec<CommandInfo> {
+    guard(|| {
+        Ok(commands()
+            .iter()
+            .map(|command| CommandInfo {
+                name: command.name.as_str().into(),
+                usage: command.usage.as_str().into(),
+                about: command.about.as_str().into(),
+            })
+            .collect())
+    })
+    .unwrap_or_default()
+}
+
+/// Runs one command for one mount: what `export_app!`'s `run_command`
+/// calls. Errors of any status come back as errors, for the host to print.
+pub fn run_command(
+    context: HostContext,
+    arguments: RVec<RString>,
+    commands: impl FnOnce() -> Commands,
+) -> RResult<RString, AppError> {
+    guard(move || {
+        install_panic_hook();
+        let (mount, dispatch) = mount_from_context(context)?;
+        let arguments: Vec<String> = arguments.into_iter().map(Into::into).collect();
+        tracing::dispatcher::with_default(&dispatch, || commands().run(&mount, &arguments))
+            .map(Into::into)
+            .map_err(internal_error)
     })
 }

@@ -9,7 +9,10 @@
 //! several times, threads started with [`spawn`] keep their own mount's
 //! logger; threads from `std::thread::spawn` log under the first mount's.
 
-use std::fmt::{self, Write as _};
+use std::{
+    fmt::{self, Write as _},
+    sync::Arc,
+};
 
 use tracing::{
     Dispatch, Event, Level, Metadata, Subscriber,
@@ -22,12 +25,12 @@ use tracing_core::LevelFilter;
 use crate::abi::{HostServices, level};
 
 struct Forwarder {
-    host: HostServices,
+    host: Arc<HostServices>,
     max_level: LevelFilter,
 }
 
 /// The dispatcher that forwards this instance's events to the host.
-pub(crate) fn dispatch(host: HostServices, max_log_level: u8) -> Dispatch {
+pub(crate) fn dispatch(host: Arc<HostServices>, max_log_level: u8) -> Dispatch {
     let max_level = match max_log_level {
         level::OFF => LevelFilter::OFF,
         level::ERROR => LevelFilter::ERROR,

@@ -1,20 +1,32 @@
 //! What app authors write against: [`Router`], [`Request`], [`Response`],
 //! [`Error`] and the per-mount [`Mount`] settings.
 
+pub mod commands;
+pub mod db;
 mod logging;
+pub mod multipart;
 mod request;
 mod response;
 mod router;
+pub mod session;
 
 #[doc(hidden)]
 pub mod export;
 pub mod testing;
 pub mod url;
 
+use std::{fmt, sync::Arc};
+
+use abi_stable::std_types::RStr;
+
+pub use commands::Commands;
 pub use logging::spawn;
 pub use request::{Form, Request};
 pub use response::{Error, Response, reason_phrase};
-pub use router::{Handler, HandlerResult, Router, Rule, RuleError};
+pub use router::{ErrorHandler, Handler, HandlerResult, Router, Rule, RuleError, Urls};
+pub use session::Session;
+
+use crate::abi::HostServices;
 
 /// The settings of the mount an app instance serves, from the mount table.
 ///
@@ -38,6 +50,21 @@ pub struct Mount {
     pub config: serde_json::Value,
     /// A secret the host derived for this mount only (for signing cookies).
     pub secret: Vec<u8>,
+    /// The URL path below the prefix where the host serves stored uploads,
+    /// e.g. `/uploads`.
+    pub uploads_url_path: String,
+    /// The host's services (database, uploads); none in unit tests.
+    pub(crate) host: Option<Services>,
+}
+
+/// The host's services as the SDK holds them.
+#[derive(Clone)]
+pub(crate) struct Services(pub(crate) Arc<HostServices>);
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostServices")
+    }
 }
 
 impl Mount {
@@ -52,7 +79,56 @@ impl Mount {
             logger: format!("app_{name}"),
             session_cookie: format!("{name}_session"),
             config: serde_json::Value::Object(Default::default()),
-            secret: Vec::new(),
+            secret: {
+                let mut secret = vec![0; 64];
+                getrandom::fill(&mut secret).expect("the operating system's random source works");
+                secret
+            },
+            uploads_url_path: "/uploads".to_owned(),
+            host: None,
         }
+    }
+
+    fn services(&self) -> Result<&Arc<HostServices>, Error> {
+        self.host
+            .as_ref()
+            .map(|services| &services.0)
+            .ok_or_else(|| Error::internal("no host services here (a unit test without a host)"))
+    }
+
+    /// The host's database (see [`db`] for the SQL contract).
+    pub fn db(&self) -> Result<db::Db, Error> {
+        self.services().map(|host| db::Db::new(Arc::clone(host)))
+    }
+
+    /// Stores an uploaded file under a new random name ending in
+    /// `.{extension}`; the host serves it at
+    /// [`Request::upload_url`]`(name)`. Returns the name.
+    pub fn store_upload(&self, data: &[u8], extension: &str) -> Result<String, Error> {
+        let host = self.services()?;
+        host.store_upload(data.into(), RStr::from_str(extension))
+            .into_result()
+            .map(Into::into)
+            .map_err(|message| Error::internal(format!("storing an upload failed: {message}")))
+    }
+
+    /// Deletes a stored upload; `false` if there was none by that name.
+    pub fn delete_upload(&self, name: &str) -> Result<bool, Error> {
+        let host = self.services()?;
+        host.delete_upload(RStr::from_str(name))
+            .into_result()
+            .map_err(|message| {
+                Error::internal(format!("deleting upload {name:?} failed: {message}"))
+            })
+    }
+
+    /// Asks the person at the terminal for a line (no echo when `hidden`).
+    /// Only while a command runs (`host cmd`); an error while serving.
+    pub fn prompt(&self, text: &str, hidden: bool) -> Result<String, Error> {
+        let host = self.services()?;
+        host.prompt(RStr::from_str(text), hidden)
+            .into_result()
+            .map(Into::into)
+            .map_err(|message| Error::internal(message.to_string()))
     }
 }

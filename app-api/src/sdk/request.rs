@@ -192,12 +192,31 @@ impl<'a> Request<'a> {
     /// The URL path of a file in the mount's static folder, prefix included:
     /// `static_url("style.css")` is `/admin/static/style.css` under `/admin`.
     pub fn static_url(&self, file: &str) -> String {
-        let file: Cow<'_, str> = utf8_percent_encode(file.trim_start_matches('/'), URL_PATH).into();
-        format!(
-            "{}{}/{file}",
-            self.raw.script_root, self.mount.static_url_path
+        file_url(&self.raw.script_root, &self.mount.static_url_path, file)
+    }
+
+    /// The URL path of a stored upload (see
+    /// [`Mount::store_upload`](super::Mount::store_upload)), prefix included.
+    pub fn upload_url(&self, name: &str) -> String {
+        file_url(&self.raw.script_root, &self.mount.uploads_url_path, name)
+    }
+
+    /// An owned URL builder for this request (`url_for`, `static_url`,
+    /// `upload_url`), for templates and other code that outlives the borrow.
+    pub fn urls(&self) -> super::Urls {
+        super::Urls::new(
+            self.router.url_map(),
+            &self.raw.script_root,
+            &self.mount.static_url_path,
+            &self.mount.uploads_url_path,
         )
     }
+}
+
+/// `{script_root}{folder}/{file}`, the file percent-encoded.
+pub(crate) fn file_url(script_root: &str, folder: &str, file: &str) -> String {
+    let file: Cow<'_, str> = utf8_percent_encode(file.trim_start_matches('/'), URL_PATH).into();
+    format!("{script_root}{folder}/{file}")
 }
 
 /// A decoded urlencoded form.
@@ -207,6 +226,11 @@ pub struct Form {
 }
 
 impl Form {
+    /// A form with these fields, in order.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Form {
+        Form { pairs }
+    }
+
     /// The first value of a field.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs

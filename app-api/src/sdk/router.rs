@@ -4,7 +4,10 @@
 //! `<path:name>` parts; matching yields the endpoint and its parameters, or a
 //! reason to answer 404, 405 or a trailing-slash redirect.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
 
 use percent_encoding::utf8_percent_encode;
 
@@ -18,6 +21,10 @@ pub type HandlerResult = Result<Response, Error>;
 
 /// A request handler.
 pub type Handler = Arc<dyn Fn(&Request) -> HandlerResult + Send + Sync>;
+
+/// Turns a client error (4xx) into the page to show (Flask's
+/// `errorhandler`).
+pub type ErrorHandler = Arc<dyn Fn(&Request, &Error) -> Response + Send + Sync>;
 
 /// Parameters as `(name, value)` pairs.
 type Params<'a> = Vec<(&'a str, &'a str)>;
@@ -277,6 +284,78 @@ pub(crate) enum Match<'r> {
 pub struct Router {
     routes: Vec<Route>,
     errors: Vec<RuleError>,
+    error_handler: Option<ErrorHandler>,
+    url_map: OnceLock<Arc<UrlMap>>,
+}
+
+/// The endpoints and their rules, for building URLs.
+#[derive(Debug, Default)]
+pub(crate) struct UrlMap {
+    rules: Vec<(String, Rule)>,
+}
+
+impl UrlMap {
+    fn url_for(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<String, Error> {
+        let (_, rule) = self
+            .rules
+            .iter()
+            .find(|(name, _)| name == endpoint)
+            .ok_or_else(|| Error::internal(format!("url_for: no endpoint named {endpoint:?}")))?;
+        let (mut path, extra) = rule
+            .build(params)
+            .map_err(|reason| Error::internal(format!("url_for({endpoint:?}): {reason}")))?;
+        if !extra.is_empty() {
+            path.push('?');
+            path.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(extra)
+                    .finish(),
+            );
+        }
+        Ok(path)
+    }
+}
+
+/// An owned URL builder for one request's mount (see
+/// [`Request::urls`]): what templates use for `url_for` and `static_url`.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    map: Arc<UrlMap>,
+    script_root: String,
+    static_url_path: String,
+    uploads_url_path: String,
+}
+
+impl Urls {
+    pub(crate) fn new(
+        map: Arc<UrlMap>,
+        script_root: &str,
+        static_url_path: &str,
+        uploads_url_path: &str,
+    ) -> Urls {
+        Urls {
+            map,
+            script_root: script_root.to_owned(),
+            static_url_path: static_url_path.to_owned(),
+            uploads_url_path: uploads_url_path.to_owned(),
+        }
+    }
+
+    /// Like [`Request::url_for`].
+    pub fn url_for(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<String, Error> {
+        let path = self.map.url_for(endpoint, params)?;
+        Ok(format!("{}{path}", self.script_root))
+    }
+
+    /// Like [`Request::static_url`].
+    pub fn static_url(&self, file: &str) -> String {
+        super::request::file_url(&self.script_root, &self.static_url_path, file)
+    }
+
+    /// Like [`Request::upload_url`].
+    pub fn upload_url(&self, name: &str) -> String {
+        super::request::file_url(&self.script_root, &self.uploads_url_path, name)
+    }
 }
 
 impl Router {
@@ -399,24 +478,37 @@ impl Router {
     /// rule does not use going into the query string, as Flask's `url_for`.
     /// [`Request::url_for`] adds the mount prefix.
     pub fn url_for(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<String, Error> {
-        let route = self
-            .routes
-            .iter()
-            .find(|route| route.endpoint == endpoint)
-            .ok_or_else(|| Error::internal(format!("url_for: no endpoint named {endpoint:?}")))?;
-        let (mut path, extra) = route
-            .rule
-            .build(params)
-            .map_err(|reason| Error::internal(format!("url_for({endpoint:?}): {reason}")))?;
-        if !extra.is_empty() {
-            path.push('?');
-            path.push_str(
-                &form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(extra)
-                    .finish(),
-            );
-        }
-        Ok(path)
+        self.url_map().url_for(endpoint, params)
+    }
+
+    /// The rules by endpoint, built once.
+    pub(crate) fn url_map(&self) -> Arc<UrlMap> {
+        Arc::clone(self.url_map.get_or_init(|| {
+            Arc::new(UrlMap {
+                rules: self
+                    .routes
+                    .iter()
+                    .map(|route| (route.endpoint.clone(), route.rule.clone()))
+                    .collect(),
+            })
+        }))
+    }
+
+    /// Sets the page shown for client errors (4xx): unknown URLs, wrong
+    /// methods and the errors handlers return (Flask's `errorhandler`).
+    /// Server errors (5xx) stay the host's: they are logged and answered
+    /// with a generic page.
+    pub fn error_handler<F>(mut self, handler: F) -> Router
+    where
+        F: Fn(&Request, &Error) -> Response + Send + Sync + 'static,
+    {
+        self.error_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// The error page handler, if one is set.
+    pub(crate) fn error_page(&self) -> Option<&ErrorHandler> {
+        self.error_handler.as_ref()
     }
 }
 

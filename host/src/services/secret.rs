@@ -1,0 +1,118 @@
+//! The host's secret key and the per-app keys derived from it (DESIGN.md,
+//! "Host-owned services"): a cookie signed for one mount is never accepted
+//! by another, because no two mounts share a key.
+
+use std::{
+    fs::OpenOptions,
+    io::{ErrorKind, Read, Write},
+    os::unix::fs::OpenOptionsExt,
+    path::Path,
+};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha512;
+
+/// The environment variable that gives the secret (at least 32 bytes);
+/// without it the host keeps one in `<data_dir>/secret.key`.
+pub const SECRET_ENV: &str = "HOST_SECRET_KEY";
+
+/// The file name of the generated secret in the data directory.
+pub const SECRET_FILE: &str = "secret.key";
+
+/// The fewest bytes a secret may have.
+const MIN_SECRET: usize = 32;
+
+/// The host's secret.
+#[derive(Clone)]
+pub struct MasterSecret(Vec<u8>);
+
+impl MasterSecret {
+    /// The secret from [`SECRET_ENV`], else from `<data_dir>/secret.key`,
+    /// created once (mode 0600) with random bytes when missing.
+    pub fn load(data_dir: &Path) -> Result<MasterSecret, String> {
+        if let Some(value) = std::env::var_os(SECRET_ENV) {
+            let bytes = value.into_encoded_bytes();
+            if bytes.len() < MIN_SECRET {
+                return Err(format!(
+                    "{SECRET_ENV} is {} bytes long: give at least {MIN_SECRET} random bytes (e.g. `openssl rand -hex 32`)",
+                    bytes.len()
+                ));
+            }
+            return Ok(MasterSecret(bytes));
+        }
+        let file = data_dir.join(SECRET_FILE);
+        let fail = |error: std::io::Error| {
+            format!(
+                "cannot read or create the secret key {}: {error} (make the data directory writable, or set {SECRET_ENV})",
+                file.display()
+            )
+        };
+        std::fs::create_dir_all(data_dir).map_err(fail)?;
+        let mut secret = vec![0; 64];
+        getrandom::fill(&mut secret)
+            .map_err(|error| fail(std::io::Error::other(error.to_string())))?;
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+        {
+            Ok(mut created) => {
+                created
+                    .write_all(&secret)
+                    .and_then(|()| created.sync_all())
+                    .map_err(fail)?;
+                Ok(MasterSecret(secret))
+            }
+            // another process created it first: use that one
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => {
+                let mut existing = Vec::new();
+                std::fs::File::open(&file)
+                    .and_then(|mut opened| opened.read_to_end(&mut existing))
+                    .map_err(fail)?;
+                if existing.len() < MIN_SECRET {
+                    return Err(format!(
+                        "the secret key {} holds {} bytes, fewer than {MIN_SECRET}: delete it to have a new one made (every session ends)",
+                        file.display(),
+                        existing.len()
+                    ));
+                }
+                Ok(MasterSecret(existing))
+            }
+            Err(error) => Err(fail(error)),
+        }
+    }
+
+    /// The 64-byte key of the mount named `mount`.
+    pub fn for_mount(&self, mount: &str) -> Vec<u8> {
+        let mut mac =
+            Hmac::<Sha512>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(b"app-secret/v1/");
+        mac.update(mount.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_secret_is_created_once_private_and_each_mount_gets_its_own_key() {
+        let folder = tempfile::tempdir().unwrap();
+        let first = MasterSecret::load(folder.path()).unwrap();
+        let mode = std::fs::metadata(folder.path().join(SECRET_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = MasterSecret::load(folder.path()).unwrap();
+        assert_eq!(first.for_mount("admin"), again.for_mount("admin"));
+        assert_eq!(first.for_mount("admin").len(), 64);
+        assert_ne!(first.for_mount("admin"), first.for_mount("frontend"));
+        let other = MasterSecret::load(tempfile::tempdir().unwrap().path()).unwrap();
+        assert_ne!(first.for_mount("admin"), other.for_mount("admin"));
+    }
+}
