@@ -89,8 +89,8 @@ enum Command {
         table: TableArg,
         /// The mount's name in the mount table, e.g. `admin`.
         mount: String,
-        /// The command and its arguments.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The command and its arguments (after `--` when they start
+        /// with `-`).
         arguments: Vec<String>,
     },
     /// Print the JSON Schema of the mount table, for editors.

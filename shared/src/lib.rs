@@ -1,4 +1,43 @@
-//! What the blog's `frontend` and `admin` apps share: pages and handlers
-//! both mount ("blueprints"), and the static files in `shared/static/`.
+//! What the blog's `frontend` and `admin` apps share: the data model on the
+//! host's database, the templates and their base layout, the `auth` and
+//! `pages` blueprints, markdown rendering, and the static files in
+//! `shared/static/`.
 
+pub mod auth;
+pub mod markdown;
+pub mod model;
 pub mod pages;
+pub mod templates;
+
+use std::sync::Arc;
+
+use app_api::prelude::*;
+
+use model::Blog;
+use templates::Templates;
+
+/// The endpoint of each app's home page; blueprints link to it.
+pub const HOME_ENDPOINT: &str = "index";
+
+/// What one app instance's handlers share.
+#[derive(Debug)]
+pub struct Site {
+    /// The data.
+    pub blog: Blog,
+    /// The templates: shared and the app's own.
+    pub templates: Templates,
+}
+
+impl Site {
+    /// Opens the model (migrating the schema) and builds the templates,
+    /// adding the app's own.
+    pub fn open(
+        mount: &Mount,
+        own_templates: &[(&'static str, &'static str)],
+    ) -> Result<Arc<Site>, Error> {
+        Ok(Arc::new(Site {
+            blog: Blog::open(mount.db()?)?,
+            templates: Templates::new(own_templates)?,
+        }))
+    }
+}

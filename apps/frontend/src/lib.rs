@@ -1,10 +1,112 @@
-//! The blog's public site, mounted at `/`.
+//! The blog's public site, mounted at `/`: published posts, newest first,
+//! each post's page, and an Atom feed. Shares the model, templates, login
+//! and pages with `admin` through the `shared` crate.
+
+use std::sync::Arc;
 
 use app_api::prelude::*;
+use minijinja::context;
+use shared::{Site, markdown, model::PostSummary};
+
+/// Posts on one page of the home page.
+pub const PER_PAGE: u32 = 10;
+
+/// Posts in the feed.
+const FEED_ENTRIES: u32 = 20;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("home.html", include_str!("../templates/home.html")),
+    ("post.html", include_str!("../templates/post.html")),
+    ("feed.xml", include_str!("../templates/feed.xml")),
+];
 
 /// Builds the app's routes for one mount.
-pub fn build(_mount: &Mount) -> Result<Router, Error> {
-    Ok(Router::new().get("/", "index", shared::pages::hello))
+pub fn build(mount: &Mount) -> Result<Router, Error> {
+    let site = Site::open(mount, TEMPLATES)?;
+    let (home, post, feed) = (Arc::clone(&site), Arc::clone(&site), Arc::clone(&site));
+    let router = Router::new()
+        .get("/", "index", move |req: &Request| index(&home, req))
+        .get("/post/<slug>", "post", move |req: &Request| {
+            show_post(&post, req)
+        })
+        .get("/feed.xml", "feed", move |req: &Request| {
+            atom_feed(&feed, req)
+        });
+    let router = shared::auth::register(router, &site);
+    Ok(shared::pages::register(router, &site))
+}
+
+/// The `?page=` number: 1 when absent; `404` when not a page number.
+fn page_number(req: &Request) -> Result<u32, Error> {
+    match req.query("page") {
+        None => Ok(1),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|page| *page >= 1)
+            .ok_or_else(Error::not_found),
+    }
+}
+
+fn index(site: &Site, req: &Request) -> Result<Response, Error> {
+    let page = page_number(req)?;
+    let (posts, total) = site.blog.published_page(page, PER_PAGE)?;
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    if page > pages {
+        return Err(Error::not_found());
+    }
+    site.templates.page(
+        req,
+        None,
+        "home.html",
+        context! { posts => posts, page => page, pages => pages },
+    )
+}
+
+fn show_post(site: &Site, req: &Request) -> Result<Response, Error> {
+    let slug = req.param("slug").unwrap_or_default();
+    let post = site
+        .blog
+        .post_by_slug(slug)?
+        .filter(|post| post.published)
+        .ok_or_else(|| Error::new(404, "There is no post at this address."))?;
+    let images = site.blog.post_images(post.id)?;
+    let body = markdown::to_html(&post.body);
+    site.templates.page(
+        req,
+        None,
+        "post.html",
+        context! { post => post, images => images, body => minijinja::Value::from_safe_string(body) },
+    )
+}
+
+fn atom_feed(site: &Site, req: &Request) -> Result<Response, Error> {
+    let (posts, _) = site.blog.published_page(1, FEED_ENTRIES)?;
+    let entries: Vec<_> = posts
+        .iter()
+        .map(|PostSummary { post, .. }| {
+            context! {
+                post => post,
+                content => markdown::to_html(&post.body),
+            }
+        })
+        .collect();
+    let updated = posts
+        .iter()
+        .map(|summary| summary.post.updated_at)
+        .max()
+        .unwrap_or(0);
+    let xml = site.templates.render(
+        req,
+        None,
+        "feed.xml",
+        context! { entries => entries, updated => updated, base => req.host_url() },
+    )?;
+    Ok(Response::new(
+        200,
+        "application/atom+xml; charset=utf-8",
+        xml,
+    ))
 }
 
 app_api::export_app!(name: "frontend", init: build);

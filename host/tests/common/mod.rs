@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod blog;
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},

@@ -1,0 +1,679 @@
+//! The blog over real HTTP against the real host and the real `frontend`
+//! and `admin` libraries: login and sessions, CSRF, uploads, posts,
+//! escaping, 404s, persistence across restarts and concurrent use.
+
+mod common;
+
+use std::{path::Path, thread};
+
+use common::{
+    Host,
+    blog::{Client, PASSWORD, create_user, host_cmd, sample_png, site_table},
+};
+
+/// A started blog with user `alice`.
+fn blog() -> Host {
+    let table = site_table();
+    create_user(&table, "alice");
+    Host::start(table)
+}
+
+fn admin_client(host: &Host) -> Client<'_> {
+    let mut client = Client::new(host);
+    let login = client.log_in("/admin", "alice", PASSWORD);
+    assert_eq!(login.status, 303, "{}", login.text());
+    client
+}
+
+#[test]
+fn login_sets_a_signed_per_app_cookie_with_the_right_attributes() {
+    let host = blog();
+    let mut client = Client::new(&host);
+
+    // the admin needs a login; the redirect keeps where the user was going
+    let denied = client.get("/admin/posts/new?x=1");
+    assert_eq!(denied.status, 303);
+    assert_eq!(
+        denied.header("location"),
+        Some("/admin/login?next=%2Fadmin%2Fposts%2Fnew%3Fx%3D1")
+    );
+
+    let login = client.log_in("/admin", "alice", PASSWORD);
+    assert_eq!(login.status, 303, "{}", login.text());
+    assert_eq!(login.header("location"), Some("/admin/"));
+    let cookie = login
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, value)| value.as_str())
+        .find(|value| value.starts_with("admin_session="))
+        .expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/admin"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP: no Secure flag: {cookie}"
+    );
+    let dashboard = client.get("/admin/");
+    assert_eq!(dashboard.status, 200);
+    assert!(dashboard.text().contains("alice"));
+
+    // the frontend's cookie covers the whole site
+    let mut reader = Client::new(&host);
+    let frontend_login = reader.log_in("", "alice", PASSWORD);
+    assert_eq!(frontend_login.status, 303);
+    assert_eq!(frontend_login.header("location"), Some("/"));
+    let frontend_cookie = frontend_login
+        .headers
+        .iter()
+        .find(|(name, value)| {
+            name.eq_ignore_ascii_case("set-cookie") && value.starts_with("frontend_session=")
+        })
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    assert!(
+        frontend_cookie.contains("Path=/;") || frontend_cookie.ends_with("Path=/"),
+        "{frontend_cookie}"
+    );
+}
+
+#[test]
+fn bad_tampered_and_cross_app_cookies_mean_logged_out() {
+    let host = blog();
+
+    let mut wrong = Client::new(&host);
+    let refused = wrong.log_in("/admin", "alice", "not the password");
+    assert_eq!(refused.status, 200);
+    assert!(refused.text().contains("Invalid username or password."));
+    assert_eq!(
+        wrong.get("/admin/").status,
+        303,
+        "a failed login logs nobody in"
+    );
+    let unknown = wrong.log_in("/admin", "mallory", PASSWORD);
+    assert!(unknown.text().contains("Invalid username or password."));
+
+    let mut client = admin_client(&host);
+    let good = client.cookies["admin_session"].value.clone();
+
+    // tampered: one character of the signed value changed
+    let mut tampered = good.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let response = host.request(
+        "GET",
+        "/admin/",
+        &[("Cookie", &format!("admin_session={tampered}"))],
+        b"",
+    );
+    assert_eq!(response.status, 303, "a tampered cookie is no login");
+
+    // the admin's cookie under the frontend's name: signed with another key
+    let mut frontend = Client::new(&host);
+    frontend.cookies.insert(
+        "frontend_session".to_owned(),
+        common::blog::StoredCookie {
+            value: good.clone(),
+            path: "/".to_owned(),
+        },
+    );
+    let page = frontend.get("/login");
+    assert_eq!(
+        page.status, 200,
+        "the frontend does not see a logged-in user"
+    );
+    assert!(page.text().contains("id=\"login\""));
+
+    // logging in to the frontend leaves the admin session alone, and back
+    let before = client.cookies["admin_session"].value.clone();
+    let frontend_login = client.log_in("", "alice", PASSWORD);
+    assert_eq!(frontend_login.status, 303);
+    assert!(
+        !frontend_login
+            .headers
+            .iter()
+            .any(|(name, value)| name.eq_ignore_ascii_case("set-cookie")
+                && value.starts_with("admin_session")),
+        "the frontend never sets the admin's cookie"
+    );
+    assert_eq!(client.cookies["admin_session"].value, before);
+    assert_eq!(client.get("/admin/").status, 200);
+
+    // logging out of the admin ends only the admin session
+    let token = client.csrf_token("/admin/logout");
+    let logout = client.post_form("/admin/logout", &[("csrf_token", &token)]);
+    assert_eq!(logout.status, 303);
+    assert_eq!(logout.header("location"), Some("/admin/login"));
+    assert_eq!(client.get("/admin/").status, 303);
+    assert_eq!(
+        client.get("/login").status,
+        303,
+        "still logged in to the frontend"
+    );
+}
+
+#[test]
+fn next_only_redirects_inside_the_mount() {
+    let host = blog();
+    for (next, expected) in [
+        ("/admin/posts/new", "/admin/posts/new"),
+        ("/admin/images?x=1", "/admin/images?x=1"),
+        ("/", "/admin/"),
+        ("//evil.example/", "/admin/"),
+        ("https://evil.example/admin/", "/admin/"),
+        ("/administrator", "/admin/"),
+        ("/admin/../login", "/admin/"),
+        ("/admin/\\evil", "/admin/"),
+    ] {
+        let mut client = Client::new(&host);
+        let token = client.csrf_token("/admin/login");
+        let login = client.post_form(
+            "/admin/login",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("csrf_token", &token),
+                ("next", next),
+            ],
+        );
+        assert_eq!(login.status, 303);
+        assert_eq!(login.header("location"), Some(expected), "next={next:?}");
+    }
+}
+
+#[test]
+fn five_failed_logins_from_one_address_are_throttled() {
+    let host = blog();
+    let mut client = Client::new(&host);
+    for attempt in 1..=5 {
+        let failed = client.log_in("/admin", "alice", "wrong password");
+        assert_eq!(failed.status, 200, "attempt {attempt}");
+    }
+    let throttled = client.log_in("/admin", "alice", "wrong password");
+    assert_eq!(throttled.status, 429);
+    let retry_after: u64 = throttled
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    // even the right password waits
+    assert_eq!(client.log_in("/admin", "alice", PASSWORD).status, 429);
+    // the frontend's login shares the count: it is the same account
+    assert_eq!(Client::new(&host).log_in("", "alice", PASSWORD).status, 429);
+    // another username from the same address is not affected
+    let table_user = client.log_in("/admin", "bob", "wrong password");
+    assert_eq!(table_user.status, 200);
+}
+
+#[test]
+fn every_post_needs_its_csrf_token() {
+    let host = blog();
+    let mut client = admin_client(&host);
+    let fields = [("title", "Forged"), ("body", "x"), ("published", "1")];
+    let missing = client.post_form("/admin/posts/new", &fields);
+    assert_eq!(missing.status, 400);
+    assert!(
+        missing.text().contains("CSRF token is missing"),
+        "{}",
+        missing.text()
+    );
+    client.get("/admin/"); // a page with forms gives the session its token
+    let mut wrong = fields.to_vec();
+    wrong.push(("csrf_token", "forged-token"));
+    let mismatched = client.post_form("/admin/posts/new", &wrong);
+    assert_eq!(mismatched.status, 400);
+    assert!(mismatched.text().contains("do not match"));
+    // a token from another client's session does not work either
+    let mut other = Client::new(&host);
+    let foreign = other.csrf_token("/admin/login");
+    let mut with_foreign = fields.to_vec();
+    with_foreign.push(("csrf_token", &foreign));
+    assert_eq!(
+        client.post_form("/admin/posts/new", &with_foreign).status,
+        400
+    );
+    // the login form checks it too
+    let login = other.post_form(
+        "/admin/login",
+        &[("username", "alice"), ("password", PASSWORD)],
+    );
+    assert_eq!(login.status, 400);
+    assert!(
+        !client.get("/admin/").text().contains("Forged"),
+        "nothing was created"
+    );
+    // and uploads
+    let upload = client.post_multipart("/admin/images", &[], ("image", "a.png", &sample_png()));
+    assert_eq!(upload.status, 400);
+}
+
+#[test]
+fn uploads_are_checked_by_their_bytes_and_size_and_served_to_both_apps() {
+    let host = blog();
+    let mut client = admin_client(&host);
+    let token = client.csrf_token("/admin/images");
+    let fields = [("csrf_token", token.as_str())];
+
+    let text = client.post_multipart(
+        "/admin/images",
+        &fields,
+        ("image", "evil.png", b"<script>alert(1)</script>"),
+    );
+    assert_eq!(text.status, 415, "{}", text.text());
+    assert!(text.text().contains("not a PNG, JPEG, GIF or WebP image"));
+
+    let mut too_big = sample_png();
+    too_big.resize(5 * 1024 * 1024 + 1, 0);
+    let big = client.post_multipart("/admin/images", &fields, ("image", "big.png", &too_big));
+    assert_eq!(big.status, 413, "{}", big.text());
+
+    // a PNG named .txt is still a PNG
+    let uploaded = client.post_multipart(
+        "/admin/images",
+        &fields,
+        ("image", "photo.txt", &sample_png()),
+    );
+    assert_eq!(uploaded.status, 303, "{}", uploaded.text());
+    let page = client.get("/admin/images");
+    assert_eq!(page.status, 200, "{}", host.log());
+    let page = page.text();
+    let start = page
+        .find("src=\"/admin/uploads/")
+        .expect("the image is listed")
+        + "src=\"/admin/uploads/".len();
+    let name = page[start..].split('"').next().unwrap().to_owned();
+    assert!(
+        name.ends_with(".png") && name.len() == 36,
+        "a random stored name: {name}"
+    );
+    assert!(page.contains("480×270"));
+
+    for path in [format!("/admin/uploads/{name}"), format!("/uploads/{name}")] {
+        let served = host.get(&path);
+        assert_eq!(served.status, 200, "{path}");
+        assert_eq!(served.header("content-type"), Some("image/png"));
+        assert_eq!(served.body, sample_png());
+        assert!(
+            served
+                .header("cache-control")
+                .unwrap()
+                .contains("max-age=31536000")
+        );
+    }
+    assert_eq!(host.get("/uploads/../secret.key").status, 404);
+    assert_eq!(host.get("/uploads/%2e%2e/secret.key").status, 404);
+    assert_eq!(host.get("/uploads/nothing.png").status, 404);
+}
+
+#[test]
+fn images_attach_in_order_and_cannot_be_deleted_while_attached() {
+    let table = site_table();
+    create_user(&table, "alice");
+    let host = Host::start_on(&table);
+    let uploads = table.dir.path().join("data/uploads");
+    let mut client = admin_client(&host);
+    let edit = client.create_post("With pictures", "", "Two pictures.", true);
+    let post_id: String = edit
+        .trim_start_matches("/admin/posts/")
+        .trim_end_matches("/edit")
+        .to_owned();
+    let token = client.csrf_token(&edit);
+    for name in ["first.png", "second.png"] {
+        let upload = client.post_multipart(
+            "/admin/images",
+            &[("csrf_token", &token), ("attach_to", &post_id)],
+            ("image", name, &sample_png()),
+        );
+        assert_eq!(upload.status, 303);
+        assert_eq!(upload.header("location"), Some(edit.as_str()));
+    }
+    let post = host.get("/post/with-pictures").text();
+    let first = post.find("alt=\"first.png\"").expect("first image shown");
+    let second = post.find("alt=\"second.png\"").expect("second image shown");
+    assert!(first < second, "in the order they were attached");
+
+    let edit_page = client.get(&edit).text();
+    let detach_marker = format!("/admin/posts/{post_id}/images/");
+    let image_id = edit_page[edit_page.find(&detach_marker).unwrap() + detach_marker.len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let refused = client.post_form(
+        &format!("/admin/images/{image_id}/delete"),
+        &[("csrf_token", &token)],
+    );
+    assert_eq!(refused.status, 409);
+    assert!(refused.text().contains("detach it"));
+
+    let detached = client.post_form(
+        &format!("/admin/posts/{post_id}/images/{image_id}/detach"),
+        &[("csrf_token", &token)],
+    );
+    assert_eq!(detached.status, 303);
+    assert!(
+        !host
+            .get("/post/with-pictures")
+            .text()
+            .contains("alt=\"first.png\"")
+    );
+    assert_eq!(stored_files(&uploads).len(), 2);
+    let deleted = client.post_form(
+        &format!("/admin/images/{image_id}/delete"),
+        &[("csrf_token", &token)],
+    );
+    assert_eq!(deleted.status, 303);
+    assert_eq!(
+        stored_files(&uploads).len(),
+        1,
+        "the stored file went with it"
+    );
+}
+
+/// The files in the uploads folder.
+fn stored_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn slugs_are_generated_unique_and_editable() {
+    let host = blog();
+    let mut client = admin_client(&host);
+    client.create_post("Hello, World!", "", "one", true);
+    client.create_post("Hello, World!", "", "two", true);
+    assert!(host.get("/post/hello-world").text().contains("<p>one</p>"));
+    assert!(
+        host.get("/post/hello-world-2")
+            .text()
+            .contains("<p>two</p>")
+    );
+
+    let token = client.csrf_token("/admin/posts/new");
+    let taken = client.post_form(
+        "/admin/posts/new",
+        &[
+            ("title", "Another"),
+            ("slug", "hello-world"),
+            ("body", "kept text"),
+            ("csrf_token", &token),
+        ],
+    );
+    assert_eq!(taken.status, 409);
+    let page = taken.text();
+    assert!(page.contains("already used by another post"));
+    assert!(page.contains("kept text"), "the form keeps what was typed");
+    let bad = client.post_form(
+        "/admin/posts/new",
+        &[
+            ("title", "Another"),
+            ("slug", "Not A Slug"),
+            ("body", ""),
+            ("csrf_token", &token),
+        ],
+    );
+    assert_eq!(bad.status, 422);
+
+    // editing a post to another's slug is refused; to a free one works
+    let edit = client.create_post("Third", "", "three", true);
+    let taken = client.post_form(
+        &edit,
+        &[
+            ("title", "Third"),
+            ("slug", "hello-world"),
+            ("body", "three"),
+            ("published", "1"),
+            ("csrf_token", &token),
+        ],
+    );
+    assert_eq!(taken.status, 409);
+    let renamed = client.post_form(
+        &edit,
+        &[
+            ("title", "Third"),
+            ("slug", "the-third"),
+            ("body", "three"),
+            ("published", "1"),
+            ("csrf_token", &token),
+        ],
+    );
+    assert_eq!(renamed.status, 303);
+    assert_eq!(host.get("/post/the-third").status, 200);
+    assert_eq!(host.get("/post/third").status, 404);
+}
+
+#[test]
+fn titles_are_escaped_and_markdown_is_sanitised() {
+    let host = blog();
+    let mut client = admin_client(&host);
+    let body = "Some **bold** text.\n\n<script>alert('body')</script>\n\n<a href=\"javascript:alert(2)\">link</a>";
+    client.create_post("<script>alert(1)</script>", "xss", body, true);
+    for path in ["/", "/post/xss", "/admin/"] {
+        let page = client.get(path).text();
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}: {page}"
+        );
+        assert!(!page.contains("<script>alert(1)"), "{path}");
+    }
+    let post = host.get("/post/xss").text();
+    assert!(post.contains("<strong>bold</strong>"));
+    assert!(!post.contains("<script>alert('body')"));
+    assert!(!post.contains("javascript:"));
+    let feed = host.get("/feed.xml");
+    assert_eq!(
+        feed.header("content-type"),
+        Some("application/atom+xml; charset=utf-8")
+    );
+    assert!(!feed.text().contains("<script>"), "{}", feed.text());
+}
+
+#[test]
+fn unknown_and_unpublished_posts_are_proper_404_pages() {
+    let host = blog();
+    let mut client = admin_client(&host);
+    client.create_post("Draft", "draft", "not yet", false);
+    for path in [
+        "/post/draft",
+        "/post/nothing-here",
+        "/no/such/page",
+        "/?page=2",
+        "/?page=x",
+    ] {
+        let response = host.get(path);
+        assert_eq!(response.status, 404, "{path}");
+        assert_eq!(
+            response.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        let page = response.text();
+        assert!(
+            page.contains("<title>404 Not Found · The Blog</title>"),
+            "{path}: {page}"
+        );
+        assert!(
+            page.contains("href=\"/static/style.css\""),
+            "in the site's layout"
+        );
+    }
+    let admin_missing = client.get("/admin/posts/999/edit");
+    assert_eq!(admin_missing.status, 404);
+    assert!(admin_missing.text().contains("/admin/static/style.css"));
+    // the draft is on the dashboard, not on the home page
+    assert!(client.get("/admin/").text().contains("Draft"));
+    assert!(!host.get("/").text().contains("Draft"));
+}
+
+#[test]
+fn the_home_page_paginates_newest_first_and_the_feed_lists_posts() {
+    let host = blog();
+    let mut client = admin_client(&host);
+    for number in 1..=12 {
+        client.create_post(&format!("Post number {number}"), "", "text", true);
+    }
+    let first = host.get("/").text();
+    assert_eq!(first.matches("class=\"post-card\"").count(), 10);
+    assert!(first.find("Post number 12<").unwrap() < first.find("Post number 11<").unwrap());
+    assert!(!first.contains("Post number 2<"));
+    assert!(first.contains("href=\"/?page=2\""));
+    let second = host.get("/?page=2").text();
+    assert_eq!(second.matches("class=\"post-card\"").count(), 2);
+    assert!(second.contains("Post number 1<") && second.contains("Post number 2<"));
+    assert_eq!(host.get("/?page=3").status, 404);
+
+    let feed = host.get("/feed.xml").text();
+    assert!(feed.starts_with("<?xml"));
+    assert_eq!(feed.matches("<entry>").count(), 12);
+    assert!(feed.contains(&format!(
+        "<id>http://{}/post/post-number-12</id>",
+        host.addr
+    )));
+
+    // about comes from the shared blueprint in both apps
+    assert!(
+        host.get("/about")
+            .text()
+            .contains("through the <strong>frontend</strong> app")
+    );
+    assert!(
+        client
+            .get("/admin/about")
+            .text()
+            .contains("through the <strong>admin</strong> app")
+    );
+}
+
+#[test]
+fn posts_and_logins_survive_a_restart() {
+    let table = site_table();
+    create_user(&table, "alice");
+    let cookie;
+    {
+        let host = Host::start_on(&table);
+        let mut client = admin_client(&host);
+        client.create_post("Still here", "", "after a restart", true);
+        cookie = client.cookies["admin_session"].value.clone();
+    }
+    let host = Host::start_on(&table);
+    assert!(host.get("/").text().contains("Still here"));
+    assert!(
+        host.get("/post/still-here")
+            .text()
+            .contains("after a restart")
+    );
+    let dashboard = host.request(
+        "GET",
+        "/admin/",
+        &[("Cookie", &format!("admin_session={cookie}"))],
+        b"",
+    );
+    assert_eq!(
+        dashboard.status, 200,
+        "the secret key persisted, so the session did"
+    );
+    let secret = table.dir.path().join("data/secret.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn concurrent_admin_writes_and_frontend_reads_all_succeed() {
+    let host = blog();
+    let mut client = admin_client(&host);
+    let token = client.csrf_token("/admin/posts/new");
+    let cookie = format!("admin_session={}", client.cookies["admin_session"].value);
+    thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for number in 0..20 {
+            let (host, cookie, token) = (&host, &cookie, &token);
+            handles.push(scope.spawn(move || {
+                let body = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([
+                        ("title", format!("Concurrent {number}")),
+                        ("body", format!("written by writer {number}")),
+                        ("published", "1".to_owned()),
+                        ("csrf_token", token.clone()),
+                    ])
+                    .finish();
+                let response = host.request(
+                    "POST",
+                    "/admin/posts/new",
+                    &[
+                        ("Cookie", cookie),
+                        ("Content-Type", "application/x-www-form-urlencoded"),
+                    ],
+                    body.as_bytes(),
+                );
+                (format!("write {number}"), response.status, response.text())
+            }));
+        }
+        for number in 0..200 {
+            let host = &host;
+            handles.push(scope.spawn(move || {
+                let path = match number % 3 {
+                    0 => "/",
+                    1 => "/feed.xml",
+                    _ => "/?page=1",
+                };
+                let response = host.get(path);
+                (format!("read {path}"), response.status, response.text())
+            }));
+        }
+        for handle in handles {
+            let (what, status, body) = handle.join().unwrap();
+            assert!(status == 200 || status == 303, "{what}: {status} {body}");
+        }
+    });
+    let dashboard = client.get("/admin/").text();
+    for number in 0..20 {
+        assert!(
+            dashboard.contains(&format!("Concurrent {number}<")),
+            "post {number} missing"
+        );
+    }
+    assert!(!host.log().contains("ERROR"), "{}", host.log());
+}
+
+#[test]
+fn create_user_reads_the_password_from_stdin_and_refuses_duplicates() {
+    let table = site_table();
+    let list = host_cmd(&table, &["admin"], "");
+    assert!(list.status.success());
+    assert!(String::from_utf8_lossy(&list.stdout).contains("create-user NAME"));
+    let created = host_cmd(
+        &table,
+        &["admin", "create-user", "carol"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(String::from_utf8_lossy(&created.stdout).contains("created user \"carol\""));
+    let again = host_cmd(
+        &table,
+        &["admin", "create-user", "carol"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let short = host_cmd(&table, &["admin", "create-user", "dave"], "short\n");
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"));
+    let no_input = host_cmd(&table, &["admin", "create-user", "erin"], "");
+    assert!(String::from_utf8_lossy(&no_input.stderr).contains("standard input is closed"));
+    let unknown = host_cmd(&table, &["admin", "drop-tables"], "");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no command named \"drop-tables\""));
+    let no_mount = host_cmd(&table, &["nope", "create-user", "x"], "");
+    assert!(String::from_utf8_lossy(&no_mount.stderr).contains("no mount named \"nope\""));
+
+    let host = Host::start_on(&table);
+    let mut client = Client::new(&host);
+    assert_eq!(client.log_in("/admin", "carol", PASSWORD).status, 303);
+}

@@ -1,0 +1,251 @@
+//! Support for the blog's tests: a site with `frontend` at `/` and `admin`
+//! at `/admin` as `plugins.json` mounts them, users made with `host cmd`,
+//! and a client that keeps cookies the way a browser does.
+
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    process::{Command, Output, Stdio},
+};
+
+use super::{Host, HttpResponse, Table, host_binary, library, workspace_root};
+
+/// The password of the users [`create_user`] makes.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A mount table like the repository's `plugins.json`, in a temporary
+/// folder (its `data/` holds the database, the secret and the uploads).
+pub fn site_table() -> Table {
+    let static_folder = workspace_root().join("shared/static");
+    let mut frontend = super::mount("frontend", "/", "frontend");
+    frontend["static_folder"] = static_folder.display().to_string().into();
+    let mut admin = super::mount("admin", "/admin", "admin");
+    admin["static_folder"] = static_folder.display().to_string().into();
+    admin["max_body_bytes"] = (16 * 1024 * 1024).into();
+    Table::from_value(serde_json::json!({ "mounts": [frontend, admin] }))
+}
+
+/// Runs `host cmd --config <table> <args...>` with `stdin` as its input.
+pub fn host_cmd(table: &Table, args: &[&str], stdin: &str) -> Output {
+    library("admin");
+    let mut child = Command::new(host_binary())
+        .args(["cmd", "--config"])
+        .arg(&table.file)
+        .args(args)
+        .current_dir(table.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Creates a user with [`PASSWORD`] through the admin's command.
+pub fn create_user(table: &Table, name: &str) {
+    let output = host_cmd(
+        table,
+        &["admin", "create-user", name],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        output.status.success(),
+        "create-user failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A stored cookie.
+#[derive(Debug, Clone)]
+pub struct StoredCookie {
+    pub value: String,
+    pub path: String,
+}
+
+/// An HTTP client keeping cookies by name, sending each only below its
+/// `Path`, as browsers do.
+pub struct Client<'h> {
+    pub host: &'h Host,
+    pub cookies: BTreeMap<String, StoredCookie>,
+}
+
+impl<'h> Client<'h> {
+    pub fn new(host: &'h Host) -> Client<'h> {
+        Client {
+            host,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self, path: &str) -> Option<String> {
+        let path = path.split('?').next().unwrap_or(path);
+        let cookies: Vec<String> = self
+            .cookies
+            .iter()
+            .filter(|(_, cookie)| {
+                cookie.path == "/"
+                    || path == cookie.path
+                    || path.starts_with(&format!("{}/", cookie.path))
+            })
+            .map(|(name, cookie)| format!("{name}={}", cookie.value))
+            .collect();
+        (!cookies.is_empty()).then(|| cookies.join("; "))
+    }
+
+    fn keep_cookies(&mut self, response: &HttpResponse) {
+        for (name, value) in &response.headers {
+            if !name.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let mut parts = value.split(';').map(str::trim);
+            let (cookie_name, cookie_value) = parts.next().unwrap().split_once('=').unwrap();
+            let mut path = "/".to_owned();
+            let mut expired = false;
+            for attribute in parts {
+                let (key, attribute_value) = attribute.split_once('=').unwrap_or((attribute, ""));
+                match key.to_ascii_lowercase().as_str() {
+                    "path" => path = attribute_value.to_owned(),
+                    "max-age" => expired |= attribute_value == "0",
+                    _ => {}
+                }
+            }
+            if expired {
+                self.cookies.remove(cookie_name);
+            } else {
+                self.cookies.insert(
+                    cookie_name.to_owned(),
+                    StoredCookie {
+                        value: cookie_value.to_owned(),
+                        path,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Any request, with the cookies that apply; keeps the ones set.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let cookie = self.cookie_header(path);
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(cookie) = &cookie {
+            all.push(("Cookie", cookie));
+        }
+        let response = self.host.request(method, path, &all, body);
+        self.keep_cookies(&response);
+        response
+    }
+
+    pub fn get(&mut self, path: &str) -> HttpResponse {
+        self.send("GET", path, &[], b"")
+    }
+
+    /// POSTs a urlencoded form.
+    pub fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> HttpResponse {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+    }
+
+    /// POSTs a multipart form with text `fields` and one file.
+    pub fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &str, &[u8]),
+    ) -> HttpResponse {
+        let boundary = "----blogtestboundary7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        let (field, file_name, data) = file;
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        self.send("POST", path, &[("Content-Type", &content_type)], &body)
+    }
+
+    /// The CSRF token of the form on the page at `path`.
+    pub fn csrf_token(&mut self, path: &str) -> String {
+        let page = self.get(path);
+        assert_eq!(page.status, 200, "GET {path}: {}", page.text());
+        csrf_in(&page.text())
+    }
+
+    /// Logs in to the app at `prefix` (`""` or `/admin`) through its form.
+    pub fn log_in(&mut self, prefix: &str, user: &str, password: &str) -> HttpResponse {
+        let token = self.csrf_token(&format!("{prefix}/login"));
+        self.post_form(
+            &format!("{prefix}/login"),
+            &[
+                ("username", user),
+                ("password", password),
+                ("csrf_token", &token),
+            ],
+        )
+    }
+
+    /// Creates a post in the admin (logged in); its edit page's path.
+    pub fn create_post(&mut self, title: &str, slug: &str, body: &str, published: bool) -> String {
+        let token = self.csrf_token("/admin/posts/new");
+        let mut fields = vec![
+            ("title", title),
+            ("slug", slug),
+            ("body", body),
+            ("csrf_token", &token),
+        ];
+        if published {
+            fields.push(("published", "1"));
+        }
+        let created = self.post_form("/admin/posts/new", &fields);
+        assert_eq!(
+            created.status,
+            303,
+            "creating {title:?}: {}",
+            created.text()
+        );
+        created.header("location").unwrap().to_owned()
+    }
+}
+
+/// The value of the first `csrf_token` field in a page.
+pub fn csrf_in(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no CSRF field in:\n{html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The test image: a 480×270 PNG.
+pub fn sample_png() -> Vec<u8> {
+    std::fs::read(workspace_root().join("testdata/images/sunrise.png")).unwrap()
+}

@@ -1,0 +1,302 @@
+//! The `auth` blueprint both apps mount: `<prefix>/login` and
+//! `<prefix>/logout`, argon2id passwords, the signed per-app session
+//! cookie, safe `?next=` redirects, throttling of repeated failures, and
+//! [`login_required`] for pages only users may see.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use app_api::{
+    prelude::*,
+    sdk::{HandlerResult, Session},
+};
+use argon2::{
+    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+use minijinja::context;
+
+use crate::{
+    Site,
+    model::{User, now},
+    templates::flash,
+};
+
+/// The session key of the logged-in user.
+pub const USER_KEY: &str = "user";
+
+/// Failed logins allowed per username and address within [`WINDOW`]...
+pub const MAX_FAILURES: u32 = 5;
+
+/// ...seconds; then the login answers 429 until the oldest expires.
+pub const WINDOW: i64 = 15 * 60;
+
+/// An argon2id hash (PHC string) of `password`, with a random salt.
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| Error::internal(format!("hashing a password failed: {error}")))
+}
+
+/// Whether `password` matches the PHC string `hash`.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A hash nobody's password matches, verified for unknown usernames so
+/// that they take as long as known ones.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("not a password of anyone").unwrap_or_default())
+}
+
+/// Adds the blueprint's routes: `auth.login` and `auth.logout`.
+pub fn register(router: Router, site: &Arc<Site>) -> Router {
+    let (show, submit, confirm, leave) = (
+        Arc::clone(site),
+        Arc::clone(site),
+        Arc::clone(site),
+        Arc::clone(site),
+    );
+    router
+        .get("/login", "auth.login", move |req: &Request| {
+            login_form(&show, req)
+        })
+        .post("/login", "auth.login_submit", move |req: &Request| {
+            login(&submit, req)
+        })
+        .get("/logout", "auth.logout", move |req: &Request| {
+            logout_form(&confirm, req)
+        })
+        .post("/logout", "auth.logout_submit", move |req: &Request| {
+            logout(&leave, req)
+        })
+}
+
+/// The logged-in user of this app's session, checked against the
+/// database (a deleted user is logged out).
+pub fn current_user(site: &Site, session: &Session) -> Result<Option<User>, Error> {
+    match session.get::<User>(USER_KEY) {
+        Some(user) => site.blog.user(user.id),
+        None => Ok(None),
+    }
+}
+
+/// Wraps a handler that only logged-in users may reach (Flask-Login's
+/// `@login_required`): others get `303 See Other` to the login page with
+/// `?next=` this page.
+pub fn login_required<F>(
+    site: &Arc<Site>,
+    handler: F,
+) -> impl Fn(&Request) -> HandlerResult + Send + Sync + 'static
+where
+    F: Fn(&Request, Session, User) -> HandlerResult + Send + Sync + 'static,
+{
+    let site = Arc::clone(site);
+    move |req: &Request| {
+        let session = req.session();
+        match current_user(&site, &session)? {
+            Some(user) => handler(req, session, user),
+            None => {
+                let mut here = format!("{}{}", req.script_root(), req.path());
+                if !req.query_string().is_empty() {
+                    here.push('?');
+                    here.push_str(req.query_string());
+                }
+                let login = req.url_for("auth.login", &[("next", &here)])?;
+                Ok(Response::redirect_with(303, &login))
+            }
+        }
+    }
+}
+
+/// `next` if it is a path inside this mount, else `None`: never another
+/// site (`//evil.example`, `https://...`), never another mount's path.
+pub fn safe_next(script_root: &str, next: &str) -> Option<String> {
+    let inside = match script_root {
+        "" => next.starts_with('/'),
+        root => next
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+    };
+    let path = next.split(['?', '#']).next().unwrap_or_default();
+    let suspicious = next.starts_with("//")
+        || next.contains('\\')
+        || next.chars().any(|c| c.is_control() || c.is_whitespace())
+        || path
+            .split('/')
+            .any(|segment| segment == ".." || segment == ".")
+        || path.to_ascii_lowercase().contains("%2e")
+        || path.to_ascii_lowercase().contains("%2f")
+        || path.to_ascii_lowercase().contains("%5c");
+    (inside && !suspicious).then(|| next.to_owned())
+}
+
+/// The client's address without its port: failures are counted per
+/// address, and a client picks a new port for each connection.
+fn client_address(req: &Request) -> String {
+    let remote = req.remote_addr();
+    remote
+        .parse::<SocketAddr>()
+        .map(|address| address.ip().to_string())
+        .unwrap_or_else(|_| remote.to_owned())
+}
+
+fn login_page(
+    site: &Site,
+    req: &Request,
+    session: &mut Session,
+    next: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Result<String, Error> {
+    site.templates.render(
+        req,
+        Some(session),
+        "login.html",
+        context! { next => next, username => username, error => error },
+    )
+}
+
+fn after_login(req: &Request, next: Option<&str>) -> Result<String, Error> {
+    match next.and_then(|next| safe_next(req.script_root(), next)) {
+        Some(next) => Ok(next),
+        None => req.url_for(crate::HOME_ENDPOINT, &[]),
+    }
+}
+
+fn login_form(site: &Site, req: &Request) -> HandlerResult {
+    let mut session = req.session();
+    let next = req.query("next").unwrap_or_default();
+    if current_user(site, &session)?.is_some() {
+        return Ok(Response::redirect_with(
+            303,
+            &after_login(req, Some(&next))?,
+        ));
+    }
+    let page = login_page(site, req, &mut session, &next, "", None)?;
+    Ok(Response::html(page).with_session(req, &session))
+}
+
+fn login(site: &Site, req: &Request) -> HandlerResult {
+    let form = req.form();
+    let mut session = req.session();
+    session.verify_csrf(form.get("csrf_token"))?;
+    let username = form.get("username").unwrap_or_default().trim().to_owned();
+    let password = form.get("password").unwrap_or_default();
+    let next = form.get("next").unwrap_or_default().to_owned();
+    let address = client_address(req);
+    let (failures, oldest) = site
+        .blog
+        .login_failures(&username, &address, now() - WINDOW)?;
+    if failures >= MAX_FAILURES {
+        let retry_after = (oldest.unwrap_or_else(now) + WINDOW - now()).max(1);
+        tracing::warn!(username = %username, address = %address, "login refused: too many failures");
+        let page = login_page(
+            site,
+            req,
+            &mut session,
+            &next,
+            &username,
+            Some("Too many failed logins. Wait a few minutes and try again."),
+        )?;
+        return Ok(Response::html(page)
+            .with_status(429)
+            .with_header("retry-after", retry_after.to_string())
+            .with_session(req, &session));
+    }
+    let user = match site.blog.credentials(&username)? {
+        Some((user, hash)) => verify_password(password, &hash).then_some(user),
+        None => {
+            verify_password(password, decoy_hash());
+            None
+        }
+    };
+    let Some(user) = user else {
+        site.blog
+            .record_login_failure(&username, &address, now() - WINDOW)?;
+        tracing::info!(username = %username, address = %address, "failed login");
+        let page = login_page(
+            site,
+            req,
+            &mut session,
+            &next,
+            &username,
+            Some("Invalid username or password."),
+        )?;
+        return Ok(Response::html(page).with_session(req, &session));
+    };
+    site.blog.clear_login_failures(&username, &address)?;
+    tracing::info!(username = %user.username, "logged in");
+    // a new session: nothing from before the login carries over
+    session.clear();
+    session.insert(USER_KEY, &user);
+    flash(&mut session, &format!("Welcome, {}.", user.username));
+    Ok(Response::redirect_with(303, &after_login(req, Some(&next))?).with_session(req, &session))
+}
+
+fn logout_form(site: &Site, req: &Request) -> HandlerResult {
+    let mut session = req.session();
+    let page = site
+        .templates
+        .render(req, Some(&mut session), "logout.html", context! {})?;
+    Ok(Response::html(page).with_session(req, &session))
+}
+
+fn logout(site: &Site, req: &Request) -> HandlerResult {
+    let mut session = req.session();
+    session.verify_csrf(req.form().get("csrf_token"))?;
+    if let Some(user) = current_user(site, &session)? {
+        tracing::info!(username = %user.username, "logged out");
+    }
+    session.clear();
+    Ok(Response::redirect_with(303, &req.url_for("auth.login", &[])?).with_session(req, &session))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_inside_the_mount() {
+        for (root, next, expected) in [
+            ("/admin", "/admin/", true),
+            ("/admin", "/admin", true),
+            ("/admin", "/admin/posts/3/edit?x=1", true),
+            ("/admin", "/", false),
+            ("/admin", "/administrator", false),
+            ("/admin", "/admin/../secret", false),
+            ("/admin", "/admin/%2e%2e/x", false),
+            ("/admin", "//evil.example/admin/", false),
+            ("/admin", "https://evil.example/admin/", false),
+            ("/admin", "/admin/\\evil", false),
+            ("/admin", "/admin/\nx", false),
+            ("", "/post/a", true),
+            ("", "//evil.example", false),
+            ("", "/\\evil.example", false),
+            ("", "http://evil.example", false),
+            ("", "javascript:alert(1)", false),
+            ("", "", false),
+        ] {
+            assert_eq!(
+                safe_next(root, next).is_some(),
+                expected,
+                "{root:?} {next:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_verify_against_their_argon2id_hash() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+}

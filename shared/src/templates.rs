@@ -1,0 +1,181 @@
+//! minijinja templates: the shared base layout and pages in
+//! `shared/templates/`, plus each app's own. Autoescaping is on for every
+//! `.html` template, and templates build URLs the way Flask's do:
+//! `url_for('post', slug=post.slug)`, `static_url('style.css')`,
+//! `upload_url(image.file_name)`; all three include the mount's prefix.
+
+use std::sync::Arc;
+
+use app_api::{
+    prelude::*,
+    sdk::{Session, Urls},
+};
+use minijinja::{Environment, Value, context, value::Kwargs};
+
+/// The shared templates, by name.
+pub const SHARED: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("logout.html", include_str!("../templates/logout.html")),
+    ("about.html", include_str!("../templates/about.html")),
+];
+
+/// The templates of one app: the shared ones and its own.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    env: Arc<Environment<'static>>,
+}
+
+impl Templates {
+    /// The shared templates plus `own` (which may replace shared ones).
+    pub fn new(own: &[(&'static str, &'static str)]) -> Result<Templates, Error> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, source) in SHARED.iter().chain(own) {
+            env.add_template_owned(*name, *source)
+                .map_err(|error| Error::internal(format!("template {name}: {error:#}")))?;
+        }
+        env.add_filter("date", date_filter);
+        env.set_formatter(html_formatter);
+        Ok(Templates { env: Arc::new(env) })
+    }
+
+    /// Renders `name` as the body of an HTML response. The context gets
+    /// `url_for`, `static_url`, `upload_url`, `app_name`, `csrf_token`
+    /// (when `session` is given: pages with forms), the logged-in `user`
+    /// and the flashed messages.
+    pub fn render(
+        &self,
+        req: &Request,
+        session: Option<&mut Session>,
+        name: &str,
+        page: Value,
+    ) -> Result<String, Error> {
+        let urls = req.urls();
+        let (csrf_token, flashes, user) = match session {
+            Some(session) => (
+                Some(session.csrf_token()),
+                take_flashes(session),
+                session.get::<crate::model::User>(crate::auth::USER_KEY),
+            ),
+            None => (None, Vec::new(), None),
+        };
+        let globals = context! {
+            url_for => url_function(urls.clone(), Urls::url_for),
+            static_url => file_function(urls.clone(), Urls::static_url),
+            upload_url => file_function(urls, Urls::upload_url),
+            app_name => req.app_name(),
+            csrf_token => csrf_token,
+            flashes => flashes,
+            user => user,
+        };
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|error| Error::internal(format!("template {name}: {error:#}")))?;
+        template
+            .render(context! { ..page, ..globals })
+            .map_err(|error| Error::internal(format!("rendering {name}: {error:#}")))
+    }
+
+    /// [`render`](Templates::render) as a `200 text/html` response.
+    pub fn page(
+        &self,
+        req: &Request,
+        session: Option<&mut Session>,
+        name: &str,
+        page: Value,
+    ) -> Result<Response, Error> {
+        Ok(Response::html(self.render(req, session, name, page)?))
+    }
+}
+
+fn url_function(
+    urls: Urls,
+    build: fn(&Urls, &str, &[(&str, &str)]) -> Result<String, Error>,
+) -> Value {
+    Value::from_function(
+        move |endpoint: &str, kwargs: Kwargs| -> Result<String, minijinja::Error> {
+            let mut params = Vec::new();
+            for key in kwargs.args() {
+                let value: Value = kwargs.get(key)?;
+                params.push((key.to_owned(), value.to_string()));
+            }
+            let params: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            build(&urls, endpoint, &params).map_err(|error| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    error.message().to_owned(),
+                )
+            })
+        },
+    )
+}
+
+fn file_function(urls: Urls, build: fn(&Urls, &str) -> String) -> Value {
+    Value::from_function(move |file: &str| build(&urls, file))
+}
+
+/// HTML autoescaping of `& < > " '`. minijinja's own also turns every
+/// `/` into `&#x2f;`: valid, but it makes every URL in a page's source
+/// hard to read, and `/` cannot end an attribute value or start a tag.
+fn html_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    match value.as_str() {
+        Some(text) if state.auto_escape() == minijinja::AutoEscape::Html && !value.is_safe() => {
+            let mut rest = text;
+            while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
+                out.write_str(&rest[..at])?;
+                out.write_str(match rest.as_bytes()[at] {
+                    b'&' => "&amp;",
+                    b'<' => "&lt;",
+                    b'>' => "&gt;",
+                    b'"' => "&quot;",
+                    _ => "&#39;",
+                })?;
+                rest = &rest[at + 1..];
+            }
+            out.write_str(rest).map_err(Into::into)
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+/// `{{ post.created_at|date }}`: Unix seconds as `2026-11-25`;
+/// `|date("rfc3339")` for feeds.
+fn date_filter(seconds: i64, format: Option<&str>) -> Result<String, minijinja::Error> {
+    let time = time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|error| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, error.to_string())
+    })?;
+    let text = match format {
+        Some("rfc3339") => time.format(&time::format_description::well_known::Rfc3339),
+        _ => time.format(time::macros::format_description!("[year]-[month]-[day]")),
+    };
+    text.map_err(|error| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, error.to_string())
+    })
+}
+
+const FLASH_KEY: &str = "_flashes";
+
+/// Keeps a message for the next page the person sees (Flask's `flash`).
+pub fn flash(session: &mut Session, message: &str) {
+    let mut flashes: Vec<String> = session.get(FLASH_KEY).unwrap_or_default();
+    flashes.push(message.to_owned());
+    session.insert(FLASH_KEY, flashes);
+}
+
+fn take_flashes(session: &mut Session) -> Vec<String> {
+    let flashes: Vec<String> = session.get(FLASH_KEY).unwrap_or_default();
+    if !flashes.is_empty() {
+        session.remove(FLASH_KEY);
+    }
+    flashes
+}
