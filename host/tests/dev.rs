@@ -39,8 +39,8 @@ fn reload_picks_up_a_new_mount_and_keeps_serving_through_a_bad_table() {
         mount("admin", "/admin", "admin"),
     ]});
     std::fs::write(&table.file, with_admin.to_string()).unwrap();
-    assert!(eventually(&host, "/admin/", 200), "{}", host.log());
-    assert!(host.get("/admin/").text().starts_with("Hello admin!"));
+    assert!(eventually(&host, "/admin/hello", 200), "{}", host.log());
+    assert!(host.get("/admin/hello").text().starts_with("Hello admin!"));
     let log = host.log();
     assert!(log.contains("restarting: changed:"), "{log}");
     // the same process, restarted in place, on the same socket
@@ -53,7 +53,7 @@ fn reload_picks_up_a_new_mount_and_keeps_serving_through_a_bad_table() {
         "{log}"
     );
     assert!(log.contains("plugins.json:1:"), "{log}");
-    assert_eq!(host.get("/admin/").status, 200);
+    assert_eq!(host.get("/admin/hello").status, 200);
 
     // a table naming a missing library is refused the same way
     let missing = json!({"mounts": [
@@ -63,7 +63,7 @@ fn reload_picks_up_a_new_mount_and_keeps_serving_through_a_bad_table() {
     std::fs::write(&table.file, missing.to_string()).unwrap();
     let log = host.wait_for_log("libgone.so: no such file");
     assert!(log.contains("libgone.so: no such file"), "{log}");
-    assert_eq!(host.get("/admin/").status, 200);
+    assert_eq!(host.get("/admin/hello").status, 200);
 }
 
 #[test]
@@ -83,12 +83,12 @@ fn run_serves_one_library_alone() {
             "static".as_ref(),
         ],
     );
-    let page = host.get("/back/");
+    let page = host.get("/back/hello");
     assert_eq!(page.status, 200);
     // the mount is named after the app
     assert_eq!(
         page.text(),
-        format!("Hello admin! request.url = http://{}/back/", host.addr)
+        format!("Hello admin! request.url = http://{}/back/hello", host.addr)
     );
     assert_eq!(host.get("/back/static/site.css").text(), "b{}");
     assert_eq!(host.get("/").status, 404);

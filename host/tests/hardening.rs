@@ -79,7 +79,7 @@ fn health_and_metrics_report_a_healthy_site() {
     assert_eq!(health.json()["status"], "ok");
     assert_eq!(host.get("/count").status, 200);
     assert_eq!(host.get("/panic").status, 500);
-    assert_eq!(host.get("/admin/").status, 200);
+    assert_eq!(host.get("/admin/hello").status, 200);
     assert_eq!(host.get("/admin%2Fx").status, 400);
     let response = host.get("/_host/metrics");
     assert_eq!(

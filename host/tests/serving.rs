@@ -16,21 +16,21 @@ fn blog() -> Host {
 fn the_seed_bodies_are_byte_for_byte_flasks() {
     let host = blog();
     let port = host.addr.port();
-    let front = host.get("/");
+    let front = host.get("/hello");
     assert_eq!(front.status, 200);
     assert_eq!(
         front.text(),
-        format!("Hello frontend! request.url = http://127.0.0.1:{port}/")
+        format!("Hello frontend! request.url = http://127.0.0.1:{port}/hello")
     );
     assert_eq!(
         front.header("content-type"),
         Some("text/plain; charset=utf-8")
     );
-    let admin = host.get("/admin/");
+    let admin = host.get("/admin/hello");
     assert_eq!(admin.status, 200);
     assert_eq!(
         admin.text(),
-        format!("Hello admin! request.url = http://127.0.0.1:{port}/admin/")
+        format!("Hello admin! request.url = http://127.0.0.1:{port}/admin/hello")
     );
 }
 
@@ -131,10 +131,10 @@ fn the_router_answers_404_405_and_options() {
 #[test]
 fn head_requests_get_headers_and_no_body() {
     let host = blog();
-    let response = host.request("HEAD", "/admin/", &[], b"");
+    let response = host.request("HEAD", "/admin/hello", &[], b"");
     assert_eq!(response.status, 200);
     assert!(response.body.is_empty());
-    let expected = format!("Hello admin! request.url = http://{}/admin/", host.addr);
+    let expected = format!("Hello admin! request.url = http://{}/admin/hello", host.addr);
     assert_eq!(
         response.header("content-length"),
         Some(expected.len().to_string().as_str())
@@ -220,7 +220,7 @@ fn a_third_app_at_a_nested_prefix_wins_over_its_parent() {
     );
     assert_eq!(host.get("/admin/archive/2026").text(), "Archive for 2026");
     assert_eq!(host.get("/admin/archive").status, 308);
-    assert!(host.get("/admin/").text().starts_with("Hello admin!"));
+    assert!(host.get("/admin/hello").text().starts_with("Hello admin!"));
     // a sibling that merely starts with the same letters stays with admin
     assert_eq!(host.get("/admin/archivex").status, 404);
 }

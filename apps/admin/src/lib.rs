@@ -455,7 +455,7 @@ mod tests {
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
         assert_eq!(image_kind(png), Some(("png", "image/png")));
         assert_eq!(
-            image_kind(b"GIF89a\x01\0\x01\0"),
+            image_kind(b"GIF89a\x01\0\x01\0\x80\0\0\xff\xff\xff"),
             Some(("gif", "image/gif"))
         );
         assert_eq!(
