@@ -37,6 +37,14 @@ fn profile_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The cargo target folder (`target/`).
+pub fn target_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .expect("profile folder is in the target folder")
+        .to_owned()
+}
+
 /// Builds every app library the tests load, once per test binary:
 /// `cargo test` does not produce the apps' `.so` files (DESIGN.md, fact 10).
 pub fn build_apps() {

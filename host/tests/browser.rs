@@ -1,0 +1,225 @@
+//! The blog in a real browser: headless Chromium driven through
+//! chromedriver (Debian's `chromium` and `chromium-driver`; `.ci/run`
+//! installs them). Logs in to the admin, writes a post, uploads and attaches
+//! an image, publishes, reads it on the frontend with the image really
+//! decoded, logs out. Screenshots land in `target/screenshots/`.
+
+mod common;
+
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{
+    Host,
+    blog::{PASSWORD, create_user, site_table},
+    target_dir, workspace_root,
+};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// chromedriver on a free port; killed when dropped.
+struct Driver {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={}", addr.port()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run chromedriver ({error}): install Debian's chromium and chromium-driver \
+                     (`apt-get install chromium chromium-driver`; .ci/run does)"
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, addr }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--window-size=1200,900",
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://{}", driver.addr))
+        .await
+        .expect("a Chromium session through chromedriver")
+}
+
+fn screenshots() -> PathBuf {
+    let folder = target_dir().join("screenshots");
+    std::fs::create_dir_all(&folder).unwrap();
+    folder
+}
+
+/// The path of the current page, with its query.
+async fn current_path(client: &Client) -> String {
+    let url = client.current_url().await.unwrap();
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+/// `naturalWidth` of every image on the page, once each has loaded or
+/// failed.
+async fn image_widths(client: &Client) -> Vec<u64> {
+    let widths = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             Promise.all(Array.from(document.images).map(img => img.complete
+                 ? Promise.resolve()
+                 : new Promise(ok => { img.onload = ok; img.onerror = ok; })))
+               .then(() => done(Array.from(document.images).map(img => img.naturalWidth)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    widths
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|width| width.as_u64().unwrap())
+        .collect()
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let field = client.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("no {css}: {error}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
+    let table = site_table();
+    create_user(&table, "alice");
+    let host = Host::start_on(&table);
+    let base = format!("http://{}", host.addr);
+    let driver = Driver::start();
+    let client = browser(&driver).await;
+    let shots = screenshots();
+
+    // the admin sends a stranger to its login page, remembering the way back
+    client.goto(&format!("{base}/admin/")).await.unwrap();
+    assert_eq!(current_path(&client).await, "/admin/login?next=%2Fadmin%2F");
+    fill(&client, "#username", "alice").await;
+    fill(&client, "#password", PASSWORD).await;
+    click(&client, "#login").await;
+    client.wait().for_element(Locator::Css("#new-post")).await.unwrap();
+    assert_eq!(current_path(&client).await, "/admin/");
+
+    // write a draft
+    click(&client, "#new-post").await;
+    fill(&client, "#title", "A walk at sunrise").await;
+    fill(
+        &client,
+        "#body",
+        "The light came **slowly** over the hills.\n\n- coffee\n- a coat",
+    )
+    .await;
+    click(&client, "#save").await;
+    client.wait().for_element(Locator::Css(".images-of-post")).await.unwrap();
+    let edit_page = current_path(&client).await;
+    assert!(edit_page.starts_with("/admin/posts/") && edit_page.ends_with("/edit"), "{edit_page}");
+    assert_eq!(text_of(&client, ".flash").await, "Created \u{201c}A walk at sunrise\u{201d}.");
+
+    // upload an image on the images page
+    click(&client, "nav a[href='/admin/images']").await;
+    let picture = workspace_root().join("testdata/images/sunrise.png");
+    client
+        .find(Locator::Css("#image-file"))
+        .await
+        .unwrap()
+        .send_keys(&picture.display().to_string())
+        .await
+        .unwrap();
+    click(&client, "#upload").await;
+    client.wait().for_element(Locator::Css(".image-grid img")).await.unwrap();
+    assert_eq!(text_of(&client, ".flash").await, "Uploaded the image.");
+    assert_eq!(image_widths(&client).await, vec![480]);
+
+    // attach it to the post and publish
+    client.goto(&format!("{base}{edit_page}")).await.unwrap();
+    click(&client, "#attach").await;
+    client.wait().for_element(Locator::Css(".attached-image")).await.unwrap();
+    click(&client, "#published").await;
+    click(&client, "#save").await;
+    client.wait().for_element(Locator::Css(".flash")).await.unwrap();
+    assert_eq!(text_of(&client, ".flash").await, "Saved \u{201c}A walk at sunrise\u{201d}.");
+
+    client.goto(&format!("{base}/admin/")).await.unwrap();
+    assert!(text_of(&client, "table.posts").await.contains("published"));
+    std::fs::write(shots.join("admin-dashboard.png"), client.screenshot().await.unwrap()).unwrap();
+
+    // readers see it on the home page, with its image decoded
+    client.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(text_of(&client, ".post-card h2").await, "A walk at sunrise");
+    assert_eq!(image_widths(&client).await, vec![480], "the thumbnail loaded");
+    std::fs::write(shots.join("home.png"), client.screenshot().await.unwrap()).unwrap();
+
+    // and on its own page
+    click(&client, ".post-card h2 a").await;
+    client.wait().for_element(Locator::Css("article.post")).await.unwrap();
+    assert_eq!(current_path(&client).await, "/post/a-walk-at-sunrise");
+    assert_eq!(text_of(&client, "article.post h1").await, "A walk at sunrise");
+    assert!(text_of(&client, "article.post").await.contains("The light came slowly over the hills."));
+    let widths = image_widths(&client).await;
+    assert!(!widths.is_empty() && widths.iter().all(|width| *width > 0), "{widths:?}");
+    std::fs::write(shots.join("post.png"), client.screenshot().await.unwrap()).unwrap();
+
+    // log out; the admin sends the browser back to its login page
+    client.goto(&format!("{base}/admin/")).await.unwrap();
+    click(&client, "#logout").await;
+    client.wait().for_element(Locator::Css("#login")).await.unwrap();
+    client.goto(&format!("{base}/admin/")).await.unwrap();
+    assert_eq!(current_path(&client).await, "/admin/login?next=%2Fadmin%2F");
+    assert!(client.find(Locator::Css("#password")).await.is_ok());
+
+    client.close().await.unwrap();
+}
