@@ -29,7 +29,10 @@ struct Driver {
 
 impl Driver {
     fn start() -> Driver {
-        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let child = Command::new("chromedriver")
             .arg(format!("--port={}", addr.port()))
             .stdout(Stdio::null())
@@ -43,7 +46,10 @@ impl Driver {
             });
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Driver { child, addr }
@@ -132,7 +138,13 @@ async fn click(client: &Client, css: &str) {
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +163,11 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
     fill(&client, "#username", "alice").await;
     fill(&client, "#password", PASSWORD).await;
     click(&client, "#login").await;
-    client.wait().for_element(Locator::Css("#new-post")).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("#new-post"))
+        .await
+        .unwrap();
     assert_eq!(current_path(&client).await, "/admin/");
 
     // write a draft
@@ -164,10 +180,20 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
     )
     .await;
     click(&client, "#save").await;
-    client.wait().for_element(Locator::Css(".images-of-post")).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css(".images-of-post"))
+        .await
+        .unwrap();
     let edit_page = current_path(&client).await;
-    assert!(edit_page.starts_with("/admin/posts/") && edit_page.ends_with("/edit"), "{edit_page}");
-    assert_eq!(text_of(&client, ".flash").await, "Created \u{201c}A walk at sunrise\u{201d}.");
+    assert!(
+        edit_page.starts_with("/admin/posts/") && edit_page.ends_with("/edit"),
+        "{edit_page}"
+    );
+    assert_eq!(
+        text_of(&client, ".flash").await,
+        "Created \u{201c}A walk at sunrise\u{201d}."
+    );
 
     // upload an image on the images page
     click(&client, "nav a[href='/admin/images']").await;
@@ -180,43 +206,84 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         .await
         .unwrap();
     click(&client, "#upload").await;
-    client.wait().for_element(Locator::Css(".image-grid img")).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css(".image-grid img"))
+        .await
+        .unwrap();
     assert_eq!(text_of(&client, ".flash").await, "Uploaded the image.");
     assert_eq!(image_widths(&client).await, vec![480]);
 
     // attach it to the post and publish
     client.goto(&format!("{base}{edit_page}")).await.unwrap();
     click(&client, "#attach").await;
-    client.wait().for_element(Locator::Css(".attached-image")).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css(".attached-image"))
+        .await
+        .unwrap();
     click(&client, "#published").await;
     click(&client, "#save").await;
-    client.wait().for_element(Locator::Css(".flash")).await.unwrap();
-    assert_eq!(text_of(&client, ".flash").await, "Saved \u{201c}A walk at sunrise\u{201d}.");
+    client
+        .wait()
+        .for_element(Locator::Css(".flash"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_of(&client, ".flash").await,
+        "Saved \u{201c}A walk at sunrise\u{201d}."
+    );
 
     client.goto(&format!("{base}/admin/")).await.unwrap();
     assert!(text_of(&client, "table.posts").await.contains("published"));
-    std::fs::write(shots.join("admin-dashboard.png"), client.screenshot().await.unwrap()).unwrap();
+    std::fs::write(
+        shots.join("admin-dashboard.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
 
     // readers see it on the home page, with its image decoded
     client.goto(&format!("{base}/")).await.unwrap();
     assert_eq!(text_of(&client, ".post-card h2").await, "A walk at sunrise");
-    assert_eq!(image_widths(&client).await, vec![480], "the thumbnail loaded");
+    assert_eq!(
+        image_widths(&client).await,
+        vec![480],
+        "the thumbnail loaded"
+    );
     std::fs::write(shots.join("home.png"), client.screenshot().await.unwrap()).unwrap();
 
     // and on its own page
     click(&client, ".post-card h2 a").await;
-    client.wait().for_element(Locator::Css("article.post")).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("article.post"))
+        .await
+        .unwrap();
     assert_eq!(current_path(&client).await, "/post/a-walk-at-sunrise");
-    assert_eq!(text_of(&client, "article.post h1").await, "A walk at sunrise");
-    assert!(text_of(&client, "article.post").await.contains("The light came slowly over the hills."));
+    assert_eq!(
+        text_of(&client, "article.post h1").await,
+        "A walk at sunrise"
+    );
+    assert!(
+        text_of(&client, "article.post")
+            .await
+            .contains("The light came slowly over the hills.")
+    );
     let widths = image_widths(&client).await;
-    assert!(!widths.is_empty() && widths.iter().all(|width| *width > 0), "{widths:?}");
+    assert!(
+        !widths.is_empty() && widths.iter().all(|width| *width > 0),
+        "{widths:?}"
+    );
     std::fs::write(shots.join("post.png"), client.screenshot().await.unwrap()).unwrap();
 
     // log out; the admin sends the browser back to its login page
     client.goto(&format!("{base}/admin/")).await.unwrap();
     click(&client, "#logout").await;
-    client.wait().for_element(Locator::Css("#login")).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("#login"))
+        .await
+        .unwrap();
     client.goto(&format!("{base}/admin/")).await.unwrap();
     assert_eq!(current_path(&client).await, "/admin/login?next=%2Fadmin%2F");
     assert!(client.find(Locator::Css("#password")).await.is_ok());

@@ -180,5 +180,9 @@ os.execv(sys.argv[1], sys.argv[1:])
     terminate(child.id());
     let _ = child.wait();
     assert_eq!(response.status, 200);
-    assert!(response.text().contains("<title>Latest posts · The Blog</title>"));
+    assert!(
+        response
+            .text()
+            .contains("<title>Latest posts · The Blog</title>")
+    );
 }

@@ -134,7 +134,10 @@ fn head_requests_get_headers_and_no_body() {
     let response = host.request("HEAD", "/admin/hello", &[], b"");
     assert_eq!(response.status, 200);
     assert!(response.body.is_empty());
-    let expected = format!("Hello admin! request.url = http://{}/admin/hello", host.addr);
+    let expected = format!(
+        "Hello admin! request.url = http://{}/admin/hello",
+        host.addr
+    );
     assert_eq!(
         response.header("content-length"),
         Some(expected.len().to_string().as_str())

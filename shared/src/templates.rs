@@ -62,7 +62,7 @@ impl Templates {
             None => (None, Vec::new(), None),
         };
         let globals = context! {
-            url_for => url_function(urls.clone(), Urls::url_for),
+            url_for => url_function(urls.clone()),
             static_url => file_function(urls.clone(), Urls::static_url),
             upload_url => file_function(urls, Urls::upload_url),
             app_name => req.app_name(),
@@ -91,10 +91,7 @@ impl Templates {
     }
 }
 
-fn url_function(
-    urls: Urls,
-    build: fn(&Urls, &str, &[(&str, &str)]) -> Result<String, Error>,
-) -> Value {
+fn url_function(urls: Urls) -> Value {
     Value::from_function(
         move |endpoint: &str, kwargs: Kwargs| -> Result<String, minijinja::Error> {
             let mut params = Vec::new();
@@ -106,7 +103,7 @@ fn url_function(
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            build(&urls, endpoint, &params).map_err(|error| {
+            urls.url_for(endpoint, &params).map_err(|error| {
                 minijinja::Error::new(
                     minijinja::ErrorKind::InvalidOperation,
                     error.message().to_owned(),

@@ -452,8 +452,12 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
 
     eprintln!("bench: 100 mounts against 2 mounts");
     let hundred = start_host(&hundred_mounts)?;
-    let (hundred_run, two_run) =
-        compare(options, (hundred.addr, "/m50/hello"), (host.addr, "/admin/hello"), 64)?;
+    let (hundred_run, two_run) = compare(
+        options,
+        (hundred.addr, "/m50/hello"),
+        (host.addr, "/admin/hello"),
+        64,
+    )?;
     drop(hundred);
     drop(host);
     drop(baseline);
