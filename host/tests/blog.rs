@@ -677,3 +677,140 @@ fn create_user_reads_the_password_from_stdin_and_refuses_duplicates() {
     let mut client = Client::new(&host);
     assert_eq!(client.log_in("/admin", "carol", PASSWORD).status, 303);
 }
+
+#[test]
+fn mounted_elsewhere_behind_a_tls_proxy_links_and_cookies_follow() {
+    let static_folder = common::workspace_root().join("shared/static");
+    let mut frontend = common::mount("frontend", "/blog", "frontend");
+    frontend["static_folder"] = static_folder.display().to_string().into();
+    let mut admin = common::mount("admin", "/manage", "admin");
+    admin["static_folder"] = static_folder.display().to_string().into();
+    let table = common::Table::from_value(serde_json::json!({
+        "trusted_proxies": ["127.0.0.1"],
+        "mounts": [frontend, admin],
+    }));
+    create_user(&table, "alice");
+    let host = Host::start_on(&table);
+    let mut client = Client::new(&host);
+    client.admin = "/manage".to_owned();
+    let https = [("X-Forwarded-Proto", "https")];
+
+    let denied = client.send("GET", "/manage/", &https, b"");
+    assert_eq!(
+        denied.header("location"),
+        Some("/manage/login?next=%2Fmanage%2F")
+    );
+    let form = client.send("GET", "/manage/login", &https, b"");
+    let token = common::blog::csrf_in(&form.text());
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ])
+        .finish();
+    let login = client.send(
+        "POST",
+        "/manage/login",
+        &[
+            https[0],
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(login.status, 303, "{}", login.text());
+    assert_eq!(login.header("location"), Some("/manage/"));
+    let cookie = login
+        .headers
+        .iter()
+        .find(|(name, value)| {
+            name.eq_ignore_ascii_case("set-cookie") && value.starts_with("admin_session=")
+        })
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("Path=/manage"), "{cookie}");
+
+    let edit = client.create_post("Elsewhere", "", "body", true);
+    assert!(edit.starts_with("/manage/posts/"), "{edit}");
+    let token = client.csrf_token(&edit);
+    let post_id = edit
+        .trim_start_matches("/manage/posts/")
+        .trim_end_matches("/edit")
+        .to_owned();
+    let uploaded = client.post_multipart(
+        "/manage/images",
+        &[("csrf_token", &token), ("attach_to", &post_id)],
+        ("image", "a.png", &sample_png()),
+    );
+    assert_eq!(uploaded.status, 303, "{}", uploaded.text());
+
+    let home = host.get("/blog/").text();
+    for link in [
+        "href=\"/blog/static/style.css\"",
+        "href=\"/blog/feed.xml\"",
+        "href=\"/blog/about\"",
+        "href=\"/blog/post/elsewhere\"",
+        "src=\"/blog/uploads/",
+    ] {
+        assert!(home.contains(link), "{link} in {home}");
+    }
+    let image = home
+        .split("src=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(host.get(&image).status, 200, "{image}");
+    assert!(
+        host.get("/blog/post/elsewhere")
+            .text()
+            .contains("<h1>Elsewhere</h1>")
+    );
+    assert!(host.get("/blog/feed.xml").text().contains(&format!(
+        "<id>http://{}/blog/post/elsewhere</id>",
+        host.addr
+    )));
+}
+
+#[test]
+fn the_secret_from_the_environment_is_used_instead_of_the_file() {
+    let key = "an-environment-secret-key-of-enough-length";
+    let (first, second) = (site_table(), site_table());
+    create_user(&first, "alice");
+    create_user(&second, "alice");
+    let env = [("RUST_LOG", "info"), ("HOST_SECRET_KEY", key)];
+    let cookie = {
+        let host = Host::start_with_env(&first, &env);
+        admin_client(&host).cookies["admin_session"].value.clone()
+    };
+    let cookie = format!("admin_session={cookie}");
+    // another site with its own secret.key file, same environment key
+    let host = Host::start_with_env(&second, &env);
+    assert_eq!(
+        host.request("GET", "/admin/", &[("Cookie", &cookie)], b"")
+            .status,
+        200
+    );
+    drop(host);
+    // without the environment key, each site's own file decides
+    let host = Host::start_on(&second);
+    assert_eq!(
+        host.request("GET", "/admin/", &[("Cookie", &cookie)], b"")
+            .status,
+        303
+    );
+    drop(host);
+    // a key too short to be safe is refused, naming the variable
+    let host = Host::start_with_env(
+        &second,
+        &[("RUST_LOG", "info"), ("HOST_SECRET_KEY", "short")],
+    );
+    assert_eq!(host.get("/").status, 503);
+    assert!(
+        host.wait_for_log("HOST_SECRET_KEY is 5 bytes long")
+            .contains("at least 32")
+    );
+}

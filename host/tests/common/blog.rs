@@ -73,6 +73,8 @@ pub struct StoredCookie {
 pub struct Client<'h> {
     pub host: &'h Host,
     pub cookies: BTreeMap<String, StoredCookie>,
+    /// The admin's prefix, for [`Client::create_post`].
+    pub admin: String,
 }
 
 impl<'h> Client<'h> {
@@ -80,6 +82,7 @@ impl<'h> Client<'h> {
         Client {
             host,
             cookies: BTreeMap::new(),
+            admin: "/admin".to_owned(),
         }
     }
 
@@ -214,7 +217,8 @@ impl<'h> Client<'h> {
 
     /// Creates a post in the admin (logged in); its edit page's path.
     pub fn create_post(&mut self, title: &str, slug: &str, body: &str, published: bool) -> String {
-        let token = self.csrf_token("/admin/posts/new");
+        let new = format!("{}/posts/new", self.admin);
+        let token = self.csrf_token(&new);
         let mut fields = vec![
             ("title", title),
             ("slug", slug),
@@ -224,7 +228,7 @@ impl<'h> Client<'h> {
         if published {
             fields.push(("published", "1"));
         }
-        let created = self.post_form("/admin/posts/new", &fields);
+        let created = self.post_form(&new, &fields);
         assert_eq!(
             created.status,
             303,
