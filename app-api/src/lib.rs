@@ -30,6 +30,17 @@
 //! [`Request::static_url`](sdk::Request::static_url): they include the prefix,
 //! so the app works wherever it is mounted.
 //!
+//! # What the host offers
+//!
+//! The host owns what apps must share rather than each keep a copy of:
+//! the site's database ([`Mount::db`](sdk::Mount::db), see [`sdk::db`] for
+//! the portable SQL contract), a signing key per mount for the session
+//! cookie ([`Request::session`](sdk::Request::session), see
+//! [`sdk::session`]), stored uploads
+//! ([`Mount::store_upload`](sdk::Mount::store_upload), served at
+//! [`Request::upload_url`](sdk::Request::upload_url)), and command-line
+//! commands ([`sdk::commands`], run with `host cmd`).
+//!
 //! # Handlers are synchronous
 //!
 //! Handlers run on host threads, several at once, so app state must be `Sync`.

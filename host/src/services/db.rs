@@ -152,32 +152,26 @@ impl Database {
     }
 
     /// Runs `statements` in one transaction; the first error rolls back.
+    /// A transaction that only reads runs on a reader, so it sees one
+    /// snapshot without waiting for the writer (and without making it wait).
     pub fn transaction(&self, statements: &[DbStatement]) -> Result<RVec<DbRows>, Failure> {
-        let mut writer = lock(&self.writer);
-        let transaction =
-            writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut results = RVec::with_capacity(statements.len());
-        for (index, statement) in statements.iter().enumerate() {
-            let rows = transaction
-                .prepare_cached(&statement.sql)
-                .map_err(Failure::from)
-                .and_then(|mut prepared| {
-                    check_placeholders(&prepared)?;
-                    run(&transaction, &mut prepared, &statement.params)
-                })
-                .map_err(|failure| Failure {
-                    message: format!(
-                        "statement {} of the transaction: {}",
-                        index + 1,
-                        failure.message
-                    ),
-                    ..failure
-                })?;
-            results.push(rows);
+        let reader = self.reader()?;
+        let read_only = statements.iter().try_fold(true, |all, statement| {
+            let prepared = reader.prepare_cached(&statement.sql)?;
+            Ok::<_, Failure>(all && prepared.readonly())
+        });
+        let outcome = match read_only {
+            Ok(true) => Some(run_all(&reader, "BEGIN DEFERRED", statements)),
+            // a statement that does not even prepare fails the same way on
+            // the writer, with the position of the statement in the message
+            Ok(false) | Err(_) => None,
+        };
+        self.give_back(reader);
+        if let Some(outcome) = outcome {
+            return outcome;
         }
-        // dropping an uncommitted transaction rolls it back
-        transaction.commit()?;
-        Ok(results)
+        let writer = lock(&self.writer);
+        run_all(&writer, "BEGIN IMMEDIATE", statements)
     }
 
     /// Brings the schema to version `steps.len()` (`PRAGMA user_version`),
@@ -214,6 +208,52 @@ impl Database {
             transaction.commit()?;
         }
     }
+}
+
+/// Runs `statements` on `connection` between `begin` and `COMMIT`;
+/// the first error rolls everything back.
+fn run_all(
+    connection: &Connection,
+    begin: &str,
+    statements: &[DbStatement],
+) -> Result<RVec<DbRows>, Failure> {
+    if !connection.is_autocommit() {
+        // left open by a panic in an earlier call
+        connection.execute_batch("ROLLBACK")?;
+    }
+    connection.prepare_cached(begin)?.execute([])?;
+    let mut results = RVec::with_capacity(statements.len());
+    for (index, statement) in statements.iter().enumerate() {
+        let outcome = connection
+            .prepare_cached(&statement.sql)
+            .map_err(Failure::from)
+            .and_then(|mut prepared| {
+                check_placeholders(&prepared)?;
+                run(connection, &mut prepared, &statement.params)
+            });
+        match outcome {
+            Ok(rows) => results.push(rows),
+            Err(failure) => {
+                let _ = connection.execute_batch("ROLLBACK");
+                return Err(Failure {
+                    message: format!(
+                        "statement {} of the transaction: {}",
+                        index + 1,
+                        failure.message
+                    ),
+                    ..failure
+                });
+            }
+        }
+    }
+    if let Err(error) = connection
+        .prepare_cached("COMMIT")
+        .and_then(|mut commit| commit.execute([]))
+    {
+        let _ = connection.execute_batch("ROLLBACK");
+        return Err(error.into());
+    }
+    Ok(results)
 }
 
 /// Refuses placeholders other than `?NNN` (DESIGN.md: `$1` names bind by
@@ -383,6 +423,35 @@ mod tests {
         let done = db.transaction(&[statement("a"), statement("b")]).unwrap();
         assert_eq!(done.len(), 2);
         assert_eq!(db.query("SELECT * FROM t", &[]).unwrap().rows.len(), 2);
+    }
+
+    #[test]
+    fn read_only_transactions_do_not_wait_for_the_writer() {
+        let (_folder, db) = database();
+        db.migrate(&["CREATE TABLE t (n INTEGER)"]).unwrap();
+        db.query("INSERT INTO t VALUES (1)", &[]).unwrap();
+        let reads = [
+            DbStatement {
+                sql: "SELECT n FROM t".into(),
+                params: RVec::new(),
+            },
+            DbStatement {
+                sql: "SELECT COUNT(*) FROM t".into(),
+                params: RVec::new(),
+            },
+        ];
+        let writer = lock(&db.writer);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| sender.send(db.transaction(&reads)).unwrap());
+            let result = receiver.recv_timeout(Duration::from_secs(10));
+            drop(writer);
+            let results = result
+                .expect("the reads did not wait for the writer")
+                .unwrap();
+            assert_eq!(results.len(), 2);
+            assert_eq!(results[1].rows[0].as_slice(), [DbValue::Integer(1)]);
+        });
     }
 
     #[test]
