@@ -321,6 +321,7 @@ fn images_attach_in_order_and_cannot_be_deleted_while_attached() {
         .trim_end_matches("/edit")
         .to_owned();
     let token = client.csrf_token(&edit);
+    let session = client.cookies.clone();
     for name in ["first.png", "second.png"] {
         let upload = client.post_multipart(
             "/admin/images",
@@ -330,10 +331,43 @@ fn images_attach_in_order_and_cannot_be_deleted_while_attached() {
         assert_eq!(upload.status, 303);
         assert_eq!(upload.header("location"), Some(edit.as_str()));
     }
-    let post = host.get("/post/with-pictures").text();
-    let first = post.find("alt=\"first.png\"").expect("first image shown");
-    let second = post.find("alt=\"second.png\"").expect("second image shown");
-    assert!(first < second, "in the order they were attached");
+    let order = || {
+        let post = host.get("/post/with-pictures").text();
+        let first = post.find("alt=\"first.png\"").expect("first image shown");
+        let second = post.find("alt=\"second.png\"").expect("second image shown");
+        first < second
+    };
+    assert!(order(), "in the order they were attached");
+
+    // the second one moves up, then back down
+    let edit_page = client.get(&edit).text();
+    let move_marker = format!("/admin/posts/{post_id}/images/");
+    let second_id = edit_page
+        .match_indices(&move_marker)
+        .map(|(at, _)| {
+            edit_page[at + move_marker.len()..]
+                .split('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .last()
+        .unwrap();
+    let moved = |direction: &str| {
+        let mut client = Client::new(&host);
+        client.cookies = session.clone();
+        client.post_form(
+            &format!("/admin/posts/{post_id}/images/{second_id}/move"),
+            &[("csrf_token", &token), ("direction", direction)],
+        )
+    };
+    assert_eq!(moved("up").status, 303);
+    assert!(!order(), "the second image is now first");
+    assert_eq!(moved("up").status, 303, "already first: nothing happens");
+    assert!(!order());
+    assert_eq!(moved("down").status, 303);
+    assert!(order());
+    assert_eq!(moved("sideways").status, 400);
 
     let edit_page = client.get(&edit).text();
     let detach_marker = format!("/admin/posts/{post_id}/images/");

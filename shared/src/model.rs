@@ -649,6 +649,27 @@ impl Blog {
         }
     }
 
+    /// Moves an attached image one place earlier (`earlier`) or later in
+    /// its post, swapping it with its neighbour; `false` if it is not
+    /// attached or already first (last).
+    pub fn move_image(&self, post_id: i64, image_id: i64, earlier: bool) -> Result<bool, Error> {
+        let (compare, order) = if earlier { ("<", "DESC") } else { (">", "ASC") };
+        let changed = self.db.execute(
+            &format!(
+                "WITH me AS (SELECT position AS p FROM post_images WHERE post_id = ?1 AND image_id = ?2), \
+                 other AS (SELECT image_id, position AS p FROM post_images \
+                    WHERE post_id = ?1 AND position {compare} (SELECT p FROM me) \
+                    ORDER BY position {order} LIMIT 1) \
+                 UPDATE post_images SET position = CASE WHEN image_id = ?2 \
+                    THEN (SELECT p FROM other) ELSE (SELECT p FROM me) END \
+                 WHERE post_id = ?1 AND image_id IN (?2, (SELECT image_id FROM other)) \
+                    AND EXISTS (SELECT 1 FROM other)"
+            ),
+            params![post_id, image_id],
+        )?;
+        Ok(changed == 2)
+    }
+
     /// Detaches an image from a post; `false` if it was not attached.
     pub fn detach(&self, post_id: i64, image_id: i64) -> Result<bool, Error> {
         Ok(self.db.execute(

@@ -93,6 +93,11 @@ pub fn build(mount: &Mount) -> Result<Router, Error> {
             "detach_image",
             guarded(detach_image),
         )
+        .post(
+            "/posts/<int:id>/images/<int:image_id>/move",
+            "move_image",
+            guarded(move_image),
+        )
         .get("/images", "images", guarded(images))
         .post("/images", "upload_image", guarded(upload_image))
         .post(
@@ -327,6 +332,26 @@ fn detach_image(admin: &Admin, req: &Request, mut session: Session, _user: User)
         return Err(Error::new(404, "That image is not attached to this post."));
     }
     flash(&mut session, "Detached the image.");
+    see_other(req, &session, "edit_post", &[("id", &post.id.to_string())])
+}
+
+fn move_image(admin: &Admin, req: &Request, session: Session, _user: User) -> HandlerResult {
+    let form = checked_form(req, &session)?;
+    let post = post_or_404(admin, id(req, "id")?)?;
+    let earlier = match form.get("direction") {
+        Some("up") => true,
+        Some("down") => false,
+        _ => {
+            return Err(Error::bad_request(
+                "Say which way to move the image: up or down.",
+            ));
+        }
+    };
+    // already first or last: nothing to do, and nothing to complain about
+    admin
+        .site
+        .blog
+        .move_image(post.id, id(req, "image_id")?, earlier)?;
     see_other(req, &session, "edit_post", &[("id", &post.id.to_string())])
 }
 
