@@ -431,33 +431,32 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
                 "empty: give the path of the app's .so file, e.g. \"apps/libadmin.so\"",
             ));
         }
-        let static_url_path = raw_mount.static_url_path.as_deref().unwrap_or("/static");
-        let static_url_path = normalize_prefix(static_url_path)
-            .ok()
-            .filter(|path| !path.is_empty())
-            .ok_or_else(|| {
-                problem(
-                    at("static_url_path"),
-                    format!(
-                        "{static_url_path:?} is not a URL path below the prefix (e.g. \"/static\")"
-                    ),
-                )
-            })?;
+        // a folder the host serves below the prefix: a path, never the prefix itself
+        let folder_path = |key: &str, path: &str, example: &str| {
+            normalize_prefix(path)
+                .ok()
+                .filter(|path| !path.is_empty())
+                .ok_or_else(|| {
+                    problem(
+                        at(key),
+                        format!("{path:?} is not a URL path below the prefix (e.g. {example})"),
+                    )
+                })
+        };
+        let static_url_path = folder_path(
+            "static_url_path",
+            raw_mount.static_url_path.as_deref().unwrap_or("/static"),
+            "\"/static\"",
+        )?;
         let uploads_url_path = match raw_mount.uploads_url_path.as_deref() {
             Some("") => None,
             path => {
                 let path = path.unwrap_or("/uploads");
-                let normalized = normalize_prefix(path)
-                    .ok()
-                    .filter(|path| !path.is_empty())
-                    .ok_or_else(|| {
-                        problem(
-                            at("uploads_url_path"),
-                            format!(
-                                "{path:?} is not a URL path below the prefix (e.g. \"/uploads\"), or \"\" to turn uploads off"
-                            ),
-                        )
-                    })?;
+                let normalized = folder_path(
+                    "uploads_url_path",
+                    path,
+                    "\"/uploads\", or \"\" to turn uploads off",
+                )?;
                 if normalized == static_url_path {
                     return Err(problem(
                         at("uploads_url_path"),
@@ -720,6 +719,7 @@ mod tests {
         assert_eq!(admin.prefix, "/admin");
         assert_eq!(admin.library, Path::new("/site/apps/libadmin.so"));
         assert_eq!(admin.static_url_path, "/static");
+        assert_eq!(admin.uploads_url_path.as_deref(), Some("/uploads"));
         assert_eq!(table.mounts[0].prefix, "");
         assert_eq!(table.mounts[0].display_prefix(), "/");
     }
@@ -738,6 +738,12 @@ mod tests {
         assert_eq!(blog.config, serde_json::json!({}));
         assert_eq!(blog.max_concurrency, DEFAULT_MAX_CONCURRENCY);
         assert_eq!(table.listen.to_string(), DEFAULT_LISTEN);
+        let off = parse(
+            r#"{"mounts": [{"name": "a", "prefix": "/", "library": "x.so", "uploads_url_path": ""}]}"#,
+            Path::new("plugins.json"),
+        )
+        .unwrap();
+        assert_eq!(off.mounts[0].uploads_url_path, None);
     }
 
     #[test]
@@ -787,6 +793,18 @@ mod tests {
             (
                 "{\"mounts\": []}",
                 "/site/plugins.json:1:12: mounts: no mounts",
+            ),
+            (
+                "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"uploads_url_path\": \"files\"}]}",
+                "mounts[0].uploads_url_path: \"files\" is not a URL path below the prefix (e.g. \"/uploads\", or \"\" to turn uploads off)",
+            ),
+            (
+                "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"uploads_url_path\": \"/static/\"}]}",
+                "mounts[0].uploads_url_path: \"/static/\" is also the static_url_path: give uploads their own path",
+            ),
+            (
+                "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"static_url_path\": \"/\"}]}",
+                "mounts[0].static_url_path: \"/\" is not a URL path below the prefix (e.g. \"/static\")",
             ),
             (
                 "{\"mounts\": [] } x",

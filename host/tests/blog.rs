@@ -8,7 +8,7 @@ use std::{path::Path, thread};
 
 use common::{
     Host,
-    blog::{Client, PASSWORD, create_user, host_cmd, sample_png, site_table},
+    blog::{Client, PASSWORD, create_user, host_cmd, sample_png, set_cookie, site_table},
 };
 
 /// A started blog with user `alice`.
@@ -41,13 +41,7 @@ fn login_sets_a_signed_per_app_cookie_with_the_right_attributes() {
     let login = client.log_in("/admin", "alice", PASSWORD);
     assert_eq!(login.status, 303, "{}", login.text());
     assert_eq!(login.header("location"), Some("/admin/"));
-    let cookie = login
-        .headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, value)| value.as_str())
-        .find(|value| value.starts_with("admin_session="))
-        .expect("a session cookie");
+    let cookie = set_cookie(&login, "admin_session");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/admin"] {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
     }
@@ -64,14 +58,7 @@ fn login_sets_a_signed_per_app_cookie_with_the_right_attributes() {
     let frontend_login = reader.log_in("", "alice", PASSWORD);
     assert_eq!(frontend_login.status, 303);
     assert_eq!(frontend_login.header("location"), Some("/"));
-    let frontend_cookie = frontend_login
-        .headers
-        .iter()
-        .find(|(name, value)| {
-            name.eq_ignore_ascii_case("set-cookie") && value.starts_with("frontend_session=")
-        })
-        .map(|(_, value)| value.clone())
-        .unwrap();
+    let frontend_cookie = set_cookie(&frontend_login, "frontend_session");
     assert!(
         frontend_cookie.contains("Path=/;") || frontend_cookie.ends_with("Path=/"),
         "{frontend_cookie}"
@@ -754,14 +741,7 @@ fn mounted_elsewhere_behind_a_tls_proxy_links_and_cookies_follow() {
     );
     assert_eq!(login.status, 303, "{}", login.text());
     assert_eq!(login.header("location"), Some("/manage/"));
-    let cookie = login
-        .headers
-        .iter()
-        .find(|(name, value)| {
-            name.eq_ignore_ascii_case("set-cookie") && value.starts_with("admin_session=")
-        })
-        .map(|(_, value)| value.clone())
-        .unwrap();
+    let cookie = set_cookie(&login, "admin_session");
     assert!(cookie.contains("Secure"), "{cookie}");
     assert!(cookie.contains("Path=/manage"), "{cookie}");
 

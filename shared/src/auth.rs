@@ -191,24 +191,22 @@ fn login(site: &Site, req: &Request) -> HandlerResult {
     let password = form.get("password").unwrap_or_default();
     let next = form.get("next").unwrap_or_default().to_owned();
     let address = client_address(req);
+    // the form again, with what was typed (but the password) and why
+    let mut again = |message: &str| {
+        login_page(site, req, &mut session, &next, &username, Some(message))
+            .map(|page| Response::html(page).with_session(req, &session))
+    };
     let (failures, oldest) = site
         .blog
         .login_failures(&username, &address, now() - WINDOW)?;
     if failures >= MAX_FAILURES {
         let retry_after = (oldest.unwrap_or_else(now) + WINDOW - now()).max(1);
         tracing::warn!(username = %username, address = %address, "login refused: too many failures");
-        let page = login_page(
-            site,
-            req,
-            &mut session,
-            &next,
-            &username,
-            Some("Too many failed logins. Wait a few minutes and try again."),
-        )?;
-        return Ok(Response::html(page)
-            .with_status(429)
-            .with_header("retry-after", retry_after.to_string())
-            .with_session(req, &session));
+        return Ok(
+            again("Too many failed logins. Wait a few minutes and try again.")?
+                .with_status(429)
+                .with_header("retry-after", retry_after.to_string()),
+        );
     }
     let user = match site.blog.credentials(&username)? {
         Some((user, hash)) => verify_password(password, &hash).then_some(user),
@@ -221,15 +219,7 @@ fn login(site: &Site, req: &Request) -> HandlerResult {
         site.blog
             .record_login_failure(&username, &address, now() - WINDOW)?;
         tracing::info!(username = %username, address = %address, "failed login");
-        let page = login_page(
-            site,
-            req,
-            &mut session,
-            &next,
-            &username,
-            Some("Invalid username or password."),
-        )?;
-        return Ok(Response::html(page).with_session(req, &session));
+        return again("Invalid username or password.");
     };
     site.blog.clear_login_failures(&username, &address)?;
     tracing::info!(username = %user.username, "logged in");

@@ -239,6 +239,18 @@ impl<'h> Client<'h> {
     }
 }
 
+/// The whole `Set-Cookie` header of a response that sets cookie `name`.
+pub fn set_cookie(response: &HttpResponse, name: &str) -> String {
+    response
+        .headers
+        .iter()
+        .find(|(header, value)| {
+            header.eq_ignore_ascii_case("set-cookie") && value.starts_with(&format!("{name}="))
+        })
+        .map(|(_, value)| value.clone())
+        .unwrap_or_else(|| panic!("no {name} cookie set: {:?}", response.headers))
+}
+
 /// The value of the first `csrf_token` field in a page.
 pub fn csrf_in(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
