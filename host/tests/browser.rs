@@ -137,6 +137,27 @@ async fn click(client: &Client, css: &str) {
         .unwrap();
 }
 
+/// Clicks what loads a new page (a link, a form's button) and waits until
+/// the old page is gone and the new one has loaded, so that nothing is read
+/// from the old page (whose elements would look like the new page's).
+async fn click_and_load(client: &Client, css: &str) {
+    let old_page = client.find(Locator::Css("html")).await.unwrap();
+    click(client, css).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while old_page.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "clicking {css} loaded no new page"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client
+        .wait()
+        .for_element(Locator::Css("footer.site-footer"))
+        .await
+        .unwrap();
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -162,7 +183,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
     assert_eq!(current_path(&client).await, "/admin/login?next=%2Fadmin%2F");
     fill(&client, "#username", "alice").await;
     fill(&client, "#password", PASSWORD).await;
-    click(&client, "#login").await;
+    click_and_load(&client, "#login").await;
     client
         .wait()
         .for_element(Locator::Css("#new-post"))
@@ -171,7 +192,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
     assert_eq!(current_path(&client).await, "/admin/");
 
     // write a draft
-    click(&client, "#new-post").await;
+    click_and_load(&client, "#new-post").await;
     fill(&client, "#title", "A walk at sunrise").await;
     fill(
         &client,
@@ -179,7 +200,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         "The light came **slowly** over the hills.\n\n- coffee\n- a coat",
     )
     .await;
-    click(&client, "#save").await;
+    click_and_load(&client, "#save").await;
     client
         .wait()
         .for_element(Locator::Css(".images-of-post"))
@@ -196,7 +217,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
     );
 
     // upload an image on the images page
-    click(&client, "nav a[href='/admin/images']").await;
+    click_and_load(&client, "nav a[href='/admin/images']").await;
     let picture = workspace_root().join("testdata/images/sunrise.png");
     client
         .find(Locator::Css("#image-file"))
@@ -205,7 +226,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         .send_keys(&picture.display().to_string())
         .await
         .unwrap();
-    click(&client, "#upload").await;
+    click_and_load(&client, "#upload").await;
     client
         .wait()
         .for_element(Locator::Css(".image-grid img"))
@@ -216,14 +237,14 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
 
     // attach it to the post and publish
     client.goto(&format!("{base}{edit_page}")).await.unwrap();
-    click(&client, "#attach").await;
+    click_and_load(&client, "#attach").await;
     client
         .wait()
         .for_element(Locator::Css(".attached-image"))
         .await
         .unwrap();
     click(&client, "#published").await;
-    click(&client, "#save").await;
+    click_and_load(&client, "#save").await;
     client
         .wait()
         .for_element(Locator::Css(".flash"))
@@ -253,7 +274,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
     std::fs::write(shots.join("home.png"), client.screenshot().await.unwrap()).unwrap();
 
     // and on its own page
-    click(&client, ".post-card h2 a").await;
+    click_and_load(&client, ".post-card h2 a").await;
     client
         .wait()
         .for_element(Locator::Css("article.post"))
@@ -278,7 +299,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
 
     // log out; the admin sends the browser back to its login page
     client.goto(&format!("{base}/admin/")).await.unwrap();
-    click(&client, "#logout").await;
+    click_and_load(&client, "#logout").await;
     client
         .wait()
         .for_element(Locator::Css("#login"))
