@@ -17,14 +17,17 @@ fuzz_target!(|data: &[u8]| {
         MountPrefix {
             prefix: "",
             static_url_path: Some("/static"),
+            uploads_url_path: Some("/uploads"),
         },
         MountPrefix {
             prefix: "/admin",
             static_url_path: Some("/static"),
+            uploads_url_path: Some("/uploads"),
         },
         MountPrefix {
             prefix: "/admin/reports",
             static_url_path: None,
+            uploads_url_path: None,
         },
     ]);
     match route(&table, path, query) {
