@@ -484,6 +484,21 @@ fn titles_are_escaped_and_markdown_is_sanitised() {
     }
     let post = host.get("/post/xss").text();
     assert!(post.contains("<strong>bold</strong>"));
+    let dashboard = client.get("/admin/").text();
+    let edit_at = dashboard.find("/edit\"").expect("an edit link");
+    let start = dashboard[..edit_at].rfind('"').unwrap() + 1;
+    let editor = client
+        .get(&dashboard[start..edit_at + "/edit".len()])
+        .text();
+    assert!(
+        editor.contains("<h2>Preview</h2>"),
+        "the editor previews the body"
+    );
+    assert!(editor.contains("<strong>bold</strong>") && !editor.contains("<script>alert('body')"));
+    assert!(
+        editor.contains("&lt;script&gt;alert(&#39;body&#39;)"),
+        "the raw body is in the textarea, escaped"
+    );
     assert!(!post.contains("<script>alert('body')"));
     assert!(!post.contains("javascript:"));
     let feed = host.get("/feed.xml");

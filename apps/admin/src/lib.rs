@@ -211,6 +211,7 @@ fn editor(
         error => error.map(ToString::to_string),
         attached => attached,
         available => available,
+        preview => Value::from_safe_string(shared::markdown::to_html(&input.body)),
     };
     let status = match error {
         Some(Refusal::SlugTaken(_)) => 409,
