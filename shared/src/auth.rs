@@ -154,10 +154,10 @@ fn login_page(
     next: &str,
     username: &str,
     error: Option<&str>,
-) -> Result<String, Error> {
-    site.templates.render(
+) -> HandlerResult {
+    site.templates.form_page(
         req,
-        Some(session),
+        session,
         "login.html",
         context! { next => next, username => username, error => error },
     )
@@ -179,8 +179,7 @@ fn login_form(site: &Site, req: &Request) -> HandlerResult {
             &after_login(req, Some(&next))?,
         ));
     }
-    let page = login_page(site, req, &mut session, &next, "", None)?;
-    Ok(Response::html(page).with_session(req, &session))
+    login_page(site, req, &mut session, &next, "", None)
 }
 
 fn login(site: &Site, req: &Request) -> HandlerResult {
@@ -192,10 +191,8 @@ fn login(site: &Site, req: &Request) -> HandlerResult {
     let next = form.get("next").unwrap_or_default().to_owned();
     let address = client_address(req);
     // the form again, with what was typed (but the password) and why
-    let mut again = |message: &str| {
-        login_page(site, req, &mut session, &next, &username, Some(message))
-            .map(|page| Response::html(page).with_session(req, &session))
-    };
+    let mut again =
+        |message: &str| login_page(site, req, &mut session, &next, &username, Some(message));
     let (failures, oldest) = site
         .blog
         .login_failures(&username, &address, now() - WINDOW)?;
@@ -231,11 +228,8 @@ fn login(site: &Site, req: &Request) -> HandlerResult {
 }
 
 fn logout_form(site: &Site, req: &Request) -> HandlerResult {
-    let mut session = req.session();
-    let page = site
-        .templates
-        .render(req, Some(&mut session), "logout.html", context! {})?;
-    Ok(Response::html(page).with_session(req, &session))
+    site.templates
+        .form_page(req, &mut req.session(), "logout.html", context! {})
 }
 
 fn logout(site: &Site, req: &Request) -> HandlerResult {

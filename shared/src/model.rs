@@ -123,7 +123,7 @@ pub struct PostSummary {
 }
 
 /// What a post is made of, as a form gives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PostInput {
     /// The title.
     pub title: String,
@@ -133,6 +133,17 @@ pub struct PostInput {
     pub body: String,
     /// Whether it is published.
     pub published: bool,
+}
+
+impl From<&Post> for PostInput {
+    fn from(post: &Post) -> PostInput {
+        PostInput {
+            title: post.title.clone(),
+            slug: post.slug.clone(),
+            body: post.body.clone(),
+            published: post.published,
+        }
+    }
 }
 
 /// Why a change was refused.

@@ -15,7 +15,7 @@ pub fn register(router: Router, site: &Arc<Site>) -> Router {
     let errors = Arc::clone(site);
     router
         .get("/about", "pages.about", move |req: &Request| {
-            about.templates.page(req, None, "about.html", context! {})
+            about.templates.page(req, "about.html", context! {})
         })
         .get("/hello", "pages.hello", hello)
         .error_handler(move |req: &Request, error: &Error| error_page(&errors, req, error))

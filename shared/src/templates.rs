@@ -79,15 +79,24 @@ impl Templates {
             .map_err(|error| Error::internal(format!("rendering {name}: {error:#}")))
     }
 
-    /// [`render`](Templates::render) as a `200 text/html` response.
-    pub fn page(
+    /// A page without forms (no session): [`render`](Templates::render) as
+    /// a `200 text/html` response that sets no cookie.
+    pub fn page(&self, req: &Request, name: &str, page: Value) -> Result<Response, Error> {
+        Ok(Response::html(self.render(req, None, name, page)?))
+    }
+
+    /// A page with forms: [`render`](Templates::render) with the session
+    /// (its CSRF token, user and flashed messages) as a `200 text/html`
+    /// response that saves the session.
+    pub fn form_page(
         &self,
         req: &Request,
-        session: Option<&mut Session>,
+        session: &mut Session,
         name: &str,
         page: Value,
     ) -> Result<Response, Error> {
-        Ok(Response::html(self.render(req, session, name, page)?))
+        let html = self.render(req, Some(session), name, page)?;
+        Ok(Response::html(html).with_session(req, session))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use app_api::{
     prelude::*,
-    sdk::{Commands, Form, HandlerResult, Session, multipart::Multipart},
+    sdk::{Commands, Form, HandlerResult, Session},
 };
 use minijinja::{Value, context};
 use shared::{
@@ -123,12 +123,17 @@ fn id(req: &Request, name: &str) -> Result<i64, Error> {
         .ok_or_else(Error::not_found)
 }
 
+fn no_such_post() -> Error {
+    Error::new(404, "There is no such post.")
+}
+
 fn post_or_404(admin: &Admin, id: i64) -> Result<Post, Error> {
-    admin
-        .site
-        .blog
-        .post(id)?
-        .ok_or_else(|| Error::new(404, "There is no such post."))
+    admin.site.blog.post(id)?.ok_or_else(no_such_post)
+}
+
+/// `303 See Other` back to a post's editor, saving the session.
+fn to_editor(req: &Request, session: &Session, post_id: i64) -> HandlerResult {
+    see_other(req, session, "edit_post", &[("id", &post_id.to_string())])
 }
 
 /// `303 See Other` to an endpoint, saving the session.
@@ -141,24 +146,9 @@ fn see_other(
     Ok(Response::redirect_with(303, &req.url_for(endpoint, params)?).with_session(req, session))
 }
 
-fn render(
-    admin: &Admin,
-    req: &Request,
-    session: &mut Session,
-    name: &str,
-    page: Value,
-) -> HandlerResult {
-    let html = admin
-        .site
-        .templates
-        .render(req, Some(session), name, page)?;
-    Ok(Response::html(html).with_session(req, session))
-}
-
 fn dashboard(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
     let posts = admin.site.blog.all_posts()?;
-    render(
-        admin,
+    admin.site.templates.form_page(
         req,
         &mut session,
         "dashboard.html",
@@ -218,17 +208,15 @@ fn editor(
         Some(_) => 422,
         None => 200,
     };
-    Ok(render(admin, req, session, "edit.html", page)?.with_status(status))
+    Ok(admin
+        .site
+        .templates
+        .form_page(req, session, "edit.html", page)?
+        .with_status(status))
 }
 
 fn new_post(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
-    let empty = PostInput {
-        title: String::new(),
-        slug: String::new(),
-        body: String::new(),
-        published: false,
-    };
-    editor(admin, req, &mut session, None, &empty, None)
+    editor(admin, req, &mut session, None, &PostInput::default(), None)
 }
 
 fn create_post(admin: &Admin, req: &Request, mut session: Session, user: User) -> HandlerResult {
@@ -240,7 +228,7 @@ fn create_post(admin: &Admin, req: &Request, mut session: Session, user: User) -
                 &mut session,
                 &format!("Created \u{201c}{}\u{201d}.", post.title),
             );
-            see_other(req, &session, "edit_post", &[("id", &post.id.to_string())])
+            to_editor(req, &session, post.id)
         }
         Err(refusal) => editor(admin, req, &mut session, None, &input, Some(&refusal)),
     }
@@ -248,13 +236,14 @@ fn create_post(admin: &Admin, req: &Request, mut session: Session, user: User) -
 
 fn edit_post(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
     let post = post_or_404(admin, id(req, "id")?)?;
-    let input = PostInput {
-        title: post.title.clone(),
-        slug: post.slug.clone(),
-        body: post.body.clone(),
-        published: post.published,
-    };
-    editor(admin, req, &mut session, Some(&post), &input, None)
+    editor(
+        admin,
+        req,
+        &mut session,
+        Some(&post),
+        &PostInput::from(&post),
+        None,
+    )
 }
 
 fn update_post(admin: &Admin, req: &Request, mut session: Session, user: User) -> HandlerResult {
@@ -268,9 +257,9 @@ fn update_post(admin: &Admin, req: &Request, mut session: Session, user: User) -
                 &mut session,
                 &format!("Saved \u{201c}{}\u{201d}.", post.title),
             );
-            see_other(req, &session, "edit_post", &[("id", &post.id.to_string())])
+            to_editor(req, &session, post.id)
         }
-        Ok(None) => Err(Error::new(404, "There is no such post.")),
+        Ok(None) => Err(no_such_post()),
         Err(refusal) => editor(
             admin,
             req,
@@ -323,7 +312,7 @@ fn attach_image(admin: &Admin, req: &Request, mut session: Session, _user: User)
         return Err(Error::new(404, "There is no such image."));
     }
     flash(&mut session, "Attached the image.");
-    see_other(req, &session, "edit_post", &[("id", &post.id.to_string())])
+    to_editor(req, &session, post.id)
 }
 
 fn detach_image(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
@@ -333,7 +322,7 @@ fn detach_image(admin: &Admin, req: &Request, mut session: Session, _user: User)
         return Err(Error::new(404, "That image is not attached to this post."));
     }
     flash(&mut session, "Detached the image.");
-    see_other(req, &session, "edit_post", &[("id", &post.id.to_string())])
+    to_editor(req, &session, post.id)
 }
 
 fn move_image(admin: &Admin, req: &Request, session: Session, _user: User) -> HandlerResult {
@@ -353,7 +342,7 @@ fn move_image(admin: &Admin, req: &Request, session: Session, _user: User) -> Ha
         .site
         .blog
         .move_image(post.id, id(req, "image_id")?, earlier)?;
-    see_other(req, &session, "edit_post", &[("id", &post.id.to_string())])
+    to_editor(req, &session, post.id)
 }
 
 fn images(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
@@ -368,7 +357,10 @@ fn images(admin: &Admin, req: &Request, mut session: Session, _user: User) -> Ha
         images => images,
         max_upload_bytes => admin.max_upload_bytes,
     };
-    render(admin, req, &mut session, "images.html", page)
+    admin
+        .site
+        .templates
+        .form_page(req, &mut session, "images.html", page)
 }
 
 /// The image types accepted, recognised by their first bytes.
@@ -383,11 +375,11 @@ fn image_kind(data: &[u8]) -> Option<(&'static str, &'static str)> {
 }
 
 fn upload_image(admin: &Admin, req: &Request, mut session: Session, user: User) -> HandlerResult {
-    let Multipart { form, files } = req.multipart()?;
+    let multipart = req.multipart()?;
+    let form = &multipart.form;
     session.verify_csrf(form.get("csrf_token"))?;
-    let file = files
-        .iter()
-        .find(|file| file.field == "image" && !file.file_name.is_empty())
+    let file = multipart
+        .file("image")
         .ok_or_else(|| Error::bad_request("Choose an image file to upload."))?;
     if file.data.len() as u64 > admin.max_upload_bytes {
         return Err(Error::new(
@@ -430,7 +422,7 @@ fn upload_image(admin: &Admin, req: &Request, mut session: Session, user: User) 
         let post = post_or_404(admin, post_id)?;
         admin.site.blog.attach(post.id, image.id)?;
         flash(&mut session, "Uploaded and attached the image.");
-        return see_other(req, &session, "edit_post", &[("id", &post.id.to_string())]);
+        return to_editor(req, &session, post.id);
     }
     flash(&mut session, "Uploaded the image.");
     see_other(req, &session, "images", &[])

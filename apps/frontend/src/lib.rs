@@ -57,7 +57,6 @@ fn index(site: &Site, req: &Request) -> Result<Response, Error> {
     }
     site.templates.page(
         req,
-        None,
         "home.html",
         context! { posts => posts, page => page, pages => pages },
     )
@@ -74,7 +73,6 @@ fn show_post(site: &Site, req: &Request) -> Result<Response, Error> {
     let body = markdown::to_html(&post.body);
     site.templates.page(
         req,
-        None,
         "post.html",
         context! { post => post, images => images, body => minijinja::Value::from_safe_string(body) },
     )

@@ -132,20 +132,23 @@ impl Database {
     /// writer.
     pub fn query(&self, sql: &str, params: &[DbValue]) -> Result<DbRows, Failure> {
         let reader = self.reader()?;
-        let read_only = {
-            let statement = reader.prepare_cached(sql)?;
-            check_placeholders(&statement)?;
-            statement.readonly()
-        };
-        if read_only {
-            let outcome = reader
+        // `None`: the statement writes, so it runs on the writer
+        let on_reader =
+            reader
                 .prepare_cached(sql)
                 .map_err(Failure::from)
-                .and_then(|mut statement| run(&reader, &mut statement, params));
-            self.give_back(reader);
-            return outcome;
-        }
+                .and_then(|mut statement| {
+                    check_placeholders(&statement)?;
+                    if statement.readonly() {
+                        run(&reader, &mut statement, params).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                });
         self.give_back(reader);
+        if let Some(rows) = on_reader? {
+            return Ok(rows);
+        }
         let writer = lock(&self.writer);
         let mut statement = writer.prepare_cached(sql)?;
         run(&writer, &mut statement, params)
