@@ -3,7 +3,10 @@
 //! `trusted_proxies` (Werkzeug's `ProxyFix`, without having to count hops).
 //! Pure: no I/O.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    borrow::Cow,
+    net::{IpAddr, SocketAddr},
+};
 
 use http::HeaderMap;
 use ipnet::IpNet;
@@ -37,12 +40,12 @@ impl TrustedProxies {
 
 /// Who the client is and what URL it asked for, proxies considered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub struct Origin<'a> {
     /// The client's address: `ip:port` of the peer, or the IP a trusted
     /// proxy reported.
-    pub client: String,
+    pub client: Cow<'a, str>,
     /// `http` or `https`.
-    pub scheme: String,
+    pub scheme: &'static str,
     /// The host the client asked for, if a trusted proxy said.
     pub host: Option<String>,
     /// The prefix the proxy removed before passing the request on
@@ -60,11 +63,17 @@ fn first_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 /// The request's origin: the peer itself, unless the peer is a trusted
-/// proxy, whose forwarding headers then say who the client was.
-pub fn origin(trusted: &TrustedProxies, peer: SocketAddr, headers: &HeaderMap) -> Origin {
+/// proxy, whose forwarding headers then say who the client was. `peer_text`
+/// is `peer` as text, made once per connection.
+pub fn origin<'a>(
+    trusted: &TrustedProxies,
+    peer: SocketAddr,
+    peer_text: &'a str,
+    headers: &HeaderMap,
+) -> Origin<'a> {
     let mut origin = Origin {
-        client: peer.to_string(),
-        scheme: "http".to_owned(),
+        client: Cow::Borrowed(peer_text),
+        scheme: "http",
         host: None,
         prefix: String::new(),
     };
@@ -87,12 +96,12 @@ pub fn origin(trusted: &TrustedProxies, peer: SocketAddr, headers: &HeaderMap) -
         .find(|hop| !trusted.trusts(**hop))
         .or(hops.first())
     {
-        origin.client = client.to_string();
+        origin.client = Cow::Owned(client.to_string());
     }
-    if let Some(scheme) = first_value(headers, "x-forwarded-proto").filter(|scheme| {
-        scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")
-    }) {
-        origin.scheme = scheme.to_ascii_lowercase();
+    match first_value(headers, "x-forwarded-proto") {
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => origin.scheme = "https",
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") => origin.scheme = "http",
+        _ => {}
     }
     let plausible_host = |host: &&str| {
         host.chars()
@@ -128,6 +137,11 @@ mod tests {
         TrustedProxies::parse(["127.0.0.1", "10.0.0.0/8"]).unwrap()
     }
 
+    /// The origin of a request from `peer` with `headers`.
+    fn from(peer: &'static str, headers: &HeaderMap) -> Origin<'static> {
+        origin(&trusted(), peer.parse().unwrap(), peer, headers)
+    }
+
     #[test]
     fn forwarding_headers_count_only_from_trusted_proxies() {
         let forwarded = headers(&[
@@ -136,22 +150,22 @@ mod tests {
             ("x-forwarded-host", "example.com"),
             ("x-forwarded-prefix", "/site/"),
         ]);
-        let from_proxy = origin(&trusted(), "127.0.0.1:4000".parse().unwrap(), &forwarded);
+        let from_proxy = from("127.0.0.1:4000", &forwarded);
         assert_eq!(
             from_proxy,
             Origin {
                 client: "203.0.113.9".into(),
-                scheme: "https".into(),
+                scheme: "https",
                 host: Some("example.com".into()),
                 prefix: "/site".into(),
             }
         );
-        let from_anyone = origin(&trusted(), "198.51.100.7:5000".parse().unwrap(), &forwarded);
+        let from_anyone = from("198.51.100.7:5000", &forwarded);
         assert_eq!(
             from_anyone,
             Origin {
                 client: "198.51.100.7:5000".into(),
-                scheme: "http".into(),
+                scheme: "http",
                 host: None,
                 prefix: String::new(),
             }
@@ -169,20 +183,15 @@ mod tests {
             ("garbage, 203.0.113.9", "203.0.113.9"),
         ];
         for (chain, client) in rows {
-            let origin = origin(
-                &trusted(),
-                "10.9.9.9:1".parse().unwrap(),
-                &headers(&[("x-forwarded-for", chain)]),
-            );
+            let origin = from("10.9.9.9:1", &headers(&[("x-forwarded-for", chain)]));
             assert_eq!(origin.client, client, "{chain}");
         }
     }
 
     #[test]
     fn implausible_values_are_ignored() {
-        let origin = origin(
-            &trusted(),
-            "127.0.0.1:1".parse().unwrap(),
+        let origin = from(
+            "127.0.0.1:1",
             &headers(&[
                 ("x-forwarded-proto", "gopher"),
                 ("x-forwarded-host", "evil.com/path"),
@@ -192,6 +201,8 @@ mod tests {
         assert_eq!(origin.scheme, "http");
         assert_eq!(origin.host, None);
         assert_eq!(origin.prefix, "");
+        let shouted = from("127.0.0.1:1", &headers(&[("x-forwarded-proto", "HTTPS")]));
+        assert_eq!(shouted.scheme, "https");
     }
 
     #[test]

@@ -118,15 +118,30 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
 }
 
+/// A request with `count` headers in all (`Host` and `Connection: close`
+/// among them).
+fn with_headers(count: usize) -> String {
+    let mut request = String::from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for index in 2..count {
+        request.push_str(&format!("X-Header-{index}: v\r\n"));
+    }
+    request.push_str("\r\n");
+    request
+}
+
+#[test]
+fn the_default_header_limit_is_100() {
+    let host = host_with(json!({}), &[]);
+    let answer = exchange(&host, with_headers(100).as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = exchange(&host, with_headers(101).as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
+
 #[test]
 fn too_many_or_too_large_headers_get_431() {
     let host = host_with(json!({"max_headers": 20, "max_header_bytes": 16384}), &[]);
-    let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
-    for index in 0..30 {
-        many.push_str(&format!("X-Header-{index}: v\r\n"));
-    }
-    many.push_str("\r\n");
-    let answer = exchange(&host, many.as_bytes());
+    let answer = exchange(&host, with_headers(21).as_bytes());
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     let large = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",

@@ -73,13 +73,30 @@ impl<'a> Request<'a> {
 
     /// `scheme://host` (Flask's `request.host_url` without the slash).
     pub fn host_url(&self) -> String {
-        format!("{}://{}", self.raw.scheme, self.raw.host)
+        let mut url = String::with_capacity(self.raw.scheme.len() + 3 + self.raw.host.len());
+        self.push_host_url(&mut url);
+        url
+    }
+
+    fn push_host_url(&self, url: &mut String) {
+        url.push_str(&self.raw.scheme);
+        url.push_str("://");
+        url.push_str(&self.raw.host);
     }
 
     /// The full URL of this request, as Flask's `request.url`:
     /// `http://127.0.0.1:5000/admin/?x=1`.
     pub fn url(&self) -> String {
-        let mut url = self.host_url();
+        let raw = &self.raw;
+        let mut url = String::with_capacity(
+            raw.scheme.len()
+                + raw.host.len()
+                + raw.script_root.len()
+                + raw.path.len()
+                + raw.query.len()
+                + 4,
+        );
+        self.push_host_url(&mut url);
         url.extend(utf8_percent_encode(&self.raw.script_root, URL_PATH));
         url.extend(utf8_percent_encode(&self.raw.path, URL_PATH));
         if !self.raw.query.is_empty() {

@@ -10,7 +10,10 @@
 use std::{
     cell::RefCell,
     collections::HashMap,
-    sync::{Mutex, OnceLock},
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicU8, Ordering},
+    },
 };
 
 use app_api::abi::level;
@@ -21,6 +24,8 @@ use tracing::{
     metadata::Kind,
     subscriber::Interest,
 };
+
+use super::{access, sink::BufferedWriter};
 
 thread_local! {
     /// The id of the request this thread is handling, for app events.
@@ -49,12 +54,26 @@ pub fn with_request_id<T>(request_id: &str, body: impl FnOnce() -> T) -> T {
 /// One dynamically created callsite: an app logger at one level.
 struct AppCallsite {
     metadata: OnceLock<Metadata<'static>>,
+    /// What the subscribers said of this callsite: [`NEVER`], [`SOMETIMES`]
+    /// or [`ALWAYS`], kept as `tracing`'s own callsites keep it, so that the
+    /// access line of every request does not ask the filter again.
+    interest: AtomicU8,
 }
 
+const NEVER: u8 = 0;
+const SOMETIMES: u8 = 1;
+const ALWAYS: u8 = 2;
+
 impl Callsite for AppCallsite {
-    fn set_interest(&self, _interest: Interest) {
-        // Interest is asked of the dispatcher at each event instead (app
-        // events are rare next to requests), so there is nothing to cache.
+    fn set_interest(&self, interest: Interest) {
+        let interest = if interest.is_never() {
+            NEVER
+        } else if interest.is_always() {
+            ALWAYS
+        } else {
+            SOMETIMES
+        };
+        self.interest.store(interest, Ordering::Relaxed);
     }
 
     fn metadata(&self) -> &Metadata<'static> {
@@ -75,12 +94,15 @@ const LEVELS: [Level; 5] = [
 pub struct AppLogger {
     /// One callsite per level, `ERROR` first.
     callsites: [&'static AppCallsite; 5],
+    /// Its file's buffer, when access lines are written there directly.
+    direct_file: Option<&'static BufferedWriter>,
 }
 
 /// Creates and registers a callsite for `target`'s events at `level`.
 fn new_callsite(target: &'static str, level: Level) -> &'static AppCallsite {
     let callsite: &'static AppCallsite = Box::leak(Box::new(AppCallsite {
         metadata: OnceLock::new(),
+        interest: AtomicU8::new(SOMETIMES),
     }));
     let _ = callsite.metadata.set(Metadata::new(
         "app event",
@@ -110,7 +132,10 @@ impl AppLogger {
         }
         let target: &'static str = Box::leak(name.to_owned().into_boxed_str());
         let callsites = LEVELS.map(|level| new_callsite(target, level));
-        let logger = AppLogger { callsites };
+        let logger = AppLogger {
+            callsites,
+            direct_file: access::direct_file(name),
+        };
         loggers.insert(name.to_owned(), logger);
         logger
     }
@@ -120,10 +145,24 @@ impl AppLogger {
         self.callsites[index]
     }
 
+    /// The logger's name: its events' target.
+    pub fn name(&self) -> &'static str {
+        self.callsites[0].metadata().target()
+    }
+
+    /// Its file's buffer, when access lines are written there directly.
+    pub(super) fn direct_file(&self) -> Option<&'static BufferedWriter> {
+        self.direct_file
+    }
+
     /// Whether an event at this [`level`] would be recorded.
     pub fn enabled(&self, level_number: u8) -> bool {
-        let metadata = self.callsite(level_number).metadata();
-        tracing::dispatcher::get_default(|dispatch| dispatch.enabled(metadata))
+        let callsite = self.callsite(level_number);
+        match callsite.interest.load(Ordering::Relaxed) {
+            NEVER => false,
+            ALWAYS => true,
+            _ => tracing::dispatcher::get_default(|dispatch| dispatch.enabled(callsite.metadata())),
+        }
     }
 
     /// The most verbose level recorded for this logger, as a [`level`].

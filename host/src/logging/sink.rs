@@ -47,14 +47,22 @@ pub struct BufferedWriter {
     buffer: Arc<Buffer>,
 }
 
-impl Write for BufferedWriter {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+impl BufferedWriter {
+    /// Appends `bytes` (one or more whole lines), or counts them as dropped
+    /// when the buffer is full.
+    pub fn append(&self, bytes: &[u8]) {
         let mut buffer = self.buffer.lock();
         if buffer.len() + bytes.len() > MAX_BUFFERED {
             self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
         } else {
             buffer.extend_from_slice(bytes);
         }
+    }
+}
+
+impl Write for BufferedWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.append(bytes);
         Ok(bytes.len())
     }
 
