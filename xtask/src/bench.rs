@@ -59,6 +59,8 @@ impl Options {
 /// What one wrk run measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Run {
+    /// Requests completed in the whole run.
+    pub requests: u64,
     pub requests_per_second: f64,
     pub p50_us: f64,
     pub p99_us: f64,
@@ -72,10 +74,12 @@ pub fn parse_wrk(output: &str) -> Result<Run, String> {
     let mut p50 = None;
     let mut p99 = None;
     let mut non_success = 0;
+    let mut requests = None;
     for line in output.lines().map(str::trim) {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("Requests/sec:"), Some(value)) => rps = value.parse::<f64>().ok(),
+            (Some(count), Some("requests")) => requests = count.parse::<u64>().ok(),
             (Some("50%"), Some(value)) => p50 = duration_us(value),
             (Some("99%"), Some(value)) => p99 = duration_us(value),
             _ => {}
@@ -84,8 +88,9 @@ pub fn parse_wrk(output: &str) -> Result<Run, String> {
             non_success = count.trim().parse().unwrap_or(0);
         }
     }
-    match (rps, p50, p99) {
-        (Some(requests_per_second), Some(p50_us), Some(p99_us)) => Ok(Run {
+    match (requests, rps, p50, p99) {
+        (Some(requests), Some(requests_per_second), Some(p50_us), Some(p99_us)) => Ok(Run {
+            requests,
             requests_per_second,
             p50_us,
             p99_us,
@@ -202,11 +207,12 @@ fn wrk(addr: SocketAddr, path: &str, connections: u32, seconds: u32) -> Result<R
     parse_wrk(&String::from_utf8_lossy(&output.stdout))
 }
 
-fn ensure_wrk() -> Result<(), String> {
-    if Command::new("wrk").arg("--version").output().is_ok() {
+/// Installs `package` from Debian's packages unless `program` runs.
+fn ensure_installed(program: &str, package: &str) -> Result<(), String> {
+    if Command::new(program).arg("--version").output().is_ok() {
         return Ok(());
     }
-    eprintln!("bench: installing wrk from Debian's packages");
+    eprintln!("bench: installing {package} from Debian's packages");
     let apt = |args: &[&str]| {
         Command::new("apt-get")
             .args(args)
@@ -215,11 +221,78 @@ fn ensure_wrk() -> Result<(), String> {
             .map(|status| status.success())
             .unwrap_or(false)
     };
-    if apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "wrk"]) {
+    if apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", package]) {
         Ok(())
     } else {
-        Err("wrk is missing and could not be installed (apt-get install wrk)".to_owned())
+        Err(format!(
+            "{program} is missing and could not be installed (apt-get install {package})"
+        ))
     }
+}
+
+/// User-space instructions per request for `path`, counted by callgrind
+/// (`server` runs under valgrind): unlike requests per second, the count
+/// does not move with the machine's other load, so it shows what a change
+/// to the request path costs. Counted over 3 s of wrk with 8 connections,
+/// after 2 s of warm-up.
+fn instructions_per_request(server: &Command, path: &str, dir: &Path) -> Result<f64, String> {
+    let out_file = dir.join("callgrind.out");
+    let mut command = Command::new("valgrind");
+    command
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg(server.get_program())
+        .args(server.get_args());
+    for (name, value) in server.get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let _ = fs::remove_file(dir.join("callgrind.out.1"));
+    let running = Server::start(command)?;
+    let pid = running.child.id().to_string();
+    wrk(running.addr, path, 8, 2)?;
+    control_callgrind("-z", &pid)?;
+    let run = wrk(running.addr, path, 8, 3)?;
+    control_callgrind("-d", &pid)?;
+    let dump = dir.join("callgrind.out.1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let instructions = loop {
+        let text = fs::read_to_string(&dump).unwrap_or_default();
+        if let Some(total) = callgrind_total(&text) {
+            break total;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("callgrind wrote no totals to {}", dump.display()));
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    drop(running);
+    if run.requests == 0 {
+        return Err(format!("no request to {path} was answered under callgrind"));
+    }
+    Ok(instructions as f64 / run.requests as f64)
+}
+
+fn control_callgrind(command: &str, pid: &str) -> Result<(), String> {
+    let status = Command::new("callgrind_control")
+        .args([command, pid])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|error| format!("cannot run callgrind_control: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("callgrind_control {command} {pid} failed"))
+    }
+}
+
+/// The instruction count of a callgrind dump (its `summary:` line).
+fn callgrind_total(dump: &str) -> Option<u64> {
+    dump.lines()
+        .find_map(|line| line.strip_prefix("summary:"))
+        .and_then(|total| total.trim().parse().ok())
 }
 
 /// A status code from one plain GET.
@@ -303,6 +376,7 @@ fn compare(
 fn median_run(runs: &[Run]) -> Run {
     let pick = |field: fn(&Run) -> f64| median(&mut runs.iter().map(field).collect::<Vec<_>>());
     Run {
+        requests: runs.iter().map(|run| run.requests).sum(),
         requests_per_second: pick(|run| run.requests_per_second),
         p50_us: pick(|run| run.p50_us),
         p99_us: pick(|run| run.p99_us),
@@ -384,24 +458,28 @@ fn format_us(us: f64) -> String {
 
 /// The whole benchmark; returns the report.
 pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, String> {
-    ensure_wrk()?;
+    ensure_installed("wrk", "wrk")?;
+    ensure_installed("valgrind", "valgrind")?;
     let out_dir = root.join("target/bench");
     fs::create_dir_all(&out_dir).map_err(|error| error.to_string())?;
     let (two_mounts, hundred_mounts) = write_tables(root, &out_dir)?;
     let host_binary = release.join("host");
-    let start_host = |table: &Path| {
+    let host_command = |table: &Path| {
         let mut command = Command::new(&host_binary);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(table)
             // The default log level: access lines are part of the cost.
             .env_remove("RUST_LOG");
-        Server::start(command)
+        command
     };
-    let host = start_host(&two_mounts)?;
-    let mut baseline_command = Command::new(release.join("baseline"));
-    baseline_command.arg("127.0.0.1:0");
-    let baseline = Server::start(baseline_command)?;
+    let baseline_command = || {
+        let mut command = Command::new(release.join("baseline"));
+        command.arg("127.0.0.1:0");
+        command
+    };
+    let host = Server::start(host_command(&two_mounts))?;
+    let baseline = Server::start(baseline_command())?;
 
     let scenarios = [
         ("`/hello` (hello through the ABI)", "/hello"),
@@ -451,7 +529,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     let (peak_kib, rss_kib) = host.memory_kib();
 
     eprintln!("bench: 100 mounts against 2 mounts");
-    let hundred = start_host(&hundred_mounts)?;
+    let hundred = Server::start(host_command(&hundred_mounts))?;
     let (hundred_run, two_run) = compare(
         options,
         (hundred.addr, "/m50/hello"),
@@ -465,6 +543,11 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     eprintln!("bench: start-up times");
     let startup_two = startup_ms(&host_binary, &two_mounts)?;
     let startup_hundred = startup_ms(&host_binary, &hundred_mounts)?;
+
+    eprintln!("bench: instructions per request, under callgrind");
+    let host_instructions =
+        instructions_per_request(&host_command(&two_mounts), "/hello", &out_dir)?;
+    let baseline_instructions = instructions_per_request(&baseline_command(), "/hello", &out_dir)?;
 
     let mut report = String::new();
     let _ = writeln!(
@@ -508,12 +591,16 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
          | start-up to first 200, 2 mounts | {startup_two:.1} ms |\n\
          | start-up to first 200, 100 mounts | {startup_hundred:.1} ms |\n\
          | host peak RSS (after all load) | {:.1} MiB |\n\
-         | host RSS after the load | {:.1} MiB |",
+         | host RSS after the load | {:.1} MiB |\n\
+         | user-space instructions per `/hello` request, host (callgrind) | {host_instructions:.0} |\n\
+         | user-space instructions per `/hello` request, baseline (callgrind) | {baseline_instructions:.0} |\n\
+         | instructions ratio host/baseline | {:.2} |",
         hundred_run.requests_per_second,
         two_run.requests_per_second,
         hundred_run.requests_per_second / two_run.requests_per_second,
         peak_kib as f64 / 1024.0,
         rss_kib as f64 / 1024.0,
+        host_instructions / baseline_instructions,
     );
     let hello = rows
         .iter()
@@ -548,11 +635,19 @@ Transfer/sec:      8.00MB
     #[test]
     fn wrk_reports_are_read() {
         let run = parse_wrk(WRK).unwrap();
+        assert_eq!(run.requests, 300_000);
         assert_eq!(run.requests_per_second, 60000.5);
         assert_eq!(run.p50_us, 498.0);
         assert_eq!(run.p99_us, 2500.0);
         assert_eq!(run.non_success, 12);
         assert!(parse_wrk("garbage").is_err());
+    }
+
+    #[test]
+    fn callgrind_totals_are_read() {
+        let dump = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 199068285\ntotals: 199068285\n";
+        assert_eq!(callgrind_total(dump), Some(199_068_285));
+        assert_eq!(callgrind_total("events: Ir\n"), None);
     }
 
     #[test]
