@@ -152,6 +152,14 @@ impl Rule {
         if self.parts.is_empty() {
             return body.is_empty().then(Vec::new);
         }
+        // Most rules start with a literal: a different first segment rules
+        // the rest out at once (the router tries its rules in order).
+        if let Some(Part::Literal(first)) = self.parts.first()
+            && !(body.starts_with(first.as_str())
+                && matches!(body.as_bytes().get(first.len()), None | Some(b'/')))
+        {
+            return None;
+        }
         let ends_with_path = matches!(
             self.parts.last(),
             Some(Part::Param {
@@ -537,6 +545,11 @@ mod tests {
             ("/about", "/about/", None),
             ("/about/", "/about/", params(&[])),
             ("/about/", "/about", None),
+            // the first segment is compared whole
+            ("/about", "/aboutus", None),
+            ("/about", "/abou", None),
+            ("/about/", "/about/x", None),
+            ("/post/<slug>", "/posts/hello", None),
             ("/post/<slug>", "/post/hello", params(&[("slug", "hello")])),
             ("/post/<slug>", "/post/", None),
             ("/post/<slug>", "/post/a/b", None),
