@@ -3,6 +3,7 @@
 //! app replies into responses.
 
 use std::{
+    borrow::Cow,
     convert::Infallible,
     future::Future,
     hash::{BuildHasher, RandomState},
@@ -192,10 +193,8 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
     );
     let method = request.method().clone();
     let version = request.version();
-    let target = request.uri().path_and_query().map_or_else(
-        || request.uri().to_string(),
-        |target| target.as_str().to_owned(),
-    );
+    // for the access line (a clone shares the URI's bytes)
+    let logged_uri = request.uri().clone();
     let uri = request.uri();
     // What serves the request: its logger and metrics (`None`: the host).
     let (mut response, served_by, static_bytes) = if let Some(response) =
@@ -274,7 +273,10 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
     let access = Access {
         client: &origin.client,
         method: &method,
-        target: &target,
+        target: &logged_uri.path_and_query().map_or_else(
+            || Cow::Owned(logged_uri.to_string()),
+            |target| Cow::Borrowed(target.as_str()),
+        ),
         version,
         status: response.status(),
         bytes: if method == Method::HEAD {
