@@ -142,12 +142,20 @@ impl Server {
         let stderr = child.stderr.take().expect("piped");
         let (sender, receiver) = std::sync::mpsc::channel();
         thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut reader = BufReader::new(stderr);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|read| read > 0) {
                 if let Some(addr) = line.split("listening on http://").nth(1) {
                     let _ = sender.send(addr.trim().to_owned());
+                    break;
                 }
-                // keep draining so the server never blocks on a full pipe
+                line.clear();
             }
+            // Keep draining so the server never blocks on a full pipe, in
+            // large reads: the host's access lines arrive here at some 15
+            // MB/s under load, and splitting them into lines took CPU from
+            // the two cores being measured.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let addr = receiver
             .recv_timeout(Duration::from_secs(30))
