@@ -500,6 +500,11 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
         ("`/static/big.bin` (200 KB static file)", "/static/big.bin"),
         ("404 (`/no/such/page`)", "/no/such/page"),
     ];
+    // Warm both up first, unmeasured: the first scenario should not pay for
+    // log buffers and allocator arenas growing to their working size.
+    for server in [&host, &baseline] {
+        wrk(server.addr, "/hello", 64, 2)?;
+    }
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for connections in [64, 1] {
