@@ -296,10 +296,15 @@ fn control_callgrind(command: &str, pid: &str) -> Result<(), String> {
     }
 }
 
-/// The instruction count of a callgrind dump (its `summary:` line).
+/// The instruction count of a complete callgrind dump: its `totals:` line,
+/// the last one written.
 fn callgrind_total(dump: &str) -> Option<u64> {
+    if !dump.ends_with('\n') {
+        return None;
+    }
     dump.lines()
-        .find_map(|line| line.strip_prefix("summary:"))
+        .rev()
+        .find_map(|line| line.strip_prefix("totals:"))
         .and_then(|total| total.trim().parse().ok())
 }
 
@@ -658,9 +663,12 @@ Transfer/sec:      8.00MB
 
     #[test]
     fn callgrind_totals_are_read() {
-        let dump = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 199068285\ntotals: 199068285\n";
-        assert_eq!(callgrind_total(dump), Some(199_068_285));
-        assert_eq!(callgrind_total("events: Ir\n"), None);
+        let dump =
+            "version: 1\nevents: Ir\nsummary: 199068285\n\nfn=(1) main\n0 5\n\ntotals: 199068290\n";
+        assert_eq!(callgrind_total(dump), Some(199_068_290));
+        // still being written
+        assert_eq!(callgrind_total(&dump[..dump.len() - 3]), None);
+        assert_eq!(callgrind_total("events: Ir\nsummary: 5\n"), None);
     }
 
     #[test]
