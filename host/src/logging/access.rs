@@ -126,19 +126,13 @@ pub fn log_access(logger: Option<AppLogger>, request_id: &str, access: &Access<'
                 return;
             }
             match (DIRECT.get(), logger.direct_file()) {
-                (Some(direct), Some(file)) => {
-                    write_line(&[&direct.console, file], |line, clock| {
-                        format_line(
-                            line,
-                            clock,
-                            SystemTime::now(),
-                            logger.name(),
-                            access,
-                            Some("access"),
-                            request_id,
-                        );
-                    });
-                }
+                (Some(direct), Some(file)) => write_line(
+                    &[&direct.console, file],
+                    logger.name(),
+                    Some("access"),
+                    access,
+                    request_id,
+                ),
                 _ => with_request_id(request_id, || {
                     logger.emit(level::INFO, "access", &access.to_string());
                 }),
@@ -149,17 +143,13 @@ pub fn log_access(logger: Option<AppLogger>, request_id: &str, access: &Access<'
                 return;
             }
             match DIRECT.get() {
-                Some(direct) => write_line(&[&direct.console, &direct.host], |line, clock| {
-                    format_line(
-                        line,
-                        clock,
-                        SystemTime::now(),
-                        HOST_TARGET,
-                        access,
-                        None,
-                        request_id,
-                    );
-                }),
+                Some(direct) => write_line(
+                    &[&direct.console, &direct.host],
+                    HOST_TARGET,
+                    None,
+                    access,
+                    request_id,
+                ),
                 None => tracing::info!(target: HOST_TARGET, request_id = %request_id, "{access}"),
             }
         }
@@ -171,13 +161,20 @@ thread_local! {
     static LINE: RefCell<(Vec<u8>, Clock)> = RefCell::new((Vec::with_capacity(256), Clock::default()));
 }
 
-/// Formats a line with `format` into this thread's buffer and appends it to
-/// each of `destinations`.
-fn write_line(destinations: &[&BufferedWriter], format: impl FnOnce(&mut Vec<u8>, &mut Clock)) {
+/// Formats the line for `access`, now, into this thread's buffer and
+/// appends it to each of `destinations`.
+fn write_line(
+    destinations: &[&BufferedWriter],
+    target: &str,
+    module: Option<&str>,
+    access: &Access<'_>,
+    request_id: &str,
+) {
     LINE.with(|line| {
         let (bytes, clock) = &mut *line.borrow_mut();
         bytes.clear();
-        format(bytes, clock);
+        let now = SystemTime::now();
+        format_line(bytes, clock, now, target, access, module, request_id);
         for destination in destinations {
             destination.append(bytes);
         }
