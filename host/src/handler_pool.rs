@@ -30,9 +30,9 @@ use std::{
 
 use abi_stable::std_types::RResult;
 use app_api::abi::{AppError, AppInstance, AppRequest, AppResponse};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
-use crate::logging;
+use crate::{app_request, logging};
 
 /// An inline call running longer than this marks its mount as slow. Wall
 /// time, so it must stay well above a scheduler time slice: at 5 ms, threads
@@ -192,17 +192,25 @@ impl HandlerPool {
     /// for a slot up to `queue_timeout`, and a pooled handler's client waits
     /// up to `timeout` (the handler runs on; its slot stays taken).
     pub async fn call(&self, gate: &InlineGate, request: AppRequest) -> Result<Reply, CallError> {
-        let slot = match tokio::time::timeout(
-            self.limits.queue_timeout,
-            Arc::clone(&self.slots).acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(slot)) => slot,
-            Ok(Err(_)) => return Err(CallError::Closed),
-            Err(_) => return Err(CallError::Busy),
+        // A free slot is taken without setting up a timer. The semaphore
+        // is fair: while requests wait, released slots go to them, never to
+        // a `try_acquire`.
+        let slot = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(TryAcquireError::Closed) => return Err(CallError::Closed),
+            Err(TryAcquireError::NoPermits) => match tokio::time::timeout(
+                self.limits.queue_timeout,
+                Arc::clone(&self.slots).acquire_owned(),
+            )
+            .await
+            {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_)) => return Err(CallError::Closed),
+                Err(_) => return Err(CallError::Busy),
+            },
         };
         if let Some(reply) = self.try_inline(gate, &request) {
+            app_request::recycle(request);
             return Ok(reply);
         }
         let (reply, answer) = oneshot::channel();

@@ -2,6 +2,7 @@
 //! benchmarks can reach the pure parts (the prefix dispatcher, the mount
 //! table parser). The binary is `main.rs`.
 
+pub mod app_request;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

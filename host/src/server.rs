@@ -15,8 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use abi_stable::std_types::{RResult, RVec};
-use app_api::abi::{AppError, AppRequest, AppResponse, Header, level};
+use abi_stable::std_types::RResult;
+use app_api::abi::{AppError, AppResponse, Header, level};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
@@ -31,6 +31,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
+    app_request,
     dispatch::{self, Folder, Route},
     handler_pool::CallError,
     logging::{self, Access, AppLogger},
@@ -185,6 +186,7 @@ struct Peer {
 async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Response<Body> {
     let started = Instant::now();
     let request_id = next_request_id();
+    let request_id = request_id.as_str();
     let origin = proxy::origin(
         &site.trusted_proxies,
         peer.address,
@@ -207,7 +209,7 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
                 SiteMount::Live(live) => {
                     let _in_flight = live.counters.start();
                     let response =
-                        call_app(site, live, path, request, &origin, peer.local, &request_id).await;
+                        call_app(site, live, &path, request, &origin, peer.local, request_id).await;
                     (response, Some((live.app.logger, &live.counters)), None)
                 }
                 SiteMount::Failed(failed) => unavailable(failed),
@@ -267,7 +269,7 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
     let counters = served_by.map_or(&site.host_counters, |(_, counters)| counters);
     counters.record(response.status().as_u16(), took);
     let logger = served_by.map(|(logger, _)| logger);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     let access = Access {
@@ -286,7 +288,7 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
         },
         took,
     };
-    logging::log_access(logger, &request_id, &access);
+    logging::log_access(logger, request_id, &access);
     response
 }
 
@@ -340,7 +342,7 @@ fn host_path(site: &Site, method: &Method, path: &str) -> Option<Response<Body>>
 async fn call_app(
     site: &Site,
     live: &LiveMount,
-    path: String,
+    path: &str,
     request: Request<Incoming>,
     origin: &Origin<'_>,
     local: SocketAddr,
@@ -370,14 +372,14 @@ async fn call_app(
             );
         }
     };
-    let host = origin.host.clone().or_else(|| {
+    let host = origin.host.as_deref().or_else(|| {
         parts
             .headers
             .get(header::HOST)
             .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| parts.uri.authority().map(ToString::to_string))
+            .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str))
     });
+    let local_text;
     let host = match host {
         Some(host) => host,
         // RFC 9112, section 3.2: a 1.1 request without Host is a 400.
@@ -387,28 +389,23 @@ async fn call_app(
                 "400 Bad Request\n\nmissing Host header\n",
             );
         }
-        None => local.to_string(),
+        None => {
+            local_text = local.to_string();
+            &local_text
+        }
     };
-    let app_request = AppRequest {
-        method: parts.method.as_str().into(),
-        scheme: origin.scheme.into(),
-        host: host.into(),
-        script_root: format!("{}{}", origin.prefix, mount.prefix).into(),
-        path: path.into(),
-        query: parts.uri.query().unwrap_or("").into(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| Header {
-                name: name.as_str().into(),
-                value: RVec::from(value.as_bytes()),
-            })
-            .collect(),
-        body: RVec::from(Vec::from(body)),
-        remote_addr: origin.client.as_ref().into(),
-        request_id: request_id.into(),
-        extensions: RVec::new(),
-    };
+    let app_request = app_request::build(app_request::Parts {
+        method: parts.method.as_str(),
+        scheme: origin.scheme,
+        host,
+        script_root: [&origin.prefix, &mount.prefix],
+        path,
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body,
+        remote_addr: &origin.client,
+        request_id,
+    });
     let reply = match live.pool.call(&site.inline, app_request).await {
         Ok(reply) => reply,
         Err(CallError::Closed) => return status_page(StatusCode::SERVICE_UNAVAILABLE),
@@ -585,7 +582,7 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
 
 /// A request id: 16 hex digits, unique in this process and not guessable
 /// from the previous one (a random key mixed with a counter, SplitMix64).
-fn next_request_id() -> String {
+fn next_request_id() -> RequestId {
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = *SEED.get_or_init(|| RandomState::new().hash_one(std::process::id()));
@@ -601,13 +598,22 @@ fn next_request_id() -> String {
     for (digit, byte) in id.iter_mut().enumerate() {
         *byte = b"0123456789abcdef"[(z >> (60 - 4 * digit)) as usize & 0xf];
     }
-    String::from_utf8_lossy(&id).into_owned()
+    RequestId(id)
+}
+
+/// A request id as [`next_request_id`] makes it, kept on the stack.
+struct RequestId([u8; 16]);
+
+impl RequestId {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi_stable::std_types::RString;
+    use abi_stable::std_types::{RString, RVec};
 
     #[test]
     fn the_debug_page_is_for_local_clients_in_debug_mode_only() {
@@ -638,8 +644,9 @@ mod tests {
 
     #[test]
     fn request_ids_are_unique_hex() {
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| next_request_id()).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| next_request_id().as_str().to_owned())
+            .collect();
         assert_eq!(ids.len(), 10_000);
         assert!(
             ids.iter()
