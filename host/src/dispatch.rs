@@ -11,7 +11,7 @@
 //! - Lookup walks a tree of segments, so its cost depends on the depth of
 //!   the path, not on the number of mounts.
 
-use std::collections::HashMap;
+use std::{borrow::Cow, collections::HashMap};
 
 use app_api::sdk::url::PATH as LOCATION_PATH;
 use percent_encoding::{percent_decode_str, utf8_percent_encode};
@@ -49,7 +49,9 @@ pub struct MountPrefix<'a> {
 #[derive(Debug, Default)]
 struct Node {
     mount: Option<usize>,
-    children: HashMap<Box<str>, Node>,
+    /// foldhash, not SipHash: the keys are the mount table's prefixes, so
+    /// request paths cannot choose collisions, and a lookup costs a third.
+    children: HashMap<Box<str>, Node, foldhash::fast::RandomState>,
 }
 
 impl PrefixTable {
@@ -116,15 +118,16 @@ impl PrefixTable {
     }
 }
 
-/// Where a request goes.
+/// Where a request goes. Paths borrow from the request's when decoding
+/// changed nothing.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Route {
+pub enum Route<'a> {
     /// To a mount's app.
     App {
         /// The mount index.
         mount: usize,
         /// The decoded path below the mount, starting with `/`.
-        path: String,
+        path: Cow<'a, str>,
     },
     /// To a folder the host serves for a mount.
     Static {
@@ -134,7 +137,7 @@ pub enum Route {
         folder: Folder,
         /// The decoded file path below the static URL path (`css/site.css`;
         /// empty for the folder itself).
-        file: String,
+        file: Cow<'a, str>,
     },
     /// A bare prefix: redirect (308) to this relative location.
     Redirect(String),
@@ -146,7 +149,7 @@ pub enum Route {
 
 /// Decides where a request with this raw (still percent-encoded) path and
 /// query goes.
-pub fn route(table: &PrefixTable, raw_path: &str, query: Option<&str>) -> Route {
+pub fn route<'a>(table: &PrefixTable, raw_path: &'a str, query: Option<&str>) -> Route<'a> {
     let path = match decode_path(raw_path) {
         Ok(path) => path,
         Err(reason) => return unservable(table, raw_path, reason),
@@ -163,23 +166,35 @@ pub fn route(table: &PrefixTable, raw_path: &str, query: Option<&str>) -> Route 
         }
         return Route::Redirect(location);
     }
-    let below = &path[prefix_len..];
-    if let Some((folder, file)) = table.static_file(mount, below) {
+    if let Some((folder, file)) = table.static_file(mount, &path[prefix_len..]) {
+        let start = path.len() - file.len();
         return Route::Static {
             mount,
             folder,
-            file: file.to_owned(),
+            file: tail(path, start),
         };
     }
-    let mut path = path;
-    path.drain(..prefix_len);
-    Route::App { mount, path }
+    Route::App {
+        mount,
+        path: tail(path, prefix_len),
+    }
+}
+
+/// `path` from byte `start` on, still borrowed if it was.
+fn tail(path: Cow<'_, str>, start: usize) -> Cow<'_, str> {
+    match path {
+        Cow::Borrowed(path) => Cow::Borrowed(&path[start..]),
+        Cow::Owned(mut path) => {
+            path.drain(..start);
+            Cow::Owned(path)
+        }
+    }
 }
 
 /// A path that cannot be decoded or normalised is a 400, except inside a
 /// static URL path, where it can only be an attempt to leave the folder
 /// (`..%2f`, `%00`, `../..`): a 404 there, like every path that names no file.
-fn unservable(table: &PrefixTable, raw_path: &str, reason: &'static str) -> Route {
+fn unservable(table: &PrefixTable, raw_path: &str, reason: &'static str) -> Route<'static> {
     // Decoded but not normalised: `/static/..` is still inside `/static`.
     let path = percent_decode_str(raw_path).decode_utf8_lossy();
     let in_static = path.starts_with('/')
@@ -197,13 +212,13 @@ fn unservable(table: &PrefixTable, raw_path: &str, reason: &'static str) -> Rout
 const ENCODED_SLASH: &str = "an encoded slash (%2F) in the path is not allowed";
 
 /// Percent-decodes a request path and resolves its `.` and `..` segments.
-pub fn decode_path(raw_path: &str) -> Result<String, &'static str> {
+pub fn decode_path(raw_path: &str) -> Result<Cow<'_, str>, &'static str> {
     if !raw_path.starts_with('/') {
         return Err("the request target must be a path starting with '/'");
     }
     // The common case, nothing encoded and no dot segment, needs no work.
     if !raw_path.contains(['%', '\0']) && !has_dot_segment(raw_path) {
-        return Ok(raw_path.to_owned());
+        return Ok(Cow::Borrowed(raw_path));
     }
     if find_encoded_slash(raw_path).is_some() {
         return Err(ENCODED_SLASH);
@@ -214,7 +229,7 @@ pub fn decode_path(raw_path: &str) -> Result<String, &'static str> {
     if decoded.contains('\0') {
         return Err("the path contains a NUL byte");
     }
-    remove_dot_segments(&decoded)
+    remove_dot_segments(&decoded).map(Cow::Owned)
 }
 
 /// Where `%2F` or `%2f` starts in a raw path.
@@ -287,18 +302,18 @@ mod tests {
         ]))
     }
 
-    fn static_file(mount: usize, file: &str) -> Route {
+    fn static_file(mount: usize, file: &str) -> Route<'_> {
         Route::Static {
             mount,
             folder: Folder::Static,
-            file: file.to_owned(),
+            file: file.into(),
         }
     }
 
-    fn app(mount: usize, path: &str) -> Route {
+    fn app(mount: usize, path: &str) -> Route<'_> {
         Route::App {
             mount,
-            path: path.to_owned(),
+            path: path.into(),
         }
     }
 
@@ -350,7 +365,7 @@ mod tests {
                 Route::Static {
                     mount: 1,
                     folder: Folder::Uploads,
-                    file: "a b.png".to_owned(),
+                    file: "a b.png".into(),
                 },
             ),
             (
@@ -375,6 +390,24 @@ mod tests {
         let table = table();
         for (path, query, expected) in rows {
             assert_eq!(&route(&table, path, *query), expected, "path {path}");
+        }
+    }
+
+    #[test]
+    fn paths_that_need_no_decoding_are_borrowed_not_copied() {
+        let table = table();
+        let rows = [
+            ("/admin/users/5", true),
+            ("/static/style.css", true),
+            ("/admin/%75sers/5", false),
+            ("/admin/x/../users/5", false),
+        ];
+        for (path, borrowed) in rows {
+            let found = match route(&table, path, None) {
+                Route::App { path, .. } | Route::Static { file: path, .. } => path,
+                other => panic!("{path}: {other:?}"),
+            };
+            assert_eq!(matches!(found, Cow::Borrowed(_)), borrowed, "{path}");
         }
     }
 

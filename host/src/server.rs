@@ -195,9 +195,9 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
     );
     let method = request.method().clone();
     let version = request.version();
-    // for the access line (a clone shares the URI's bytes)
-    let logged_uri = request.uri().clone();
-    let uri = request.uri();
+    // for routing and the access line, past the request's hand-over to
+    // the app (a clone shares the URI's bytes)
+    let uri = request.uri().clone();
     // What serves the request: its logger and metrics (`None`: the host).
     let (mut response, served_by, static_bytes) = if let Some(response) =
         host_path(site, request.method(), uri.path())
@@ -275,8 +275,8 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
     let access = Access {
         client: &origin.client,
         method: &method,
-        target: &logged_uri.path_and_query().map_or_else(
-            || Cow::Owned(logged_uri.to_string()),
+        target: &uri.path_and_query().map_or_else(
+            || Cow::Owned(uri.to_string()),
             |target| Cow::Borrowed(target.as_str()),
         ),
         version,
