@@ -146,6 +146,15 @@ impl Rule {
         &self.text
     }
 
+    /// The literal first segment every path it matches starts with, if the
+    /// rule starts with one.
+    fn first_literal(&self) -> Option<&str> {
+        match self.parts.first() {
+            Some(Part::Literal(literal)) => Some(literal),
+            _ => None,
+        }
+    }
+
     /// Matches a decoded path (starting with `/`): the parameters, or `None`.
     fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
         let body = path.strip_prefix('/')?;
@@ -294,6 +303,65 @@ pub struct Router {
     errors: Vec<RuleError>,
     error_handler: Option<ErrorHandler>,
     url_map: OnceLock<Arc<UrlMap>>,
+    index: OnceLock<Index>,
+}
+
+/// Which routes can match a path, by the path's first segment: a request
+/// tries only those, in the order they were added, instead of every rule.
+#[derive(Debug, Default)]
+struct Index {
+    /// Routes whose rule starts with a literal segment, by that segment
+    /// (sorted for binary search; route positions ascending).
+    by_first: Vec<(String, Vec<usize>)>,
+    /// Routes whose rule starts with a parameter, or is `/`.
+    others: Vec<usize>,
+}
+
+impl Index {
+    fn new(routes: &[Route]) -> Index {
+        let mut index = Index::default();
+        for (position, route) in routes.iter().enumerate() {
+            let Some(first) = route.rule.first_literal() else {
+                index.others.push(position);
+                continue;
+            };
+            match index
+                .by_first
+                .binary_search_by(|(literal, _)| literal.as_str().cmp(first))
+            {
+                Ok(at) => index.by_first[at].1.push(position),
+                Err(at) => index.by_first.insert(at, (first.to_owned(), vec![position])),
+            }
+        }
+        index
+    }
+
+    /// The positions of the routes that can match `path`, ascending.
+    fn candidates(&self, path: &str) -> impl Iterator<Item = usize> {
+        let body = path.strip_prefix('/').unwrap_or(path);
+        let first = body.split_once('/').map_or(body, |(first, _)| first);
+        let mut literal: &[usize] = self
+            .by_first
+            .binary_search_by(|(key, _)| key.as_str().cmp(first))
+            .map_or(&[], |at| &self.by_first[at].1);
+        let mut others: &[usize] = &self.others;
+        // both lists ascend: merge them
+        std::iter::from_fn(move || match (literal.split_first(), others.split_first()) {
+            (Some((&a, rest)), Some((&b, _))) if a < b => {
+                literal = rest;
+                Some(a)
+            }
+            (Some((&a, rest)), None) => {
+                literal = rest;
+                Some(a)
+            }
+            (_, Some((&b, rest))) => {
+                others = rest;
+                Some(b)
+            }
+            (None, None) => None,
+        })
+    }
 }
 
 /// The endpoints and their rules, for building URLs.
@@ -449,7 +517,8 @@ impl Router {
     /// Finds what answers `method` on the decoded `path`.
     pub(crate) fn find(&self, method: &str, path: &str) -> Match<'_> {
         let mut allowed: Vec<String> = Vec::new();
-        for route in &self.routes {
+        let index = self.index.get_or_init(|| Index::new(&self.routes));
+        for route in index.candidates(path).map(|position| &self.routes[position]) {
             if let Some(params) = route.rule.matches(path) {
                 if route.methods.iter().any(|m| m == method) {
                     return Match::Found(&route.handler, params);
@@ -633,6 +702,67 @@ mod tests {
         assert!(matches!(router.find("OPTIONS", "/a"), Match::Options(_)));
         assert!(matches!(router.find("GET", "/dir"), Match::AddSlash));
         assert!(matches!(router.find("GET", "/missing"), Match::NotFound));
+    }
+
+    #[test]
+    fn the_index_finds_what_trying_every_rule_in_order_finds() {
+        let ok = |_: &Request| Ok(Response::text(""));
+        let router = Router::new()
+            .get("/", "index", ok)
+            .get("/<page>", "page", ok)
+            .get("/post/<slug>", "post", ok)
+            .get("/<path:rest>", "catch_all", ok)
+            .post("/post/<slug>", "post_edit", ok)
+            .get("/post/<int:id>/raw", "raw", ok)
+            .get("/about/", "about", ok)
+            .get("/about/team", "team", ok)
+            .route(&["DELETE"], "/posts/<int:id>", "delete", ok)
+            .get("/hello", "hello", ok);
+        let paths = [
+            "/",
+            "/hello",
+            "/hello/",
+            "/about",
+            "/about/",
+            "/about/team",
+            "/post",
+            "/post/a",
+            "/post/1/raw",
+            "/posts/1",
+            "/posts/x",
+            "/x/y/z",
+            "//",
+            "/p%2Fq",
+        ];
+        for path in paths {
+            for method in ["GET", "POST", "DELETE", "PUT"] {
+                // the reference: every rule, in order
+                let mut allowed: Vec<&str> = Vec::new();
+                let mut expected = None;
+                for route in &router.routes {
+                    if route.rule.matches(path).is_some() {
+                        if route.methods.iter().any(|m| m == method) {
+                            expected = Some(&route.handler);
+                            break;
+                        }
+                        allowed.extend(route.methods.iter().map(String::as_str));
+                    }
+                }
+                match (router.find(method, path), expected) {
+                    (Match::Found(handler, _), Some(expected)) => {
+                        assert!(Arc::ptr_eq(handler, expected), "{method} {path}")
+                    }
+                    (Match::MethodNotAllowed(found), None) => {
+                        assert!(!allowed.is_empty(), "{method} {path}");
+                        assert!(allowed.iter().all(|m| found.iter().any(|f| f == m)));
+                    }
+                    (Match::AddSlash | Match::NotFound, None) => {
+                        assert!(allowed.is_empty(), "{method} {path}")
+                    }
+                    _ => panic!("{method} {path}: the index found something else"),
+                }
+            }
+        }
     }
 
     #[test]
