@@ -246,7 +246,11 @@ mod tests {
         recycle(request);
         SPARE.with(|spare| {
             let kept = spare.take();
-            assert!(kept.is_none(), "a request holding {} bytes was kept", big.len());
+            assert!(
+                kept.is_none(),
+                "a request holding {} bytes was kept",
+                big.len()
+            );
         });
         let small = headers(&[("host", "h")]);
         let request = build(parts("/", &small, b"abc"));

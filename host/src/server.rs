@@ -187,84 +187,79 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
     let started = Instant::now();
     let request_id = next_request_id();
     let request_id = request_id.as_str();
+    let (request, body) = request.into_parts();
     let origin = proxy::origin(
         &site.trusted_proxies,
         peer.address,
         &peer.text,
-        request.headers(),
+        &request.headers,
     );
-    let method = request.method().clone();
-    let version = request.version();
-    // for routing and the access line, past the request's hand-over to
-    // the app (a clone shares the URI's bytes)
-    let uri = request.uri().clone();
+    let method = &request.method;
+    let uri = &request.uri;
     // What serves the request: its logger and metrics (`None`: the host).
-    let (mut response, served_by, static_bytes) = if let Some(response) =
-        host_path(site, request.method(), uri.path())
-    {
-        (response, None, None)
-    } else {
-        match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
-            Route::App { mount, path } => match site.mount(mount) {
-                SiteMount::Live(live) => {
-                    let _in_flight = live.counters.start();
-                    let response =
-                        call_app(site, live, &path, request, &origin, peer.local, request_id).await;
-                    (response, Some((live.app.logger, &live.counters)), None)
+    let (mut response, served_by, static_bytes) =
+        if let Some(response) = host_path(site, method, uri.path()) {
+            (response, None, None)
+        } else {
+            match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
+                Route::App { mount, path } => match site.mount(mount) {
+                    SiteMount::Live(live) => {
+                        let _in_flight = live.counters.start();
+                        let response = call_app(
+                            site, live, &path, &request, body, &origin, peer.local, request_id,
+                        )
+                        .await;
+                        (response, Some((live.app.logger, &live.counters)), None)
+                    }
+                    SiteMount::Failed(failed) => unavailable(failed),
+                },
+                Route::Static {
+                    mount,
+                    folder,
+                    file,
+                } => match site.mount(mount) {
+                    SiteMount::Live(live) => {
+                        let _in_flight = live.counters.start();
+                        let folder = match folder {
+                            Folder::Static => live.app.static_folder.as_ref(),
+                            Folder::Uploads => live.app.uploads.as_deref(),
+                        };
+                        let served = match folder {
+                            Some(folder) => folder.serve(method, &request.headers, &file).await,
+                            // the dispatcher routes here only for mounts with the folder
+                            None => Served {
+                                response: status_page(StatusCode::NOT_FOUND),
+                                bytes: 0,
+                            },
+                        };
+                        (
+                            served.response,
+                            Some((live.app.logger, &live.counters)),
+                            Some(served.bytes),
+                        )
+                    }
+                    SiteMount::Failed(failed) => unavailable(failed),
+                },
+                Route::Redirect(location) => {
+                    let mut response = text(StatusCode::PERMANENT_REDIRECT, "");
+                    // behind a proxy that removed a prefix, the client needs it back
+                    let location = format!("{}{location}", origin.prefix);
+                    if let Ok(value) = HeaderValue::from_str(&location) {
+                        response.headers_mut().insert(header::LOCATION, value);
+                    }
+                    (response, None, None)
                 }
-                SiteMount::Failed(failed) => unavailable(failed),
-            },
-            Route::Static {
-                mount,
-                folder,
-                file,
-            } => match site.mount(mount) {
-                SiteMount::Live(live) => {
-                    let _in_flight = live.counters.start();
-                    let folder = match folder {
-                        Folder::Static => live.app.static_folder.as_ref(),
-                        Folder::Uploads => live.app.uploads.as_deref(),
-                    };
-                    let served = match folder {
-                        Some(folder) => {
-                            folder
-                                .serve(request.method(), request.headers(), &file)
-                                .await
-                        }
-                        // the dispatcher routes here only for mounts with the folder
-                        None => Served {
-                            response: status_page(StatusCode::NOT_FOUND),
-                            bytes: 0,
-                        },
-                    };
-                    (
-                        served.response,
-                        Some((live.app.logger, &live.counters)),
-                        Some(served.bytes),
-                    )
-                }
-                SiteMount::Failed(failed) => unavailable(failed),
-            },
-            Route::Redirect(location) => {
-                let mut response = text(StatusCode::PERMANENT_REDIRECT, "");
-                // behind a proxy that removed a prefix, the client needs it back
-                let location = format!("{}{location}", origin.prefix);
-                if let Ok(value) = HeaderValue::from_str(&location) {
-                    response.headers_mut().insert(header::LOCATION, value);
-                }
-                (response, None, None)
-            }
-            Route::NotFound => (status_page(StatusCode::NOT_FOUND), None, None),
-            Route::BadRequest(reason) => (
-                text(
-                    StatusCode::BAD_REQUEST,
-                    &format!("400 Bad Request\n\n{reason}\n"),
+                Route::NotFound => (status_page(StatusCode::NOT_FOUND), None, None),
+                Route::BadRequest(reason) => (
+                    text(
+                        StatusCode::BAD_REQUEST,
+                        &format!("400 Bad Request\n\n{reason}\n"),
+                    ),
+                    None,
+                    None,
                 ),
-                None,
-                None,
-            ),
-        }
-    };
+            }
+        };
     let took = started.elapsed();
     let counters = served_by.map_or(&site.host_counters, |(_, counters)| counters);
     counters.record(response.status().as_u16(), took);
@@ -274,14 +269,14 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
     }
     let access = Access {
         client: &origin.client,
-        method: &method,
+        method,
         target: &uri.path_and_query().map_or_else(
             || Cow::Owned(uri.to_string()),
             |target| Cow::Borrowed(target.as_str()),
         ),
-        version,
+        version: request.version,
         status: response.status(),
-        bytes: if method == Method::HEAD {
+        bytes: if *method == Method::HEAD {
             0
         } else {
             static_bytes.unwrap_or_else(|| response.body().size_hint().exact().unwrap_or(0))
@@ -343,13 +338,13 @@ async fn call_app(
     site: &Site,
     live: &LiveMount,
     path: &str,
-    request: Request<Incoming>,
+    parts: &http::request::Parts,
+    body: Incoming,
     origin: &Origin<'_>,
     local: SocketAddr,
     request_id: &str,
 ) -> Response<Body> {
     let mount = &live.app.mount;
-    let (parts, body) = request.into_parts();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -359,17 +354,22 @@ async fn call_app(
         return too_large(mount.max_body_bytes);
     }
     let limit = usize::try_from(mount.max_body_bytes).unwrap_or(usize::MAX);
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            return too_large(mount.max_body_bytes);
-        }
-        Err(error) => {
-            tracing::debug!(%error, "could not read the request body");
-            return text(
-                StatusCode::BAD_REQUEST,
-                "400 Bad Request\n\nthe request body could not be read\n",
-            );
+    let body = if body.is_end_stream() {
+        // most requests have no body: nothing to collect
+        Bytes::new()
+    } else {
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                return too_large(mount.max_body_bytes);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not read the request body");
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "400 Bad Request\n\nthe request body could not be read\n",
+                );
+            }
         }
     };
     let host = origin.host.as_deref().or_else(|| {

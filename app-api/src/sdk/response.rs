@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use abi_stable::std_types::RVec;
+use abi_stable::std_types::{RString, RVec};
 
 use crate::abi::{AppResponse, Header};
 
@@ -16,7 +16,8 @@ use crate::abi::{AppResponse, Header};
 #[derive(Debug, Clone)]
 pub struct Response {
     status: u16,
-    headers: Vec<(String, Vec<u8>)>,
+    /// Already in the ABI's types: handing them over moves, never copies.
+    headers: Vec<Header>,
     body: Vec<u8>,
 }
 
@@ -25,7 +26,10 @@ impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
         Response {
             status,
-            headers: vec![("content-type".to_owned(), content_type.as_bytes().to_vec())],
+            headers: vec![Header {
+                name: RString::from("content-type"),
+                value: RVec::from(content_type.as_bytes()),
+            }],
             body: body.into(),
         }
     }
@@ -69,11 +73,14 @@ impl Response {
 
     /// Adds a header (a name may repeat, e.g. `set-cookie`).
     pub fn with_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Response {
-        let name = name.to_ascii_lowercase();
+        let name = RString::from(name.to_ascii_lowercase());
         if name == "content-type" {
-            self.headers.retain(|(existing, _)| *existing != name);
+            self.headers.retain(|existing| existing.name != name);
         }
-        self.headers.push((name, value.as_ref().to_vec()));
+        self.headers.push(Header {
+            name,
+            value: RVec::from(value.as_ref()),
+        });
         self
     }
 
@@ -86,8 +93,8 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .and_then(|(_, value)| std::str::from_utf8(value).ok())
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .and_then(|header| std::str::from_utf8(&header.value).ok())
     }
 
     /// The body.
@@ -103,14 +110,7 @@ impl Response {
     pub(crate) fn into_abi(self) -> AppResponse {
         AppResponse {
             status: self.status,
-            headers: self
-                .headers
-                .into_iter()
-                .map(|(name, value)| Header {
-                    name: name.into(),
-                    value: value.into(),
-                })
-                .collect(),
+            headers: RVec::from(self.headers),
             body: RVec::from(self.body),
         }
     }

@@ -330,7 +330,9 @@ impl Index {
                 .binary_search_by(|(literal, _)| literal.as_str().cmp(first))
             {
                 Ok(at) => index.by_first[at].1.push(position),
-                Err(at) => index.by_first.insert(at, (first.to_owned(), vec![position])),
+                Err(at) => index
+                    .by_first
+                    .insert(at, (first.to_owned(), vec![position])),
             }
         }
         index
@@ -346,21 +348,23 @@ impl Index {
             .map_or(&[], |at| &self.by_first[at].1);
         let mut others: &[usize] = &self.others;
         // both lists ascend: merge them
-        std::iter::from_fn(move || match (literal.split_first(), others.split_first()) {
-            (Some((&a, rest)), Some((&b, _))) if a < b => {
-                literal = rest;
-                Some(a)
-            }
-            (Some((&a, rest)), None) => {
-                literal = rest;
-                Some(a)
-            }
-            (_, Some((&b, rest))) => {
-                others = rest;
-                Some(b)
-            }
-            (None, None) => None,
-        })
+        std::iter::from_fn(
+            move || match (literal.split_first(), others.split_first()) {
+                (Some((&a, rest)), Some((&b, _))) if a < b => {
+                    literal = rest;
+                    Some(a)
+                }
+                (Some((&a, rest)), None) => {
+                    literal = rest;
+                    Some(a)
+                }
+                (_, Some((&b, rest))) => {
+                    others = rest;
+                    Some(b)
+                }
+                (None, None) => None,
+            },
+        )
     }
 }
 
@@ -518,7 +522,10 @@ impl Router {
     pub(crate) fn find(&self, method: &str, path: &str) -> Match<'_> {
         let mut allowed: Vec<String> = Vec::new();
         let index = self.index.get_or_init(|| Index::new(&self.routes));
-        for route in index.candidates(path).map(|position| &self.routes[position]) {
+        for route in index
+            .candidates(path)
+            .map(|position| &self.routes[position])
+        {
             if let Some(params) = route.rule.matches(path) {
                 if route.methods.iter().any(|m| m == method) {
                     return Match::Found(&route.handler, params);
