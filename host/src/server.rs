@@ -33,7 +33,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use crate::{
     app_request,
     dispatch::{self, Folder, Route},
-    handler_pool::CallError,
+    handler_pool::{Call, CallError},
     logging::{self, Access, AppLogger},
     metrics::Counters,
     proxy::{self, Origin},
@@ -188,12 +188,17 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
     let request_id = next_request_id();
     let request_id = request_id.as_str();
     let (request, body) = request.into_parts();
-    let origin = proxy::origin(
-        &site.trusted_proxies,
-        peer.address,
-        &peer.text,
-        &request.headers,
-    );
+    let context = Context {
+        origin: proxy::origin(
+            &site.trusted_proxies,
+            peer.address,
+            &peer.text,
+            &request.headers,
+        ),
+        local: peer.local,
+        request_id,
+    };
+    let origin = &context.origin;
     let method = &request.method;
     let uri = &request.uri;
     // What serves the request: its logger and metrics (`None`: the host).
@@ -205,10 +210,7 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
                 Route::App { mount, path } => match site.mount(mount) {
                     SiteMount::Live(live) => {
                         let _in_flight = live.counters.start();
-                        let response = call_app(
-                            site, live, &path, &request, body, &origin, peer.local, request_id,
-                        )
-                        .await;
+                        let response = call_app(site, live, &path, &request, body, &context).await;
                         (response, Some((live.app.logger, &live.counters)), None)
                     }
                     SiteMount::Failed(failed) => unavailable(failed),
@@ -287,6 +289,16 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
     response
 }
 
+/// What the host knows of a request besides its head and body.
+struct Context<'a> {
+    /// Who sent it, proxies considered.
+    origin: Origin<'a>,
+    /// Our end of the connection.
+    local: SocketAddr,
+    /// Its id.
+    request_id: &'a str,
+}
+
 /// Who answers for a mount: its logger and its metrics.
 type ServedBy<'a> = Option<(AppLogger, &'a Counters)>;
 
@@ -340,10 +352,13 @@ async fn call_app(
     path: &str,
     parts: &http::request::Parts,
     body: Incoming,
-    origin: &Origin<'_>,
-    local: SocketAddr,
-    request_id: &str,
+    context: &Context<'_>,
 ) -> Response<Body> {
+    let Context {
+        origin,
+        local,
+        request_id,
+    } = context;
     let mount = &live.app.mount;
     let declared = parts
         .headers
@@ -358,7 +373,9 @@ async fn call_app(
         // most requests have no body: nothing to collect
         Bytes::new()
     } else {
-        match Limited::new(body, limit).collect().await {
+        // boxed: the collecting future would otherwise make every
+        // request's future larger, and it is moved several times
+        match Box::pin(Limited::new(body, limit).collect()).await {
             Ok(collected) => collected.to_bytes(),
             Err(error) if error.is::<http_body_util::LengthLimitError>() => {
                 return too_large(mount.max_body_bytes);
@@ -406,7 +423,11 @@ async fn call_app(
         remote_addr: &origin.client,
         request_id,
     });
-    let reply = match live.pool.call(&site.inline, app_request).await {
+    let reply = match live.pool.call(&site.inline, app_request) {
+        Call::Done(reply) => reply,
+        Call::Waiting(reply) => reply.await,
+    };
+    let reply = match reply {
         Ok(reply) => reply,
         Err(CallError::Closed) => return status_page(StatusCode::SERVICE_UNAVAILABLE),
         Err(CallError::Busy) => {
