@@ -411,7 +411,7 @@ async fn call_app(
             &local_text
         }
     };
-    let app_request = app_request::build(app_request::Parts {
+    let abi_parts = app_request::Parts {
         method: parts.method.as_str(),
         scheme: origin.scheme,
         host,
@@ -422,8 +422,10 @@ async fn call_app(
         body,
         remote_addr: &origin.client,
         request_id,
-    });
-    let reply = match live.pool.call(&site.inline, app_request) {
+    };
+    let call =
+        app_request::with_request(abi_parts, |request| live.pool.call(&site.inline, request));
+    let reply = match call {
         Call::Done(reply) => reply,
         Call::Waiting(reply) => reply.await,
     };
