@@ -360,19 +360,19 @@ async fn call_app(
         request_id,
     } = context;
     let mount = &live.app.mount;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > mount.max_body_bytes) {
-        return too_large(mount.max_body_bytes);
-    }
-    let limit = usize::try_from(mount.max_body_bytes).unwrap_or(usize::MAX);
     let body = if body.is_end_stream() {
-        // most requests have no body: nothing to collect
+        // most requests have no body: nothing to check or collect
         Bytes::new()
     } else {
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > mount.max_body_bytes) {
+            return too_large(mount.max_body_bytes);
+        }
+        let limit = usize::try_from(mount.max_body_bytes).unwrap_or(usize::MAX);
         // boxed: the collecting future would otherwise make every
         // request's future larger, and it is moved several times
         match Box::pin(Limited::new(body, limit).collect()).await {
@@ -517,11 +517,28 @@ fn into_response(response: AppResponse) -> Result<Response<Body>, String> {
     for Header { name, value } in response.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("header name {name:?} is not valid"))?;
-        let value = HeaderValue::from_bytes(&value)
+        let value = common_value(&value)
+            .map_or_else(|| HeaderValue::from_bytes(&value), Ok)
             .map_err(|_| format!("the value of header {name} is not valid"))?;
         headers.append(name, value);
     }
     Ok(built)
+}
+
+/// Header values nearly every app response carries (the SDK's content
+/// types), as static values: no copy, allocation and free per response.
+static COMMON_VALUES: [HeaderValue; 3] = [
+    HeaderValue::from_static("text/html; charset=utf-8"),
+    HeaderValue::from_static("text/plain; charset=utf-8"),
+    HeaderValue::from_static("application/json"),
+];
+
+/// The static value equal to `bytes`, if it is a common one.
+fn common_value(bytes: &[u8]) -> Option<HeaderValue> {
+    COMMON_VALUES
+        .iter()
+        .find(|common| common.as_bytes() == bytes)
+        .cloned()
 }
 
 /// Whether a failed request gets the `--debug` page: only in debug mode, and
@@ -675,6 +692,29 @@ mod tests {
             ids.iter()
                 .all(|id| id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()))
         );
+    }
+
+    #[test]
+    fn header_values_arrive_as_the_app_sent_them_common_or_not() {
+        for value in [
+            "text/html; charset=utf-8",
+            "text/plain; charset=utf-8",
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/html",
+        ] {
+            let response = AppResponse {
+                status: 200,
+                headers: vec![Header {
+                    name: RString::from("content-type"),
+                    value: RVec::from(value.as_bytes()),
+                }]
+                .into(),
+                body: RVec::new(),
+            };
+            let built = into_response(response).unwrap();
+            assert_eq!(built.headers()[header::CONTENT_TYPE], value);
+        }
     }
 
     #[test]
