@@ -73,7 +73,13 @@ impl InlineGate {
 
     /// Milliseconds since the gate was made, never 0.
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+        self.ms_at(Instant::now())
+    }
+
+    /// `instant` in milliseconds since the gate was made, never 0.
+    fn ms_at(&self, instant: Instant) -> u64 {
+        let since = instant.saturating_duration_since(self.epoch);
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX) + 1
     }
 }
 
@@ -272,7 +278,9 @@ impl HandlerPool {
     }
 
     fn try_inline(&self, gate: &InlineGate, request: &AppRequest) -> Option<Reply> {
-        let now = gate.now_ms();
+        // one clock reading serves the checks and the call's duration
+        let started = Instant::now();
+        let now = gate.ms_at(started);
         if self.demoted_until.load(Ordering::Relaxed) > now {
             return None;
         }
@@ -284,7 +292,6 @@ impl HandlerPool {
         }
         let _permit = gate.try_enter()?;
         self.inline_since.store(now, Ordering::Relaxed);
-        let started = Instant::now();
         let reply = logging::with_request_id(&request.request_id, || self.instance.handle(request));
         let took = started.elapsed();
         self.inline_since.store(0, Ordering::Relaxed);

@@ -146,6 +146,13 @@ impl Rule {
         &self.text
     }
 
+    /// Whether the rule has no parameters.
+    fn is_static(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|part| matches!(part, Part::Literal(_)))
+    }
+
     /// The literal first segment every path it matches starts with, if the
     /// rule starts with one.
     fn first_literal(&self) -> Option<&str> {
@@ -157,6 +164,10 @@ impl Rule {
 
     /// Matches a decoded path (starting with `/`): the parameters, or `None`.
     fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        // A rule without parameters matches exactly its own text.
+        if self.is_static() {
+            return (path == self.text).then(Vec::new);
+        }
         let body = path.strip_prefix('/')?;
         if self.parts.is_empty() {
             return body.is_empty().then(Vec::new);
