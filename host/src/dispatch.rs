@@ -102,7 +102,8 @@ impl PrefixTable {
         let mut node = &self.root;
         let mut best = node.mount.map(|mount| (mount, 0));
         let mut end = 0;
-        for segment in path.split('/').skip(1) {
+        let below_root = path.strip_prefix('/').unwrap_or(path);
+        for segment in below_root.split('/') {
             match node.children.get(segment) {
                 Some(child) => {
                     node = child;
@@ -217,7 +218,7 @@ pub fn decode_path(raw_path: &str) -> Result<Cow<'_, str>, &'static str> {
         return Err("the request target must be a path starting with '/'");
     }
     // The common case, nothing encoded and no dot segment, needs no work.
-    if !raw_path.contains(['%', '\0']) && !has_dot_segment(raw_path) {
+    if !may_need_decoding(raw_path) {
         return Ok(Cow::Borrowed(raw_path));
     }
     if find_encoded_slash(raw_path).is_some() {
@@ -239,10 +240,16 @@ fn find_encoded_slash(raw_path: &str) -> Option<usize> {
     })
 }
 
-/// Whether a segment of the path is `.` or `..`.
-fn has_dot_segment(path: &str) -> bool {
-    path.split('/')
-        .any(|segment| segment == "." || segment == "..")
+/// Whether a path starting with `/` may have something to decode or
+/// resolve: a `%`, a NUL, or a segment starting with `.` (which may be `.`
+/// or `..`). One pass over the bytes; a `false` is certain.
+fn may_need_decoding(path: &str) -> bool {
+    let mut previous = 0;
+    path.bytes().any(|byte| {
+        let found = byte == b'%' || byte == 0 || (byte == b'.' && previous == b'/');
+        previous = byte;
+        found
+    })
 }
 
 /// RFC 3986 section 5.2.4 on a path starting with `/`; climbing above the
@@ -408,6 +415,26 @@ mod tests {
                 other => panic!("{path}: {other:?}"),
             };
             assert_eq!(matches!(found, Cow::Borrowed(_)), borrowed, "{path}");
+        }
+    }
+
+    #[test]
+    fn only_paths_with_escapes_nuls_or_dot_segments_are_decoded() {
+        let rows = [
+            ("/", false),
+            ("/hello", false),
+            ("/a.b/c.", false),
+            ("/admin/users/5", false),
+            ("/%41", true),
+            ("/a\0", true),
+            ("/.", true),
+            ("/a/..", true),
+            ("/a/./b", true),
+            // a segment merely starting with a dot takes the careful path too
+            ("/.well-known/x", true),
+        ];
+        for (path, expected) in rows {
+            assert_eq!(may_need_decoding(path), expected, "{path:?}");
         }
     }
 

@@ -566,6 +566,11 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     let host_instructions =
         instructions_per_request(&host_command(&two_mounts), "/hello", &out_dir)?;
     let baseline_instructions = instructions_per_request(&baseline_command(), "/hello", &out_dir)?;
+    // the same path depth under both tables: only the number of mounts differs
+    let hundred_instructions =
+        instructions_per_request(&host_command(&hundred_mounts), "/m50/hello", &out_dir)?;
+    let two_instructions =
+        instructions_per_request(&host_command(&two_mounts), "/admin/hello", &out_dir)?;
 
     let mut report = String::new();
     let _ = writeln!(
@@ -612,13 +617,17 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
          | host RSS after the load | {:.1} MiB |\n\
          | user-space instructions per `/hello` request, host (callgrind) | {host_instructions:.0} |\n\
          | user-space instructions per `/hello` request, baseline (callgrind) | {baseline_instructions:.0} |\n\
-         | instructions ratio host/baseline | {:.2} |",
+         | instructions ratio host/baseline | {:.2} |\n\
+         | user-space instructions per `/m50/hello` request, 100 mounts (callgrind) | {hundred_instructions:.0} |\n\
+         | user-space instructions per `/admin/hello` request, 2 mounts (callgrind) | {two_instructions:.0} |\n\
+         | instructions ratio 100 mounts / 2 mounts | {:.3} |",
         hundred_run.requests_per_second,
         two_run.requests_per_second,
         hundred_run.requests_per_second / two_run.requests_per_second,
         peak_kib as f64 / 1024.0,
         rss_kib as f64 / 1024.0,
         host_instructions / baseline_instructions,
+        hundred_instructions / two_instructions,
     );
     let hello = rows
         .iter()
