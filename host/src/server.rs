@@ -19,7 +19,7 @@ use abi_stable::std_types::RResult;
 use app_api::abi::{AppError, AppResponse, Header, level};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Either, Full, Limited, combinators::BoxBody};
 use hyper::{
     body::{Body as _, Incoming},
     service::service_fn,
@@ -41,21 +41,26 @@ use crate::{
     static_files::Served,
 };
 
-/// The body type of every response.
-pub type Body = BoxBody<Bytes, std::io::Error>;
+/// The body type of every response: whole bytes, or a stream (large
+/// files). Whole bodies, nearly every response, are not boxed: a box per
+/// response was an allocation and a free per request.
+pub type Body = Either<Full<Bytes>, BoxBody<Bytes, std::io::Error>>;
 
 /// A body of these bytes.
 pub fn full_body(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Either::Left(Full::new(bytes.into()))
 }
 
 /// An empty body.
 pub fn empty_body() -> Body {
-    http_body_util::Empty::new()
-        .map_err(|never| match never {})
-        .boxed()
+    full_body(Bytes::new())
+}
+
+/// A body streamed from `stream`.
+pub fn streamed_body(
+    stream: impl hyper::body::Body<Data = Bytes, Error = std::io::Error> + Send + Sync + 'static,
+) -> Body {
+    Either::Right(stream.boxed())
 }
 
 /// A response with a status, a content type and a body.

@@ -25,12 +25,11 @@ use std::{
 use bytes::Bytes;
 use futures_core::Stream;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
-use crate::server::{Body, empty_body, full_body};
+use crate::server::{Body, empty_body, full_body, streamed_body};
 use cache::FileCache;
 use conditional::{Conditions, Outcome, Validators};
 use range::RangeRequest;
@@ -302,11 +301,10 @@ async fn read_body(mut file: File, start: u64, length: u64) -> io::Result<Body> 
     if start > 0 {
         tokio::io::AsyncSeekExt::seek(&mut file, SeekFrom::Start(start)).await?;
     }
-    Ok(FileBody {
+    Ok(streamed_body(FileBody {
         chunks: ReaderStream::with_capacity(file.take(length), CHUNK),
         remaining: length,
-    }
-    .boxed())
+    }))
 }
 
 /// A file streamed in chunks of [`CHUNK`] bytes.
