@@ -17,3 +17,4 @@ pub mod server;
 pub mod services;
 pub mod site;
 pub mod static_files;
+pub mod timer;

@@ -39,6 +39,7 @@ use crate::{
     proxy::{self, Origin},
     site::{FailedMount, LiveMount, Site, SiteMount},
     static_files::Served,
+    timer::PooledTimer,
 };
 
 /// The body type of every response: whole bytes, or a stream (large
@@ -100,7 +101,8 @@ pub async fn serve<T>(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        // a timer per request head, its tokio sleep reused (see `timer`)
+        .timer(PooledTimer)
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
         .max_buf_size(limits.max_header_bytes.max(8192));
     // hyper's own limit is 100 headers, kept in arrays on the stack; a limit
