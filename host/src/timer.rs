@@ -14,6 +14,9 @@
 //!
 //! A pooled sleep may still fire at its old deadline and wake the task that
 //! last waited on it, once: a spurious wake-up, which futures must expect.
+//! Until it is reused it also keeps that task's waker, and so the task's
+//! memory (a few KiB for a finished connection): at most [`POOL_SIZE`] per
+//! thread.
 
 use std::{
     cell::RefCell,
