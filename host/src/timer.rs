@@ -15,7 +15,7 @@
 //! A pooled sleep may still fire at its old deadline and wake the task that
 //! last waited on it, once: a spurious wake-up, which futures must expect.
 //! Until it is reused it also keeps that task's waker, and so the task's
-//! memory (a few KiB for a finished connection): at most [`POOL_SIZE`] per
+//! memory (a few KiB for a finished connection): at most `POOL_SIZE` (64) per
 //! thread.
 
 use std::{
