@@ -213,8 +213,9 @@ impl HandlerPool {
     /// is answered at once, and only waiting for a slot or for the pool
     /// makes a (boxed) future. An `async fn` would carry the request, the
     /// timers and the channel in every request's future, which is moved
-    /// several times per request (measured: 1,900 bytes, ~300 instructions
-    /// of copying per hello request).
+    /// several times per request (measured: a request's future went from
+    /// 1,872 to 1,216 bytes, a hello request from 20,280 to 19,820
+    /// instructions).
     ///
     /// An inline call only borrows `request`; a call that has to wait takes
     /// it (see [`app_request::take`]).
