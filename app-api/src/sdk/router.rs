@@ -485,6 +485,9 @@ impl Router {
             endpoint: endpoint.to_owned(),
             handler: Arc::new(handler),
         });
+        // built from the routes on first use: a new route makes them anew
+        self.url_map = OnceLock::new();
+        self.index = OnceLock::new();
         self
     }
 
@@ -781,6 +784,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn routes_added_after_a_lookup_are_found() {
+        let ok = |_: &Request| Ok(Response::text(""));
+        let router = Router::new().get("/a", "a", ok);
+        assert!(matches!(router.find("GET", "/b"), Match::NotFound));
+        assert!(router.url_for("b", &[]).is_err());
+        let router = router.get("/b", "b", ok);
+        assert!(matches!(router.find("GET", "/b"), Match::Found(..)));
+        assert_eq!(router.url_for("b", &[]).unwrap(), "/b");
     }
 
     #[test]
