@@ -50,7 +50,8 @@ pub struct MountPrefix<'a> {
 struct Node {
     mount: Option<usize>,
     /// foldhash, not SipHash: the keys are the mount table's prefixes, so
-    /// request paths cannot choose collisions, and a lookup costs a third.
+    /// request paths cannot choose collisions (measured: a one-segment
+    /// lookup 474 → 343 instructions).
     children: HashMap<Box<str>, Node, foldhash::fast::RandomState>,
 }
 
