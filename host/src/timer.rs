@@ -43,6 +43,7 @@ pub struct PooledTimer;
 
 /// A pooled tokio sleep; back to the pool when dropped.
 struct PooledSleep {
+    /// Always there: taken only by `drop`.
     inner: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -58,16 +59,20 @@ impl PooledSleep {
         };
         PooledSleep { inner: Some(inner) }
     }
+
+    fn sleep(&mut self) -> Pin<&mut tokio::time::Sleep> {
+        self.inner
+            .as_mut()
+            .expect("the sleep is taken only when dropped")
+            .as_mut()
+    }
 }
 
 impl Future for PooledSleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.inner.as_mut() {
-            Some(sleep) => sleep.as_mut().poll(cx),
-            None => Poll::Ready(()),
-        }
+        self.sleep().poll(cx)
     }
 }
 
@@ -89,7 +94,7 @@ impl Drop for PooledSleep {
 
 impl Timer for PooledTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
-        self.sleep_until(Instant::now() + duration)
+        self.sleep_until(self.now() + duration)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
@@ -98,10 +103,7 @@ impl Timer for PooledTimer {
 
     fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<PooledSleep>() {
-            Some(mut pooled) => match pooled.inner.as_mut() {
-                Some(inner) => inner.as_mut().reset(new_deadline.into()),
-                None => *sleep = self.sleep_until(new_deadline),
-            },
+            Some(mut pooled) => pooled.sleep().reset(new_deadline.into()),
             None => *sleep = self.sleep_until(new_deadline),
         }
     }
