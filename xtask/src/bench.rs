@@ -114,6 +114,106 @@ fn duration_us(text: &str) -> Option<f64> {
     number.parse::<f64>().ok().map(|value| value * scale)
 }
 
+/// What a run cost the machine, per request answered. The load generator
+/// shares the cores with the server, so a server that is slower per request
+/// also changes how the load generator runs: it waits for responses more
+/// often, and each response then wakes it and preempts the server. These
+/// figures show that, where requests per second only show the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Cost {
+    /// The server's CPU time (user + system), µs.
+    pub server_cpu_us: f64,
+    /// Times a server thread was preempted (involuntary context switches).
+    pub server_preempted: f64,
+    /// The load generator's CPU time (user + system), µs.
+    pub load_cpu_us: f64,
+    /// Times a load generator thread went to sleep for want of a response
+    /// (voluntary context switches).
+    pub load_sleeps: f64,
+}
+
+/// Running totals that [`Cost`] is the difference of.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    server_cpu_us: f64,
+    server_preempted: u64,
+    load_cpu_us: f64,
+    load_sleeps: u64,
+}
+
+impl Totals {
+    /// The totals now, for `server` and for the waited-for children (wrk).
+    fn now(server: &Server) -> Totals {
+        let (load_cpu_us, load_sleeps) = children_usage();
+        Totals {
+            server_cpu_us: server.cpu_us(),
+            server_preempted: server.preemptions(),
+            load_cpu_us,
+            load_sleeps,
+        }
+    }
+
+    /// What happened between `self` and `later`, per request of `requests`.
+    fn per_request(self, later: Totals, requests: u64) -> Cost {
+        let n = requests.max(1) as f64;
+        Cost {
+            server_cpu_us: (later.server_cpu_us - self.server_cpu_us) / n,
+            server_preempted: later.server_preempted.saturating_sub(self.server_preempted) as f64
+                / n,
+            load_cpu_us: (later.load_cpu_us - self.load_cpu_us) / n,
+            load_sleeps: later.load_sleeps.saturating_sub(self.load_sleeps) as f64 / n,
+        }
+    }
+}
+
+/// CPU time and voluntary context switches of the children waited for so
+/// far (the wrk runs: servers are waited for only when they are dropped).
+fn children_usage() -> (f64, u64) {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `struct rusage` into the pointer it is given,
+    // which points to one that is properly sized and aligned.
+    #[allow(unsafe_code)]
+    let result = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    if result != 0 {
+        return (0.0, 0);
+    }
+    // SAFETY: the call succeeded, so the struct is written (and it was
+    // zeroed before: every field is an integer, for which zero is valid).
+    #[allow(unsafe_code)]
+    let usage = unsafe { usage.assume_init() };
+    let micros = |time: libc::timeval| time.tv_sec as f64 * 1e6 + time.tv_usec as f64;
+    (
+        micros(usage.ru_utime) + micros(usage.ru_stime),
+        u64::try_from(usage.ru_nvcsw).unwrap_or(0),
+    )
+}
+
+/// User + system clock ticks of a process, from its `/proc/PID/stat`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    // the command name, in parentheses, may hold spaces: count from after it
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // fields 14 and 15 of stat(5); the first after ')' is field 3
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// `nonvoluntary_ctxt_switches` from a `/proc/PID/task/TID/status`.
+fn involuntary_switches(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Clock ticks per second, the unit of `/proc/PID/stat`'s times.
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    #[allow(unsafe_code)]
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     let middle = values.len() / 2;
@@ -164,6 +264,27 @@ impl Server {
             .parse()
             .map_err(|_| format!("bad listening address {addr:?}"))?;
         Ok(Server { child, addr })
+    }
+
+    /// CPU time (user + system) so far, µs, from /proc.
+    fn cpu_us(&self) -> f64 {
+        let stat =
+            fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        cpu_ticks(&stat).unwrap_or(0) as f64 * 1e6 / ticks_per_second()
+    }
+
+    /// Involuntary context switches of the server's threads so far, from
+    /// /proc (threads that ended are not counted; the servers' threads live
+    /// as long as they do).
+    fn preemptions(&self) -> u64 {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return 0;
+        };
+        tasks
+            .flatten()
+            .filter_map(|task| fs::read_to_string(task.path().join("status")).ok())
+            .filter_map(|status| involuntary_switches(&status))
+            .sum()
     }
 
     /// Peak and current resident memory in KiB, from /proc.
@@ -358,42 +479,72 @@ fn startup_ms(host: &Path, table: &Path) -> Result<f64, String> {
     Ok(median(&mut times))
 }
 
+/// A side's median run and what it cost.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    run: Run,
+    cost: Cost,
+}
+
 struct Row {
     name: String,
-    host: Run,
-    baseline: Run,
+    host: Measured,
+    baseline: Measured,
 }
 
 impl Row {
     fn ratio(&self) -> f64 {
-        self.host.requests_per_second / self.baseline.requests_per_second
+        self.host.run.requests_per_second / self.baseline.run.requests_per_second
     }
+}
+
+/// One wrk run against `server`, and what it cost per request.
+fn measured_run(
+    server: &Server,
+    path: &str,
+    connections: u32,
+    seconds: u32,
+) -> Result<(Run, Cost), String> {
+    let before = Totals::now(server);
+    let run = wrk(server.addr, path, connections, seconds)?;
+    let after = Totals::now(server);
+    Ok((run, before.per_request(after, run.requests)))
 }
 
 /// Runs `rounds` alternating A B pairs and keeps the medians.
 fn compare(
     options: &Options,
-    a: (SocketAddr, &str),
-    b: (SocketAddr, &str),
+    a: (&Server, &str),
+    b: (&Server, &str),
     connections: u32,
-) -> Result<(Run, Run), String> {
+) -> Result<(Measured, Measured), String> {
     let mut runs_a = Vec::new();
     let mut runs_b = Vec::new();
     for _ in 0..options.rounds {
-        runs_a.push(wrk(a.0, a.1, connections, options.seconds)?);
-        runs_b.push(wrk(b.0, b.1, connections, options.seconds)?);
+        runs_a.push(measured_run(a.0, a.1, connections, options.seconds)?);
+        runs_b.push(measured_run(b.0, b.1, connections, options.seconds)?);
     }
-    Ok((median_run(&runs_a), median_run(&runs_b)))
+    Ok((median_measured(&runs_a), median_measured(&runs_b)))
 }
 
-fn median_run(runs: &[Run]) -> Run {
-    let pick = |field: fn(&Run) -> f64| median(&mut runs.iter().map(field).collect::<Vec<_>>());
-    Run {
-        requests: runs.iter().map(|run| run.requests).sum(),
-        requests_per_second: pick(|run| run.requests_per_second),
-        p50_us: pick(|run| run.p50_us),
-        p99_us: pick(|run| run.p99_us),
-        non_success: runs.iter().map(|run| run.non_success).sum(),
+/// The median of each figure over `runs` (requests and errors: the sums).
+fn median_measured(runs: &[(Run, Cost)]) -> Measured {
+    let pick =
+        |field: fn(&(Run, Cost)) -> f64| median(&mut runs.iter().map(field).collect::<Vec<_>>());
+    Measured {
+        run: Run {
+            requests: runs.iter().map(|(run, _)| run.requests).sum(),
+            requests_per_second: pick(|(run, _)| run.requests_per_second),
+            p50_us: pick(|(run, _)| run.p50_us),
+            p99_us: pick(|(run, _)| run.p99_us),
+            non_success: runs.iter().map(|(run, _)| run.non_success).sum(),
+        },
+        cost: Cost {
+            server_cpu_us: pick(|(_, cost)| cost.server_cpu_us),
+            server_preempted: pick(|(_, cost)| cost.server_preempted),
+            load_cpu_us: pick(|(_, cost)| cost.load_cpu_us),
+            load_sleeps: pick(|(_, cost)| cost.load_sleeps),
+        },
     }
 }
 
@@ -527,19 +678,19 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
                 }
             }
             eprintln!("bench: {name}, {connections} connection(s)");
-            let (host_run, baseline_run) = compare(
+            let (host_side, baseline_side) = compare(
                 options,
-                (host.addr, path),
+                (&host, path),
                 // the same hello body, byte for byte, as `/hello`
-                (baseline.addr, "/hello"),
+                (&baseline, "/hello"),
                 connections,
             )?;
             rows.push((
                 connections,
                 Row {
                     name: name.to_owned(),
-                    host: host_run,
-                    baseline: baseline_run,
+                    host: host_side,
+                    baseline: baseline_side,
                 },
             ));
         }
@@ -550,10 +701,10 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     let hundred = Server::start(host_command(&hundred_mounts))?;
     // warmed up like the others before it is measured
     wrk(hundred.addr, "/m50/hello", 64, 2)?;
-    let (hundred_run, two_run) = compare(
+    let (hundred_side, two_side) = compare(
         options,
-        (hundred.addr, "/m50/hello"),
-        (host.addr, "/admin/hello"),
+        (&hundred, "/m50/hello"),
+        (&host, "/admin/hello"),
         64,
     )?;
     drop(hundred);
@@ -594,14 +745,40 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
             report,
             "| {} | {connections} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {:.2} |",
             row.name,
-            row.host.requests_per_second,
-            row.baseline.requests_per_second,
+            row.host.run.requests_per_second,
+            row.baseline.run.requests_per_second,
             row.ratio(),
-            format_us(row.host.p50_us),
-            format_us(row.host.p99_us),
-            format_us(row.baseline.p50_us),
-            format_us(row.baseline.p99_us),
-            row.host.p99_us / row.baseline.p99_us,
+            format_us(row.host.run.p50_us),
+            format_us(row.host.run.p99_us),
+            format_us(row.baseline.run.p50_us),
+            format_us(row.baseline.run.p99_us),
+            row.host.run.p99_us / row.baseline.run.p99_us,
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\nWhat each request cost the machine (medians; the servers' CPU time and \
+         preemptions from /proc, wrk's CPU time and sleeps from getrusage). wrk shares the \
+         two cores: where a server takes longer per request, wrk more often runs out of \
+         responses and sleeps, and each response then wakes it and preempts the server.\n\n\
+         | scenario | conns | host CPU/req | baseline CPU/req | CPU ratio | wrk CPU/req, host / baseline | wrk sleeps/req, host / baseline | server preempted/req, host / baseline |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (connections, row) in &rows {
+        let (host, baseline) = (row.host.cost, row.baseline.cost);
+        let _ = writeln!(
+            report,
+            "| {} | {connections} | {:.2} µs | {:.2} µs | {:.2} | {:.2} / {:.2} µs | {:.3} / {:.3} | {:.3} / {:.3} |",
+            row.name,
+            host.server_cpu_us,
+            baseline.server_cpu_us,
+            host.server_cpu_us / baseline.server_cpu_us,
+            host.load_cpu_us,
+            baseline.load_cpu_us,
+            host.load_sleeps,
+            baseline.load_sleeps,
+            host.server_preempted,
+            baseline.server_preempted,
         );
     }
     for line in &skipped {
@@ -623,9 +800,9 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
          | user-space instructions per `/m50/hello` request, 100 mounts (callgrind) | {hundred_instructions:.0} |\n\
          | user-space instructions per `/admin/hello` request, 2 mounts (callgrind) | {two_instructions:.0} |\n\
          | instructions ratio 100 mounts / 2 mounts | {:.3} |",
-        hundred_run.requests_per_second,
-        two_run.requests_per_second,
-        hundred_run.requests_per_second / two_run.requests_per_second,
+        hundred_side.run.requests_per_second,
+        two_side.run.requests_per_second,
+        hundred_side.run.requests_per_second / two_side.run.requests_per_second,
         peak_kib as f64 / 1024.0,
         rss_kib as f64 / 1024.0,
         host_instructions / baseline_instructions,
@@ -680,6 +857,64 @@ Transfer/sec:      8.00MB
         // still being written
         assert_eq!(callgrind_total(&dump[..dump.len() - 3]), None);
         assert_eq!(callgrind_total("events: Ir\nsummary: 5\n"), None);
+    }
+
+    #[test]
+    fn cpu_ticks_are_read_past_a_command_name_with_spaces() {
+        let stat = "4242 (tokio rt) (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    1234 567 0 0 20 0 4 0 100 1000000 300 18446744073709551615";
+        assert_eq!(cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(cpu_ticks("4242 (host) S 1 2"), None);
+        assert_eq!(cpu_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn involuntary_switches_are_read() {
+        let status = "Name:\ttokio-rt-worker\nvoluntary_ctxt_switches:\t1417\n\
+                      nonvoluntary_ctxt_switches:\t11392\n";
+        assert_eq!(involuntary_switches(status), Some(11392));
+        assert_eq!(involuntary_switches("Name:\thost\n"), None);
+    }
+
+    #[test]
+    fn a_waited_for_child_is_counted_and_our_own_stat_is_read() {
+        let (cpu_before, _) = children_usage();
+        let status = Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let (cpu_after, _) = children_usage();
+        assert!(cpu_after > cpu_before, "{cpu_before} -> {cpu_after}");
+        let own = fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(cpu_ticks(&own).is_some());
+        assert!(ticks_per_second() > 0.0);
+    }
+
+    #[test]
+    fn costs_are_per_request() {
+        let before = Totals {
+            server_cpu_us: 1_000.0,
+            server_preempted: 10,
+            load_cpu_us: 500.0,
+            load_sleeps: 7,
+        };
+        let after = Totals {
+            server_cpu_us: 3_000.0,
+            server_preempted: 30,
+            load_cpu_us: 1_500.0,
+            load_sleeps: 107,
+        };
+        let cost = before.per_request(after, 200);
+        assert_eq!(
+            cost,
+            Cost {
+                server_cpu_us: 10.0,
+                server_preempted: 0.1,
+                load_cpu_us: 5.0,
+                load_sleeps: 0.5,
+            }
+        );
     }
 
     #[test]
