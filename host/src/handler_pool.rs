@@ -219,7 +219,17 @@ impl HandlerPool {
     ///
     /// An inline call only borrows `request`; a call that has to wait takes
     /// it (see [`app_request::take`]).
-    pub fn call<'a>(&'a self, gate: &'a InlineGate, request: &mut AppRequest) -> Call<'a> {
+    ///
+    /// `arrived` is when the host took the request in: a call made at once
+    /// times itself from there rather than read the clock again (the
+    /// microseconds of dispatch in between are nothing beside
+    /// [`SLOW_CALL`]).
+    pub fn call<'a>(
+        &'a self,
+        gate: &'a InlineGate,
+        request: &mut AppRequest,
+        arrived: Instant,
+    ) -> Call<'a> {
         // The semaphore is fair: while requests wait, released slots go to
         // them, never to a `try_acquire`.
         let slot = match Arc::clone(&self.slots).try_acquire_owned() {
@@ -229,14 +239,14 @@ impl HandlerPool {
                 let request = app_request::take(request);
                 return Call::Waiting(Box::pin(async move {
                     let slot = self.wait_for_slot().await?;
-                    if let Some(reply) = self.try_inline(gate, &request) {
+                    if let Some(reply) = self.try_inline(gate, &request, Instant::now()) {
                         return Ok(reply);
                     }
                     self.call_on_pool(request, slot).await
                 }));
             }
         };
-        match self.try_inline(gate, request) {
+        match self.try_inline(gate, request, arrived) {
             Some(reply) => Call::Done(Ok(reply)),
             None => Call::Waiting(Box::pin(
                 self.call_on_pool(app_request::take(request), slot),
@@ -278,9 +288,15 @@ impl HandlerPool {
         }
     }
 
-    fn try_inline(&self, gate: &InlineGate, request: &AppRequest) -> Option<Reply> {
-        // one clock reading serves the checks and the call's duration
-        let started = Instant::now();
+    /// Calls the handler on this thread if the mount is fast and the gate
+    /// lets it; `started` (a recent reading of the clock) serves the checks
+    /// and the call's duration.
+    fn try_inline(
+        &self,
+        gate: &InlineGate,
+        request: &AppRequest,
+        started: Instant,
+    ) -> Option<Reply> {
         let now = gate.ms_at(started);
         if self.demoted_until.load(Ordering::Relaxed) > now {
             return None;

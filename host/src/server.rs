@@ -204,6 +204,7 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
         ),
         local: peer.local,
         request_id,
+        arrived: started,
     };
     let origin = &context.origin;
     let method = &request.method;
@@ -269,7 +270,8 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
                 ),
             }
         };
-    let took = started.elapsed();
+    let finished = Instant::now();
+    let took = finished.saturating_duration_since(started);
     let counters = served_by.map_or(&site.host_counters, |(_, counters)| counters);
     counters.record(response.status().as_u16(), took);
     let logger = served_by.map(|(logger, _)| logger);
@@ -291,6 +293,7 @@ async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Respons
             static_bytes.unwrap_or_else(|| response.body().size_hint().exact().unwrap_or(0))
         },
         took,
+        finished,
     };
     logging::log_access(logger, request_id, &access);
     response
@@ -304,6 +307,8 @@ struct Context<'a> {
     local: SocketAddr,
     /// Its id.
     request_id: &'a str,
+    /// When the host took it in.
+    arrived: Instant,
 }
 
 /// Who answers for a mount: its logger and its metrics.
@@ -365,6 +370,7 @@ async fn call_app(
         origin,
         local,
         request_id,
+        arrived,
     } = context;
     let mount = &live.app.mount;
     let body = if body.is_end_stream() {
@@ -430,8 +436,9 @@ async fn call_app(
         remote_addr: &origin.client,
         request_id,
     };
-    let call =
-        app_request::with_request(abi_parts, |request| live.pool.call(&site.inline, request));
+    let call = app_request::with_request(abi_parts, |request| {
+        live.pool.call(&site.inline, request, *arrived)
+    });
     let reply = match call {
         Call::Done(reply) => reply,
         Call::Waiting(reply) => reply.await,

@@ -18,7 +18,7 @@ use std::{
     collections::HashMap,
     fmt::{self, Write as _},
     sync::OnceLock,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use app_api::abi::level;
@@ -39,6 +39,9 @@ pub struct Access<'a> {
     pub status: StatusCode,
     pub bytes: u64,
     pub took: Duration,
+    /// When the response was ready (`took` ends there); the line's
+    /// timestamp.
+    pub finished: Instant,
 }
 
 impl Access<'_> {
@@ -173,7 +176,7 @@ fn write_line(
     LINE.with(|line| {
         let (bytes, clock) = &mut *line.borrow_mut();
         bytes.clear();
-        let now = SystemTime::now();
+        let now = clock.wall_time(access.finished);
         format_line(bytes, clock, now, target, access, module, request_id);
         for destination in destinations {
             destination.append(bytes);
@@ -210,14 +213,39 @@ fn format_line(
     line.push(b'\n');
 }
 
-/// The date and time of the latest second written, as text.
+/// The date and time of the latest second written, as text, and the
+/// wall-clock time of a recent monotonic instant.
 #[derive(Default)]
 struct Clock {
     second: Option<u64>,
     text: String,
+    /// A reading of both clocks, at most [`ANCHOR_LIFE`] old when used.
+    anchor: Option<(Instant, SystemTime)>,
 }
 
+/// How long a reading of the system clock serves to date lines: a step of
+/// the system clock shows in the log within this time.
+const ANCHOR_LIFE: Duration = Duration::from_secs(1);
+
 impl Clock {
+    /// The wall-clock time at `at`, which is a moment ago: worked out from
+    /// the monotonic clock and a reading of both clocks made less than
+    /// [`ANCHOR_LIFE`] before, so a line costs no reading of the system
+    /// clock (the request's end was read from the monotonic clock already;
+    /// nginx likewise dates its log lines from a cached time).
+    fn wall_time(&mut self, at: Instant) -> SystemTime {
+        if let Some((instant, wall)) = self.anchor
+            && let Some(since) = at.checked_duration_since(instant)
+            && since < ANCHOR_LIFE
+        {
+            return wall + since;
+        }
+        let (instant, wall) = (Instant::now(), SystemTime::now());
+        self.anchor = Some((instant, wall));
+        let ago = instant.saturating_duration_since(at);
+        wall.checked_sub(ago).unwrap_or(wall)
+    }
+
     /// Appends `YYYY-MM-DDTHH:MM:SS` (UTC) for `second` since the epoch.
     fn write_second(&mut self, second: u64, out: &mut Vec<u8>) {
         if self.second != Some(second) {
@@ -260,6 +288,7 @@ mod tests {
             status: StatusCode::NOT_FOUND,
             bytes: 712,
             took: Duration::from_nanos(1_760_499),
+            finished: Instant::now(),
         }
     }
 
@@ -295,6 +324,33 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "1970-01-01T00:00:001970-01-02T01:01:011970-01-02T01:01:01"
         );
+    }
+
+    #[test]
+    fn lines_are_dated_from_a_reading_of_both_clocks_at_most_a_second_old() {
+        let close = |a: SystemTime, b: SystemTime| {
+            let apart = a.duration_since(b).unwrap_or_else(|error| error.duration());
+            apart < Duration::from_millis(50)
+        };
+        let mut clock = Clock::default();
+        let start = Instant::now();
+        let first = clock.wall_time(start);
+        assert!(close(first, SystemTime::now()));
+        let (instant, wall) = clock.anchor.expect("anchored");
+        // within the anchor's life: the monotonic time since it, added
+        let later = instant + Duration::from_millis(300);
+        assert_eq!(clock.wall_time(later), wall + Duration::from_millis(300));
+        assert_eq!(clock.anchor, Some((instant, wall)));
+        // a second or more after it: the clocks are read again
+        let much_later = instant + ANCHOR_LIFE;
+        clock.wall_time(much_later);
+        assert_ne!(clock.anchor.map(|(instant, _)| instant), Some(instant));
+        // an instant before the anchor: the clocks are read again
+        let mut clock = Clock {
+            anchor: Some((instant + Duration::from_secs(5), wall)),
+            ..Clock::default()
+        };
+        assert!(close(clock.wall_time(start), SystemTime::now()));
     }
 
     #[test]
