@@ -121,6 +121,36 @@ fn threads_started_with_the_sdk_keep_their_mount_when_one_library_is_mounted_twi
 }
 
 #[test]
+fn requests_alternating_between_two_mounts_of_one_library_log_under_their_own() {
+    // the SDK keeps a mount's dispatcher as the thread's default between
+    // calls: a call for the other mount must replace it
+    let table = Table::new(vec![
+        mount("one", "/", "probe"),
+        mount("two", "/two", "probe"),
+    ]);
+    let host = Host::start_on(&table);
+    for round in 0..20 {
+        assert_eq!(host.get(&format!("/log?text=first-{round}")).status, 200);
+        assert_eq!(
+            host.get(&format!("/two/log?text=second-{round}")).status,
+            200
+        );
+    }
+    stop(host);
+    let one = read_log(&table, "app_one");
+    let two = read_log(&table, "app_two");
+    for round in 0..20 {
+        assert!(one.contains(&format!("probe says first-{round} ")), "{one}");
+        assert!(
+            two.contains(&format!("probe says second-{round} ")),
+            "{two}"
+        );
+    }
+    assert!(!one.contains("probe says second"), "{one}");
+    assert!(!two.contains("probe says first"), "{two}");
+}
+
+#[test]
 fn rust_log_filters_per_app() {
     let mut front = mount("frontend", "/", "probe");
     front["logger"] = json!("app_frontend");
