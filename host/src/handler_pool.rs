@@ -10,7 +10,8 @@
 //!
 //! - at most [`InlineGate`]'s limit of handlers run inline at once: one fewer
 //!   than the async workers, so one worker is always free to accept and
-//!   dispatch (none on a single core);
+//!   dispatch (there are at least two workers, even on one CPU: see
+//!   `lifecycle::async_workers`);
 //! - a handler that runs longer than [`SLOW_CALL`] inline demotes its mount
 //!   to the pool for [`DEMOTION`]; so does a request that finds another
 //!   inline call of its mount running that long;

@@ -312,6 +312,44 @@ fn oversized_bodies_get_413() {
     assert_eq!(response.json()["body_len"], 16);
 }
 
+/// The names of a process's threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn on_one_cpu_fast_handlers_run_inline_and_a_slow_one_does_not_stall_the_host() {
+    let table = Table::new(vec![
+        mount("fast", "/", "probe"),
+        mount("slow", "/slow", "probe"),
+    ]);
+    let host = Host::start_on_one_cpu(&table);
+    for count in 1..=20 {
+        assert_eq!(host.get("/count").text(), count.to_string());
+    }
+    let names = thread_names(host.child.id());
+    // two async workers even on one CPU, so that handlers can run inline on
+    // one while the other accepts: no handler thread was needed
+    let workers = names.iter().filter(|name| *name == "tokio-rt-worker");
+    assert_eq!(workers.count(), 2, "{names:?}");
+    assert!(
+        !names.iter().any(|name| name.starts_with("fast-")),
+        "{names:?}"
+    );
+    // a slow handler takes the one inline slot; the host keeps answering
+    // while it runs
+    let sleeper = host.get_in_background("/slow/sleep/3000");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(host.get("/count").text(), "21");
+    assert!(!sleeper.is_finished());
+    assert_eq!(sleeper.join().unwrap().text(), "slept 3000");
+}
+
 #[test]
 fn a_slow_handler_moves_its_mount_to_its_own_threads_which_keep_answering() {
     let host = Host::start(Table::new(vec![

@@ -206,9 +206,43 @@ impl Host {
         Host::spawn(dir, args, &[("RUST_LOG", "info")])
     }
 
+    /// Like [`Host::start_on`], the host allowed onto one CPU only
+    /// (`taskset`), as in a container limited to one CPU.
+    pub fn start_on_one_cpu(table: &Table) -> Host {
+        let args = [
+            "serve".as_ref(),
+            "--config".as_ref(),
+            table.file.as_os_str(),
+        ];
+        // the first CPU this process may use, e.g. `0` of `0-1`
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let cpu: String = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let mut command = Command::new("taskset");
+        command.args(["--cpu-list", &cpu]).arg(host_binary());
+        Host::spawn_command(command, table.dir.path(), &args, &[("RUST_LOG", "info")])
+    }
+
     fn spawn(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Host {
+        Host::spawn_command(Command::new(host_binary()), dir, args, env)
+    }
+
+    /// Runs `command` (the host binary, or a program that runs it) with
+    /// `args` in `dir`, on an ephemeral port.
+    fn spawn_command(
+        mut command: Command,
+        dir: &Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Host {
         build_apps();
-        let mut child = Command::new(host_binary())
+        let mut child = command
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .current_dir(dir)
