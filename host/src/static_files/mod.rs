@@ -15,7 +15,7 @@ mod range;
 
 use std::{
     fs::File,
-    io::{self, Read, Seek, SeekFrom},
+    io::{self, SeekFrom},
     path::{Path, PathBuf},
     pin::Pin,
     sync::Arc,
@@ -232,13 +232,12 @@ impl StaticFolder {
         if let Some((entry, bytes)) = self.cache.get(url_path) {
             return Some((entry, Content::Memory(bytes)));
         }
-        let (mut file, metadata, relative) = self.locate(url_path)?;
+        let (file, metadata, relative) = self.locate(url_path)?;
         let entry = Arc::new(FileEntry::new(&relative, &metadata));
         if entry.size > cache::MAX_FILE {
             return Some((entry, Content::File(file)));
         }
-        let mut content = Vec::with_capacity(to_usize(entry.size));
-        file.read_to_end(&mut content).ok()?;
+        let content = read_range(&file, 0, entry.size).ok()?;
         if content.len() as u64 != entry.size {
             // changed while read: serve what was asked next time
             return None;
@@ -288,14 +287,9 @@ impl StaticFolder {
 
 /// The body for `length` bytes from `start`: read at once when small,
 /// streamed in chunks otherwise.
-async fn read_body(mut file: File, start: u64, length: u64) -> io::Result<Body> {
+async fn read_body(file: File, start: u64, length: u64) -> io::Result<Body> {
     if length <= SMALL_FILE {
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))?;
-        }
-        let mut buffer = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
-        file.take(length).read_to_end(&mut buffer)?;
-        return Ok(full_body(buffer));
+        return Ok(full_body(read_range(&file, start, length)?));
     }
     let mut file = tokio::fs::File::from_std(file);
     if start > 0 {
@@ -305,6 +299,27 @@ async fn read_body(mut file: File, start: u64, length: u64) -> io::Result<Body> 
         chunks: ReaderStream::with_capacity(file.take(length), CHUNK),
         remaining: length,
     }))
+}
+
+/// `length` bytes of `file` from `start` (fewer if the file is shorter),
+/// read straight into the buffer's unused capacity: one system call for a
+/// file in the page cache. (`read_to_end` on a `Take` reads 8 KiB, then 16,
+/// 32, 64...: five reads for a 200 KB file, counted with strace.)
+fn read_range(file: &File, start: u64, length: u64) -> io::Result<Vec<u8>> {
+    let length = usize::try_from(length).map_err(io::Error::other)?;
+    let mut buffer = Vec::with_capacity(length);
+    while buffer.len() < length {
+        let offset = start + buffer.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buffer), offset) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    // the file may have grown since its size was read
+    buffer.truncate(length);
+    Ok(buffer)
 }
 
 /// A file streamed in chunks of [`CHUNK`] bytes.
@@ -375,6 +390,25 @@ fn status_empty(code: StatusCode) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_are_read_whole_or_up_to_the_end_of_the_file() {
+        let content: Vec<u8> = (0..200 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        io::Write::write_all(&mut file, &content).unwrap();
+        let rows: [(u64, u64, &[u8]); 5] = [
+            (0, 200 * 1024, &content),
+            (1000, 150_000, &content[1000..151_000]),
+            (0, 0, &[]),
+            // past the end (the file shrank since its size was read)
+            (200 * 1024 - 10, 100, &content[200 * 1024 - 10..]),
+            (300 * 1024, 10, &[]),
+        ];
+        for (start, length, expected) in rows {
+            let read = read_range(&file, start, length).unwrap();
+            assert!(read == expected, "{start}+{length}: {} bytes", read.len());
+        }
+    }
 
     #[test]
     fn content_types_carry_utf8_for_text() {
