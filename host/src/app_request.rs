@@ -97,7 +97,7 @@ fn tidy(request: &mut AppRequest) {
     }
 }
 
-const fn empty() -> AppRequest {
+pub(crate) const fn empty() -> AppRequest {
     AppRequest {
         method: RString::new(),
         scheme: RString::new(),
