@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     config::MountTable,
+    handler_pool::StallGuard,
     handover, logging,
     logging::AppLogger,
     server,
@@ -97,6 +98,11 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let stall_guard = {
+        let site = Arc::clone(&site);
+        StallGuard::start(move || site.inline.in_use(), runtime.handle().clone())
+            .context("cannot start the stall guard thread")?
+    };
     let watched = watched_files(&table, options.reload.as_deref());
     let (stop, listener) = runtime.block_on(async {
         let listener = match inherited {
@@ -130,6 +136,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         };
         anyhow::Ok(server::serve(listener, Arc::clone(&site), stop).await)
     })?;
+    drop(stall_guard);
     site.shut_down();
     drop(runtime);
     match stop {
