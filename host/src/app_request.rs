@@ -97,6 +97,7 @@ fn tidy(request: &mut AppRequest) {
     }
 }
 
+/// A request with empty buffers.
 pub(crate) const fn empty() -> AppRequest {
     AppRequest {
         method: RString::new(),

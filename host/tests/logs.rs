@@ -105,12 +105,17 @@ fn each_app_logs_to_its_own_file_and_never_to_the_others() {
     assert!(host_log.contains("listening on http://"), "{host_log}");
 }
 
-#[test]
-fn threads_started_with_the_sdk_keep_their_mount_when_one_library_is_mounted_twice() {
-    let table = Table::new(vec![
+/// The probe library mounted twice: `one` at `/`, `two` at `/two`.
+fn probe_mounted_twice() -> Table {
+    Table::new(vec![
         mount("one", "/", "probe"),
         mount("two", "/two", "probe"),
-    ]);
+    ])
+}
+
+#[test]
+fn threads_started_with_the_sdk_keep_their_mount_when_one_library_is_mounted_twice() {
+    let table = probe_mounted_twice();
     let host = Host::start_on(&table);
     assert_eq!(host.get("/two/log?text=second&thread=sdk").status, 200);
     stop(host);
@@ -124,10 +129,7 @@ fn threads_started_with_the_sdk_keep_their_mount_when_one_library_is_mounted_twi
 fn requests_alternating_between_two_mounts_of_one_library_log_under_their_own() {
     // the SDK keeps a mount's dispatcher as the thread's default between
     // calls: a call for the other mount must replace it
-    let table = Table::new(vec![
-        mount("one", "/", "probe"),
-        mount("two", "/two", "probe"),
-    ]);
+    let table = probe_mounted_twice();
     let host = Host::start_on(&table);
     for round in 0..20 {
         assert_eq!(host.get(&format!("/log?text=first-{round}")).status, 200);

@@ -198,12 +198,13 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// `nonvoluntary_ctxt_switches` from a `/proc/PID/task/TID/status`.
-fn involuntary_switches(status: &str) -> Option<u64> {
+/// The number after `name` (e.g. `VmRSS:`) in a `/proc/.../status` file.
+fn status_field(status: &str, name: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|line| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-        .and_then(|value| value.trim().parse().ok())
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
 }
 
 /// Clock ticks per second, the unit of `/proc/PID/stat`'s times.
@@ -283,7 +284,7 @@ impl Server {
         tasks
             .flatten()
             .filter_map(|task| fs::read_to_string(task.path().join("status")).ok())
-            .filter_map(|status| involuntary_switches(&status))
+            .filter_map(|status| status_field(&status, "nonvoluntary_ctxt_switches:"))
             .sum()
     }
 
@@ -291,14 +292,7 @@ impl Server {
     fn memory_kib(&self) -> (u64, u64) {
         let status =
             fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|value| value.parse().ok())
-                .unwrap_or(0)
-        };
+        let field = |name| status_field(&status, name).unwrap_or(0);
         (field("VmHWM:"), field("VmRSS:"))
     }
 }
@@ -869,11 +863,16 @@ Transfer/sec:      8.00MB
     }
 
     #[test]
-    fn involuntary_switches_are_read() {
-        let status = "Name:\ttokio-rt-worker\nvoluntary_ctxt_switches:\t1417\n\
-                      nonvoluntary_ctxt_switches:\t11392\n";
-        assert_eq!(involuntary_switches(status), Some(11392));
-        assert_eq!(involuntary_switches("Name:\thost\n"), None);
+    fn status_fields_are_read() {
+        let status = "Name:\ttokio-rt-worker\nVmRSS:\t   31904 kB\n\
+                      voluntary_ctxt_switches:\t1417\nnonvoluntary_ctxt_switches:\t11392\n";
+        assert_eq!(
+            status_field(status, "nonvoluntary_ctxt_switches:"),
+            Some(11392)
+        );
+        assert_eq!(status_field(status, "voluntary_ctxt_switches:"), Some(1417));
+        assert_eq!(status_field(status, "VmRSS:"), Some(31904));
+        assert_eq!(status_field("Name:\thost\n", "VmRSS:"), None);
     }
 
     #[test]
