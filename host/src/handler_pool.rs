@@ -39,7 +39,7 @@ use abi_stable::std_types::RResult;
 use app_api::abi::{AppError, AppInstance, AppRequest, AppResponse};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
-use crate::{app_request, logging};
+use crate::{app_request, logging, periodic::Periodic};
 
 /// An inline call running longer than this marks its mount as slow. Wall
 /// time, so it must stay well above a scheduler time slice: at 5 ms, threads
@@ -53,8 +53,20 @@ pub const DEMOTION: Duration = Duration::from_secs(30);
 /// Bounds how many handlers run inline on the async workers at once.
 pub struct InlineGate {
     limit: usize,
-    in_use: AtomicUsize,
     epoch: Instant,
+    /// Shared with the [`StallGuard`].
+    shared: Arc<GateShared>,
+}
+
+/// What the gate and its [`StallGuard`] share.
+#[derive(Default)]
+struct GateShared {
+    /// Handlers running inline now.
+    in_use: AtomicUsize,
+    /// The guard's rounds; every inline call wakes it if it sleeps.
+    guard: Periodic,
+    /// Empty tasks the guard has handed the runtime (for tests).
+    nudges: AtomicU64,
 }
 
 impl InlineGate {
@@ -62,23 +74,24 @@ impl InlineGate {
     pub fn new(workers: usize) -> InlineGate {
         InlineGate {
             limit: workers.saturating_sub(1),
-            in_use: AtomicUsize::new(0),
             epoch: Instant::now(),
+            shared: Arc::default(),
         }
     }
 
-    /// Whether a handler runs inline now.
-    pub fn in_use(&self) -> bool {
-        self.in_use.load(Ordering::Relaxed) > 0
-    }
-
     fn try_enter(&self) -> Option<InlinePermit<'_>> {
-        self.in_use
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |used| {
+        // SeqCst, as the guard's look at `in_use` before it sleeps (see
+        // `Periodic::sleep_unless`)
+        let permit = self
+            .shared
+            .in_use
+            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |used| {
                 (used < self.limit).then_some(used + 1)
             })
             .ok()
-            .map(|_| InlinePermit { gate: self })
+            .map(|_| InlinePermit { gate: self })?;
+        self.shared.guard.wake();
+        Some(permit)
     }
 
     /// Milliseconds since the gate was made, never 0.
@@ -99,7 +112,7 @@ struct InlinePermit<'a> {
 
 impl Drop for InlinePermit<'_> {
     fn drop(&mut self) {
-        self.gate.in_use.fetch_sub(1, Ordering::Release);
+        self.gate.shared.in_use.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -107,6 +120,11 @@ impl Drop for InlinePermit<'_> {
 /// connection or request waits for a worker to see it while a handler runs
 /// inline.
 pub const STALL_CHECK: Duration = Duration::from_millis(10);
+
+/// After this long without a handler running inline at any of its looks, a
+/// [`StallGuard`] sleeps until the next inline call, so that an idle host
+/// wakes no thread.
+pub const GUARD_QUIET: Duration = Duration::from_secs(1);
 
 /// Keeps the runtime's I/O watched while handlers run inline.
 ///
@@ -119,50 +137,71 @@ pub const STALL_CHECK: Duration = Duration::from_millis(10);
 /// call ended, in 3 of 25 runs of a test on one CPU). Every [`STALL_CHECK`]
 /// this guard's thread checks whether a handler runs inline and, if so,
 /// hands the runtime an empty task: that wakes a sleeping worker, which,
-/// finding nothing else to do, parks again, now on the free driver.
+/// finding nothing else to do, parks again, now on the free driver. After
+/// [`GUARD_QUIET`] without inline calls seen it sleeps, and the next inline
+/// call wakes it (looking every 10 ms, it woke 100 times a second on an idle
+/// host).
 pub struct StallGuard {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    shared: Arc<GateShared>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl StallGuard {
-    /// Starts watching: `inline` tells whether a handler runs inline.
+    /// Starts watching the handlers that `gate` lets run inline on
+    /// `runtime`'s workers.
     pub fn start(
-        inline: impl Fn() -> bool + Send + 'static,
+        gate: &InlineGate,
         runtime: tokio::runtime::Handle,
     ) -> std::io::Result<StallGuard> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let stopped = Arc::clone(&stop);
-        let thread = thread::Builder::new()
-            .name("stall-guard".into())
-            .spawn(move || {
-                let (stopping, signal) = &*stopped;
-                let mut stopping = stopping.lock().unwrap_or_else(|p| p.into_inner());
-                loop {
-                    stopping = signal
-                        .wait_timeout(stopping, STALL_CHECK)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                    if *stopping {
-                        return;
-                    }
-                    if inline() {
-                        drop(runtime.spawn(async {}));
-                    }
-                }
-            })?;
+        Self::start_with_quiet(gate, runtime, GUARD_QUIET)
+    }
+
+    fn start_with_quiet(
+        gate: &InlineGate,
+        runtime: tokio::runtime::Handle,
+        quiet: Duration,
+    ) -> std::io::Result<StallGuard> {
+        let shared = Arc::clone(&gate.shared);
+        let thread = thread::Builder::new().name("stall-guard".into()).spawn({
+            let shared = Arc::clone(&shared);
+            move || guard(&shared, &runtime, quiet)
+        })?;
         Ok(StallGuard {
-            stop,
+            shared,
             thread: Some(thread),
         })
+    }
+
+    /// Whether the guard sleeps until the next inline call.
+    #[cfg(test)]
+    fn asleep(&self) -> bool {
+        self.shared.guard.asleep()
+    }
+}
+
+/// The guard's thread: see [`StallGuard`].
+fn guard(shared: &GateShared, runtime: &tokio::runtime::Handle, quiet: Duration) {
+    let inline = || shared.in_use.load(Ordering::SeqCst) > 0;
+    let quiet_looks = quiet.as_nanos() / STALL_CHECK.as_nanos();
+    let mut looks_without_inline = 0;
+    while !shared.guard.wait(STALL_CHECK) {
+        if inline() {
+            looks_without_inline = 0;
+            shared.nudges.fetch_add(1, Ordering::Relaxed);
+            drop(runtime.spawn(async {}));
+            continue;
+        }
+        looks_without_inline += 1;
+        if looks_without_inline >= quiet_looks {
+            shared.guard.sleep_unless(inline);
+            looks_without_inline = 0;
+        }
     }
 }
 
 impl Drop for StallGuard {
     fn drop(&mut self) {
-        let (stopping, signal) = &*self.stop;
-        *stopping.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        signal.notify_all();
+        self.shared.guard.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -621,5 +660,38 @@ mod tests {
             [200, 200, 200, 200]
         );
         pool.stop();
+    }
+}
+
+#[cfg(test)]
+mod stall_guard_tests {
+    use super::*;
+    use crate::periodic::tests::soon;
+
+    #[test]
+    fn the_guard_sleeps_when_quiet_and_the_next_inline_call_wakes_it() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let gate = InlineGate::new(2);
+        let guard =
+            StallGuard::start_with_quiet(&gate, runtime.handle().clone(), STALL_CHECK * 5).unwrap();
+        let nudges = || gate.shared.nudges.load(Ordering::Relaxed);
+        for _ in 0..3 {
+            assert!(soon(|| guard.asleep()), "no inline call: the guard sleeps");
+            let before = nudges();
+            thread::sleep(STALL_CHECK * 3);
+            assert_eq!(nudges(), before, "asleep, it hands the runtime nothing");
+            let permit = gate.try_enter().expect("a free slot");
+            assert!(!guard.asleep());
+            assert!(
+                soon(|| nudges() >= before + 3),
+                "while a handler runs inline, the woken guard keeps the I/O watched"
+            );
+            drop(permit);
+        }
+        // stopping a sleeping guard ends its thread
+        assert!(soon(|| guard.asleep()));
+        drop(guard);
     }
 }

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod loader;
 pub mod logging;
 pub mod metrics;
+pub mod periodic;
 pub mod proxy;
 pub mod server;
 pub mod services;

@@ -98,11 +98,8 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let stall_guard = {
-        let site = Arc::clone(&site);
-        StallGuard::start(move || site.inline.in_use(), runtime.handle().clone())
-            .context("cannot start the stall guard thread")?
-    };
+    let stall_guard = StallGuard::start(&site.inline, runtime.handle().clone())
+        .context("cannot start the stall guard thread")?;
     let watched = watched_files(&table, options.reload.as_deref());
     let (stop, listener) = runtime.block_on(async {
         let listener = match inherited {

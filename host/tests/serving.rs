@@ -322,6 +322,65 @@ fn thread_names(pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// How many times each of `pid`'s threads has been switched out so far.
+fn context_switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut switches = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let (Ok(name), Ok(status)) = (
+            std::fs::read_to_string(task.path().join("comm")),
+            std::fs::read_to_string(task.path().join("status")),
+        ) else {
+            continue; // a thread that just ended
+        };
+        let count: u64 = status
+            .lines()
+            .filter(|line| line.contains("ctxt_switches:"))
+            .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        let name = format!("{} ({})", name.trim(), task.file_name().to_string_lossy());
+        switches.insert(name, count);
+    }
+    switches
+}
+
+#[test]
+fn an_idle_host_wakes_none_of_its_threads() {
+    let host = Host::start(Table::new(vec![mount("probe", "/", "probe")]));
+    // a request runs a handler inline (waking the stall guard) and writes an
+    // access line (waking the log writer)
+    assert_eq!(host.get("/count").text(), "1");
+    // within a few seconds of the last request every thread sleeps until
+    // the next event: a whole second passes with no thread switched in
+    let mut woke = Vec::new();
+    for _ in 0..10 {
+        let before = context_switches(host.child.id());
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let after = context_switches(host.child.id());
+        woke = after
+            .iter()
+            .filter(|(thread, count)| before.get(*thread).is_none_or(|old| *count > old))
+            .map(|(thread, count)| (thread.clone(), count - before.get(thread).unwrap_or(&0)))
+            .collect();
+        if woke.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        woke.is_empty(),
+        "threads still waking after 10 s idle: {woke:?}"
+    );
+    // and the host still answers, and logs, as before
+    assert_eq!(host.get("/count").text(), "2");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while host.log().matches("\"GET /count HTTP/1.1\" 200").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", host.log());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn on_one_cpu_fast_handlers_run_inline_and_a_slow_one_does_not_stall_the_host() {
     let table = Table::new(vec![
@@ -342,7 +401,9 @@ fn on_one_cpu_fast_handlers_run_inline_and_a_slow_one_does_not_stall_the_host() 
         "{names:?}"
     );
     // a slow handler takes the one inline slot; the host keeps answering
-    // while it runs
+    // while it runs, also after a quiet spell in which the stall guard went
+    // to sleep (the slow call wakes it)
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let sleeper = host.get_in_background("/slow/sleep/3000");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(host.get("/count").text(), "21");

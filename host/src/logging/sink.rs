@@ -1,6 +1,8 @@
 //! Log destinations that never make a request wait: events are appended to
 //! an in-memory buffer, and one background thread writes every buffer out
-//! every [`FLUSH_EVERY`] (and at shutdown).
+//! every [`FLUSH_EVERY`] (and at shutdown). When a round finds nothing to
+//! write, the thread sleeps until the next line comes, so an idle host
+//! does not wake it 20 times a second.
 //!
 //! Why not `tracing-appender`'s non-blocking writer: it wakes its worker
 //! thread for every line, one futex wake-up per destination per event.
@@ -13,12 +15,14 @@
 use std::{
     io::{self, Write},
     sync::{
-        Arc, Condvar, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     thread::JoinHandle,
     time::Duration,
 };
+
+use crate::periodic::Periodic;
 
 /// How often buffered lines are written out.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -39,24 +43,33 @@ impl Buffer {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Whether lines (or a count of dropped ones) wait to be written.
+    fn pending(&self) -> bool {
+        !self.lock().is_empty() || self.dropped.load(Ordering::Relaxed) > 0
+    }
 }
 
 /// A writer that appends to one destination's buffer; cheap to clone.
 #[derive(Clone)]
 pub struct BufferedWriter {
     buffer: Arc<Buffer>,
+    control: Arc<Periodic>,
 }
 
 impl BufferedWriter {
     /// Appends `bytes` (one or more whole lines), or counts them as dropped
     /// when the buffer is full.
     pub fn append(&self, bytes: &[u8]) {
-        let mut buffer = self.buffer.lock();
-        if buffer.len() + bytes.len() > MAX_BUFFERED {
-            self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            buffer.extend_from_slice(bytes);
+        {
+            let mut buffer = self.buffer.lock();
+            if buffer.len() + bytes.len() > MAX_BUFFERED {
+                self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
+            } else {
+                buffer.extend_from_slice(bytes);
+            }
         }
+        self.control.wake();
     }
 }
 
@@ -85,16 +98,11 @@ struct Destination {
     name: String,
 }
 
-#[derive(Default)]
-struct Control {
-    stopping: Mutex<bool>,
-    wake: Condvar,
-}
-
 /// Collects destinations, then starts the one thread that writes them.
 #[derive(Default)]
 pub struct Sinks {
     destinations: Vec<Destination>,
+    control: Arc<Periodic>,
 }
 
 impl Sinks {
@@ -107,39 +115,21 @@ impl Sinks {
             output: Box::new(output),
             name: name.to_owned(),
         });
-        BufferedWriter { buffer }
+        BufferedWriter {
+            buffer,
+            control: Arc::clone(&self.control),
+        }
     }
 
     /// Starts the writing thread; dropping the result flushes everything and
     /// stops it.
     pub fn start(self) -> io::Result<Flusher> {
-        let control = Arc::new(Control::default());
+        let control = self.control;
         let thread_control = Arc::clone(&control);
         let mut destinations = self.destinations;
         let thread = std::thread::Builder::new()
             .name("log-writer".to_owned())
-            .spawn(move || {
-                let mut spare = Vec::new();
-                loop {
-                    let stopping = {
-                        let stopping = thread_control
-                            .stopping
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner());
-                        let (stopping, _) = thread_control
-                            .wake
-                            .wait_timeout_while(stopping, FLUSH_EVERY, |stopping| !*stopping)
-                            .unwrap_or_else(|poisoned| poisoned.into_inner());
-                        *stopping
-                    };
-                    for destination in &mut destinations {
-                        write_out(destination, &mut spare);
-                    }
-                    if stopping {
-                        return;
-                    }
-                }
-            })?;
+            .spawn(move || write_every_round(&thread_control, &mut destinations))?;
         Ok(Flusher {
             control,
             thread: Some(thread),
@@ -147,8 +137,34 @@ impl Sinks {
     }
 }
 
-/// Swaps the buffer out under the lock and writes it without holding it.
-fn write_out(destination: &mut Destination, spare: &mut Vec<u8>) {
+/// The writer thread: a round every [`FLUSH_EVERY`] until told to stop,
+/// asleep after a round that found nothing until a line comes.
+fn write_every_round(control: &Periodic, destinations: &mut [Destination]) {
+    let mut spare = Vec::new();
+    loop {
+        let stopping = control.wait(FLUSH_EVERY);
+        let mut wrote = false;
+        for destination in destinations.iter_mut() {
+            wrote |= write_out(destination, &mut spare);
+        }
+        if stopping {
+            return;
+        }
+        if !wrote {
+            // told to stop while asleep, the next round writes what came
+            // meanwhile and ends
+            control.sleep_unless(|| {
+                destinations
+                    .iter()
+                    .any(|destination| destination.buffer.pending())
+            });
+        }
+    }
+}
+
+/// Swaps the buffer out under the lock and writes it without holding it;
+/// whether there was anything to write.
+fn write_out(destination: &mut Destination, spare: &mut Vec<u8>) -> bool {
     spare.clear();
     std::mem::swap(&mut *destination.buffer.lock(), spare);
     let dropped = destination.buffer.dropped.swap(0, Ordering::Relaxed);
@@ -159,28 +175,25 @@ fn write_out(destination: &mut Destination, spare: &mut Vec<u8>) {
         );
         spare.extend_from_slice(note.as_bytes());
     }
-    if !spare.is_empty() {
-        let _ = destination
-            .output
-            .write_all(spare)
-            .and_then(|()| destination.output.flush());
+    if spare.is_empty() {
+        return false;
     }
+    let _ = destination
+        .output
+        .write_all(spare)
+        .and_then(|()| destination.output.flush());
+    true
 }
 
 /// The running writer thread.
 pub struct Flusher {
-    control: Arc<Control>,
+    control: Arc<Periodic>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for Flusher {
     fn drop(&mut self) {
-        *self
-            .control
-            .stopping
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
-        self.control.wake.notify_all();
+        self.control.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -190,6 +203,7 @@ impl Drop for Flusher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::periodic::tests::soon;
 
     /// A destination the test can read back.
     #[derive(Clone, Default)]
@@ -219,6 +233,30 @@ mod tests {
         drop(flusher);
         assert_eq!(&*first.0.lock().unwrap(), b"one\nthree\n");
         assert_eq!(&*second.0.lock().unwrap(), b"two\n");
+    }
+
+    #[test]
+    fn the_writer_sleeps_when_there_is_nothing_to_write_and_a_line_wakes_it() {
+        let out = Shared::default();
+        let mut sinks = Sinks::default();
+        let mut writer = sinks.add("quiet", out.clone());
+        let control = Arc::clone(&sinks.control);
+        let flusher = sinks.start().unwrap();
+        for line in ["one\n", "two\n"] {
+            assert!(soon(|| control.asleep()));
+            writer.write_all(line.as_bytes()).unwrap();
+            assert!(!control.asleep());
+            assert!(
+                soon(|| out.0.lock().unwrap().ends_with(line.as_bytes())),
+                "{line:?} was written"
+            );
+        }
+        // a line that comes as the writer goes to sleep is written at
+        // shutdown
+        assert!(soon(|| control.asleep()));
+        writer.write_all(b"three\n").unwrap();
+        drop(flusher);
+        assert_eq!(&*out.0.lock().unwrap(), b"one\ntwo\nthree\n");
     }
 
     #[test]
