@@ -102,14 +102,27 @@ pub(crate) mod tests {
     }
 
     /// A worker that counts its rounds, doing work while `work` > 0 and
-    /// sleeping otherwise.
+    /// otherwise, after `pause`, sleeping.
     struct Worker {
         periodic: Periodic,
         work: AtomicUsize,
         rounds: AtomicUsize,
     }
 
-    fn start() -> (Arc<Worker>, thread::JoinHandle<()>) {
+    impl Worker {
+        fn rounds(&self) -> usize {
+            self.rounds.load(Ordering::SeqCst)
+        }
+
+        fn give(&self, work: usize) {
+            self.work.store(work, Ordering::SeqCst);
+            if work > 0 {
+                self.periodic.wake();
+            }
+        }
+    }
+
+    fn start(pause: Duration) -> (Arc<Worker>, thread::JoinHandle<()>) {
         let worker = Arc::new(Worker {
             periodic: Periodic::default(),
             work: AtomicUsize::new(0),
@@ -121,6 +134,7 @@ pub(crate) mod tests {
                 while !worker.periodic.wait(Duration::from_millis(2)) {
                     worker.rounds.fetch_add(1, Ordering::SeqCst);
                     if worker.work.load(Ordering::SeqCst) == 0 {
+                        thread::sleep(pause);
                         worker
                             .periodic
                             .sleep_unless(|| worker.work.load(Ordering::SeqCst) > 0);
@@ -133,17 +147,16 @@ pub(crate) mod tests {
 
     #[test]
     fn an_idle_worker_sleeps_until_woken_and_stops_when_told() {
-        let (worker, thread) = start();
+        let (worker, thread) = start(Duration::ZERO);
         for _ in 0..3 {
             assert!(soon(|| worker.periodic.asleep()));
-            let rounds = worker.rounds.load(Ordering::SeqCst);
+            let rounds = worker.rounds();
             thread::sleep(Duration::from_millis(20));
-            assert_eq!(worker.rounds.load(Ordering::SeqCst), rounds, "asleep");
-            worker.work.store(1, Ordering::SeqCst);
-            worker.periodic.wake();
+            assert_eq!(worker.rounds(), rounds, "asleep");
+            worker.give(1);
             assert!(!worker.periodic.asleep());
-            assert!(soon(|| worker.rounds.load(Ordering::SeqCst) >= rounds + 5));
-            worker.work.store(0, Ordering::SeqCst);
+            assert!(soon(|| worker.rounds() >= rounds + 5));
+            worker.give(0);
         }
         assert!(soon(|| worker.periodic.asleep()));
         worker.periodic.stop();
@@ -152,16 +165,21 @@ pub(crate) mod tests {
 
     #[test]
     fn work_given_as_the_worker_falls_asleep_is_never_missed() {
-        let (worker, thread) = start();
-        for _ in 0..300 {
-            let rounds = worker.rounds.load(Ordering::SeqCst);
-            worker.work.store(1, Ordering::SeqCst);
-            worker.periodic.wake();
+        // the worker pauses between finding no work and falling asleep;
+        // work comes in that pause, when it is not yet marked asleep
+        let (worker, thread) = start(Duration::from_millis(30));
+        for _ in 0..10 {
+            worker.give(0);
+            let rounds = worker.rounds();
             assert!(
-                soon(|| worker.rounds.load(Ordering::SeqCst) > rounds),
+                soon(|| worker.rounds() > rounds),
+                "a round that finds no work"
+            );
+            worker.give(1);
+            assert!(
+                soon(|| worker.rounds() > rounds + 1),
                 "work given, no round followed"
             );
-            worker.work.store(0, Ordering::SeqCst);
         }
         worker.periodic.stop();
         thread.join().unwrap();
