@@ -480,16 +480,49 @@ struct Measured {
     cost: Cost,
 }
 
-struct Row {
-    name: String,
-    host: Measured,
-    baseline: Measured,
+/// Two sides measured in alternating rounds.
+struct Compared {
+    a: Measured,
+    b: Measured,
+    /// Ratios a / b, each the median of the rounds' own ratios: the two
+    /// runs of a round follow each other, so a machine that speeds up or
+    /// slows down between rounds moves both.
+    ratios: Ratios,
 }
 
-impl Row {
-    fn ratio(&self) -> f64 {
-        self.host.run.requests_per_second / self.baseline.run.requests_per_second
+/// Paired ratios a / b.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ratios {
+    requests_per_second: f64,
+    p99: f64,
+    server_cpu: f64,
+}
+
+impl Ratios {
+    /// The median over rounds of each figure's ratio `a / b` within the
+    /// round.
+    fn paired(a: &[(Run, Cost)], b: &[(Run, Cost)]) -> Ratios {
+        let ratio = |figure: fn(&(Run, Cost)) -> f64| {
+            median(
+                &mut a
+                    .iter()
+                    .zip(b)
+                    .map(|(a, b)| figure(a) / figure(b))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        Ratios {
+            requests_per_second: ratio(|(run, _)| run.requests_per_second),
+            p99: ratio(|(run, _)| run.p99_us),
+            server_cpu: ratio(|(_, cost)| cost.server_cpu_us),
+        }
     }
+}
+
+struct Row {
+    name: String,
+    /// a: the host, b: the baseline.
+    compared: Compared,
 }
 
 /// One wrk run against `server`, and what it cost per request.
@@ -505,20 +538,25 @@ fn measured_run(
     Ok((run, before.per_request(after, run.requests)))
 }
 
-/// Runs `rounds` alternating A B pairs and keeps the medians.
+/// Runs `rounds` alternating A B pairs and keeps the medians and the paired
+/// ratios.
 fn compare(
     options: &Options,
     a: (&Server, &str),
     b: (&Server, &str),
     connections: u32,
-) -> Result<(Measured, Measured), String> {
+) -> Result<Compared, String> {
     let mut runs_a = Vec::new();
     let mut runs_b = Vec::new();
     for _ in 0..options.rounds {
         runs_a.push(measured_run(a.0, a.1, connections, options.seconds)?);
         runs_b.push(measured_run(b.0, b.1, connections, options.seconds)?);
     }
-    Ok((median_measured(&runs_a), median_measured(&runs_b)))
+    Ok(Compared {
+        a: median_measured(&runs_a),
+        b: median_measured(&runs_b),
+        ratios: Ratios::paired(&runs_a, &runs_b),
+    })
 }
 
 /// The median of each figure over `runs` (requests and errors: the sums).
@@ -672,7 +710,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
                 }
             }
             eprintln!("bench: {name}, {connections} connection(s)");
-            let (host_side, baseline_side) = compare(
+            let compared = compare(
                 options,
                 (&host, path),
                 // the same hello body, byte for byte, as `/hello`
@@ -683,8 +721,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
                 connections,
                 Row {
                     name: name.to_owned(),
-                    host: host_side,
-                    baseline: baseline_side,
+                    compared,
                 },
             ));
         }
@@ -695,7 +732,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     let hundred = Server::start(host_command(&hundred_mounts))?;
     // warmed up like the others before it is measured
     wrk(hundred.addr, "/m50/hello", 64, 2)?;
-    let (hundred_side, two_side) = compare(
+    let mounts = compare(
         options,
         (&hundred, "/m50/hello"),
         (&host, "/admin/hello"),
@@ -723,7 +760,8 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     let _ = writeln!(
         report,
         "# Benchmark: host against a bare hyper baseline\n\n\
-         {} rounds of {} s per side, alternating host and baseline; medians. \
+         {} rounds of {} s per side, alternating host and baseline; medians, and for \
+         ratios the median of each round's own ratio. \
          Load: wrk, keep-alive, on 127.0.0.1; {} cores.\n",
         options.rounds,
         options.seconds,
@@ -735,18 +773,23 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (connections, row) in &rows {
+        let Compared {
+            a: host,
+            b: baseline,
+            ratios,
+        } = &row.compared;
         let _ = writeln!(
             report,
             "| {} | {connections} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {:.2} |",
             row.name,
-            row.host.run.requests_per_second,
-            row.baseline.run.requests_per_second,
-            row.ratio(),
-            format_us(row.host.run.p50_us),
-            format_us(row.host.run.p99_us),
-            format_us(row.baseline.run.p50_us),
-            format_us(row.baseline.run.p99_us),
-            row.host.run.p99_us / row.baseline.run.p99_us,
+            host.run.requests_per_second,
+            baseline.run.requests_per_second,
+            ratios.requests_per_second,
+            format_us(host.run.p50_us),
+            format_us(host.run.p99_us),
+            format_us(baseline.run.p50_us),
+            format_us(baseline.run.p99_us),
+            ratios.p99,
         );
     }
     let _ = writeln!(
@@ -759,14 +802,14 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
          |---|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (connections, row) in &rows {
-        let (host, baseline) = (row.host.cost, row.baseline.cost);
+        let (host, baseline) = (row.compared.a.cost, row.compared.b.cost);
         let _ = writeln!(
             report,
             "| {} | {connections} | {:.2} µs | {:.2} µs | {:.2} | {:.2} / {:.2} µs | {:.3} / {:.3} | {:.3} / {:.3} |",
             row.name,
             host.server_cpu_us,
             baseline.server_cpu_us,
-            host.server_cpu_us / baseline.server_cpu_us,
+            row.compared.ratios.server_cpu,
             host.load_cpu_us,
             baseline.load_cpu_us,
             host.load_sleeps,
@@ -794,9 +837,9 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
          | user-space instructions per `/m50/hello` request, 100 mounts (callgrind) | {hundred_instructions:.0} |\n\
          | user-space instructions per `/admin/hello` request, 2 mounts (callgrind) | {two_instructions:.0} |\n\
          | instructions ratio 100 mounts / 2 mounts | {:.3} |",
-        hundred_side.run.requests_per_second,
-        two_side.run.requests_per_second,
-        hundred_side.run.requests_per_second / two_side.run.requests_per_second,
+        mounts.a.run.requests_per_second,
+        mounts.b.run.requests_per_second,
+        mounts.ratios.requests_per_second,
         peak_kib as f64 / 1024.0,
         rss_kib as f64 / 1024.0,
         host_instructions / baseline_instructions,
@@ -805,7 +848,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     let hello = rows
         .iter()
         .find(|(connections, row)| *connections == 64 && row.name.starts_with("`/hello` "))
-        .map(|(_, row)| row.ratio())
+        .map(|(_, row)| row.compared.ratios.requests_per_second)
         .ok_or("the hello scenario was not measured")?;
     let _ = writeln!(report, "\nhello ratio host/baseline: {hello:.2}");
     fs::write(out_dir.join("report.md"), &report).map_err(|error| error.to_string())?;
@@ -920,6 +963,53 @@ Transfer/sec:      8.00MB
     fn medians_of_odd_and_even_counts() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn ratios_pair_the_runs_of_each_round() {
+        let round = |requests_per_second: f64, p99_us: f64, server_cpu_us: f64| {
+            let run = Run {
+                requests: 1,
+                requests_per_second,
+                p50_us: 1.0,
+                p99_us,
+                non_success: 0,
+            };
+            let cost = Cost {
+                server_cpu_us,
+                server_preempted: 0.0,
+                load_cpu_us: 0.0,
+                load_sleeps: 0.0,
+            };
+            (run, cost)
+        };
+        // a runs at 0.9 of b in two rounds; in the second the machine
+        // slowed down while b ran
+        let a = [
+            round(90.0, 1.0, 10.0),
+            round(60.0, 2.0, 20.0),
+            round(45.0, 5.0, 30.0),
+        ];
+        let b = [
+            round(100.0, 2.0, 5.0),
+            round(40.0, 1.0, 10.0),
+            round(50.0, 4.0, 10.0),
+        ];
+        assert_eq!(
+            Ratios::paired(&a, &b),
+            Ratios {
+                requests_per_second: 0.9,
+                p99: 1.25,
+                server_cpu: 2.0,
+            }
+        );
+        // the ratio of the medians would take that round's slow b against
+        // a's from another round: 60 / 50
+        let medians = (median_measured(&a), median_measured(&b));
+        assert_eq!(
+            medians.0.run.requests_per_second / medians.1.run.requests_per_second,
+            1.2
+        );
     }
 
     #[test]
