@@ -312,38 +312,40 @@ fn oversized_bodies_get_413() {
     assert_eq!(response.json()["body_len"], 16);
 }
 
-/// The names of a process's threads.
-fn thread_names(pid: u32) -> Vec<String> {
+/// A process's threads: each one's `/proc` folder and name (threads that
+/// end meanwhile left out).
+fn threads(pid: u32) -> Vec<(std::path::PathBuf, String)> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
-        .map(|name| name.trim().to_owned())
+        .filter_map(|task| {
+            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            Some((task.path(), name.trim().to_owned()))
+        })
         .collect()
 }
 
-/// How many times each of `pid`'s threads has been switched out so far.
+/// The names of a process's threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    threads(pid).into_iter().map(|(_, name)| name).collect()
+}
+
+/// How many times each of `pid`'s threads (`name (tid)`) has been switched
+/// out so far.
 fn context_switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
-    let mut switches = std::collections::BTreeMap::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let (Ok(name), Ok(status)) = (
-            std::fs::read_to_string(task.path().join("comm")),
-            std::fs::read_to_string(task.path().join("status")),
-        ) else {
-            continue; // a thread that just ended
-        };
-        let count: u64 = status
-            .lines()
-            .filter(|line| line.contains("ctxt_switches:"))
-            .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum();
-        let name = format!("{} ({})", name.trim(), task.file_name().to_string_lossy());
-        switches.insert(name, count);
-    }
-    switches
+    threads(pid)
+        .into_iter()
+        .filter_map(|(folder, name)| {
+            let status = std::fs::read_to_string(folder.join("status")).ok()?;
+            let count = status
+                .lines()
+                .filter(|line| line.contains("ctxt_switches:"))
+                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            let tid = folder.file_name()?.to_string_lossy().into_owned();
+            Some((format!("{name} ({tid})"), count))
+        })
+        .collect()
 }
 
 #[test]
