@@ -123,6 +123,9 @@ fn duration_us(text: &str) -> Option<f64> {
 pub struct Cost {
     /// The server's CPU time (user + system), µs.
     pub server_cpu_us: f64,
+    /// The part of it spent in user space (the server's own code, where
+    /// the rest is the kernel's), µs.
+    pub server_user_us: f64,
     /// Times a server thread was preempted (involuntary context switches).
     pub server_preempted: f64,
     /// The load generator's CPU time (user + system), µs.
@@ -136,6 +139,7 @@ pub struct Cost {
 #[derive(Debug, Clone, Copy, Default)]
 struct Totals {
     server_cpu_us: f64,
+    server_user_us: f64,
     server_preempted: u64,
     load_cpu_us: f64,
     load_sleeps: u64,
@@ -145,8 +149,10 @@ impl Totals {
     /// The totals now, for `server` and for the waited-for children (wrk).
     fn now(server: &Server) -> Totals {
         let (load_cpu_us, load_sleeps) = children_usage();
+        let server_cpu = server.cpu_us();
         Totals {
-            server_cpu_us: server.cpu_us(),
+            server_cpu_us: server_cpu.user + server_cpu.system,
+            server_user_us: server_cpu.user,
             server_preempted: server.preemptions(),
             load_cpu_us,
             load_sleeps,
@@ -158,6 +164,7 @@ impl Totals {
         let n = requests.max(1) as f64;
         Cost {
             server_cpu_us: (later.server_cpu_us - self.server_cpu_us) / n,
+            server_user_us: (later.server_user_us - self.server_user_us) / n,
             server_preempted: later.server_preempted.saturating_sub(self.server_preempted) as f64
                 / n,
             load_cpu_us: (later.load_cpu_us - self.load_cpu_us) / n,
@@ -188,14 +195,22 @@ fn children_usage() -> (f64, u64) {
     )
 }
 
-/// User + system clock ticks of a process, from its `/proc/PID/stat`.
-fn cpu_ticks(stat: &str) -> Option<u64> {
+/// CPU time of a process, in user space and in the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct CpuTime<T> {
+    user: T,
+    system: T,
+}
+
+/// User and system clock ticks of a process, from its `/proc/PID/stat`.
+fn cpu_ticks(stat: &str) -> Option<CpuTime<u64>> {
     // the command name, in parentheses, may hold spaces: count from after it
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     // fields 14 and 15 of stat(5); the first after ')' is field 3
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some(CpuTime {
+        user: fields.get(11)?.parse().ok()?,
+        system: fields.get(12)?.parse().ok()?,
+    })
 }
 
 /// The number after `name` (e.g. `VmRSS:`) in a `/proc/.../status` file.
@@ -267,11 +282,16 @@ impl Server {
         Ok(Server { child, addr })
     }
 
-    /// CPU time (user + system) so far, µs, from /proc.
-    fn cpu_us(&self) -> f64 {
+    /// CPU time so far, µs, from /proc.
+    fn cpu_us(&self) -> CpuTime<f64> {
         let stat =
             fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        cpu_ticks(&stat).unwrap_or(0) as f64 * 1e6 / ticks_per_second()
+        let ticks = cpu_ticks(&stat).unwrap_or_default();
+        let micros = |ticks: u64| ticks as f64 * 1e6 / ticks_per_second();
+        CpuTime {
+            user: micros(ticks.user),
+            system: micros(ticks.system),
+        }
     }
 
     /// Involuntary context switches of the server's threads so far, from
@@ -573,6 +593,7 @@ fn median_measured(runs: &[(Run, Cost)]) -> Measured {
         },
         cost: Cost {
             server_cpu_us: pick(|(_, cost)| cost.server_cpu_us),
+            server_user_us: pick(|(_, cost)| cost.server_user_us),
             server_preempted: pick(|(_, cost)| cost.server_preempted),
             load_cpu_us: pick(|(_, cost)| cost.load_cpu_us),
             load_sleeps: pick(|(_, cost)| cost.load_sleeps),
@@ -794,21 +815,24 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     }
     let _ = writeln!(
         report,
-        "\nWhat each request cost the machine (medians; the servers' CPU time and \
-         preemptions from /proc, wrk's CPU time and sleeps from getrusage). wrk shares the \
+        "\nWhat each request cost the machine (medians; the servers' CPU time, with its \
+         user-space part in parentheses, and preemptions from /proc, wrk's CPU time and \
+         sleeps from getrusage). wrk shares the \
          two cores: where a server takes longer per request, wrk more often runs out of \
          responses and sleeps, and each response then wakes it and preempts the server.\n\n\
-         | scenario | conns | host CPU/req | baseline CPU/req | CPU ratio | wrk CPU/req, host / baseline | wrk sleeps/req, host / baseline | server preempted/req, host / baseline |\n\
+         | scenario | conns | host CPU/req (user) | baseline CPU/req (user) | CPU ratio | wrk CPU/req, host / baseline | wrk sleeps/req, host / baseline | server preempted/req, host / baseline |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (connections, row) in &rows {
         let (host, baseline) = (row.compared.a.cost, row.compared.b.cost);
         let _ = writeln!(
             report,
-            "| {} | {connections} | {:.2} µs | {:.2} µs | {:.2} | {:.2} / {:.2} µs | {:.3} / {:.3} | {:.3} / {:.3} |",
+            "| {} | {connections} | {:.2} µs ({:.2}) | {:.2} µs ({:.2}) | {:.2} | {:.2} / {:.2} µs | {:.3} / {:.3} | {:.3} / {:.3} |",
             row.name,
             host.server_cpu_us,
+            host.server_user_us,
             baseline.server_cpu_us,
+            baseline.server_user_us,
             row.compared.ratios.server_cpu,
             host.load_cpu_us,
             baseline.load_cpu_us,
@@ -900,7 +924,13 @@ Transfer/sec:      8.00MB
     fn cpu_ticks_are_read_past_a_command_name_with_spaces() {
         let stat = "4242 (tokio rt) (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
                     1234 567 0 0 20 0 4 0 100 1000000 300 18446744073709551615";
-        assert_eq!(cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(
+            cpu_ticks(stat),
+            Some(CpuTime {
+                user: 1234,
+                system: 567
+            })
+        );
         assert_eq!(cpu_ticks("4242 (host) S 1 2"), None);
         assert_eq!(cpu_ticks("no parenthesis"), None);
     }
@@ -937,12 +967,14 @@ Transfer/sec:      8.00MB
     fn costs_are_per_request() {
         let before = Totals {
             server_cpu_us: 1_000.0,
+            server_user_us: 400.0,
             server_preempted: 10,
             load_cpu_us: 500.0,
             load_sleeps: 7,
         };
         let after = Totals {
             server_cpu_us: 3_000.0,
+            server_user_us: 1_000.0,
             server_preempted: 30,
             load_cpu_us: 1_500.0,
             load_sleeps: 107,
@@ -952,6 +984,7 @@ Transfer/sec:      8.00MB
             cost,
             Cost {
                 server_cpu_us: 10.0,
+                server_user_us: 3.0,
                 server_preempted: 0.1,
                 load_cpu_us: 5.0,
                 load_sleeps: 0.5,
@@ -977,9 +1010,7 @@ Transfer/sec:      8.00MB
             };
             let cost = Cost {
                 server_cpu_us,
-                server_preempted: 0.0,
-                load_cpu_us: 0.0,
-                load_sleeps: 0.0,
+                ..Cost::default()
             };
             (run, cost)
         };
