@@ -254,7 +254,7 @@ fn command(file: &Path, name: &str, arguments: Vec<String>) -> anyhow::Result<Ex
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let services = SiteServices::new(&table.data_dir, true);
+    let services = SiteServices::new(&table, true);
     let logger = logging::AppLogger::new(&mount.logger);
     match loader::run_command(library, mount, logger, &services, arguments) {
         Ok(output) => {

@@ -44,7 +44,7 @@ pub fn load_mounts(
     debug: bool,
 ) -> Vec<(Mount, Result<LoadedMount, LoadError>)> {
     let mut loader = Loader::default();
-    let services = SiteServices::new(&table.data_dir, false);
+    let services = SiteServices::new(table, false);
     let mut uploads: Option<Arc<StaticFolder>> = None;
     table
         .mounts

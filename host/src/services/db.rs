@@ -23,14 +23,18 @@ use rusqlite::{
 /// How long a statement waits for another process's lock before `busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Idle reader connections kept open.
-const MAX_IDLE_READERS: usize = 8;
-
 /// The open database.
 pub struct Database {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Idle reader connections kept open: as many as there can be handlers
+    /// reading at once, so that under load every reader is reused. A
+    /// reader made anew reads the schema and prepares its statements again:
+    /// with a fixed 8, the blog's home page under `cargo xtask bench`'s load
+    /// (the frontend alone runs up to 16 handlers at once) opened some 170
+    /// connections a second and closed as many.
+    max_idle_readers: usize,
 }
 
 /// A database error before it crosses the ABI.
@@ -87,8 +91,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Database {
     /// Opens (creating if needed) the database file at `path`, in WAL mode
-    /// with foreign keys on.
-    pub fn open(path: &Path) -> Result<Database, String> {
+    /// with foreign keys on; up to `max_idle_readers` reader connections
+    /// stay open between uses.
+    pub fn open(path: &Path, max_idle_readers: usize) -> Result<Database, String> {
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder)
                 .map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
@@ -106,6 +111,7 @@ impl Database {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            max_idle_readers,
         })
     }
 
@@ -123,7 +129,7 @@ impl Database {
 
     fn give_back(&self, connection: Connection) {
         let mut readers = lock(&self.readers);
-        if readers.len() < MAX_IDLE_READERS {
+        if readers.len() < self.max_idle_readers {
             readers.push(connection);
         }
     }
@@ -327,7 +333,7 @@ mod tests {
 
     fn database() -> (tempfile::TempDir, Database) {
         let folder = tempfile::tempdir().unwrap();
-        let database = Database::open(&folder.path().join("app.db")).unwrap();
+        let database = Database::open(&folder.path().join("app.db"), 4).unwrap();
         (folder, database)
     }
 
@@ -426,6 +432,28 @@ mod tests {
         let done = db.transaction(&[statement("a"), statement("b")]).unwrap();
         assert_eq!(done.len(), 2);
         assert_eq!(db.query("SELECT * FROM t", &[]).unwrap().rows.len(), 2);
+    }
+
+    #[test]
+    fn readers_in_use_at_once_stay_open_up_to_the_limit() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("app.db");
+        for (limit, at_once, kept) in [(16, 16, 16), (4, 6, 4), (4, 1, 1)] {
+            let db = Database::open(&path, limit).unwrap();
+            let readers: Vec<Connection> = (0..at_once).map(|_| db.reader().unwrap()).collect();
+            for reader in readers {
+                db.give_back(reader);
+            }
+            assert_eq!(
+                lock(&db.readers).len(),
+                kept,
+                "limit {limit}, {at_once} at once"
+            );
+            // the next uses take the kept connections
+            let reused: Vec<Connection> = (0..kept).map(|_| db.reader().unwrap()).collect();
+            assert!(lock(&db.readers).is_empty());
+            drop(reused);
+        }
     }
 
     #[test]

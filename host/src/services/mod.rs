@@ -20,7 +20,7 @@ use abi_stable::{
 };
 use app_api::abi::{DbError, DbRows, DbStatement, DbValue, Host, Host_TO, HostServices};
 
-use crate::logging::AppLogger;
+use crate::{config::MountTable, logging::AppLogger};
 use db::Database;
 use secret::MasterSecret;
 use uploads::Uploads;
@@ -31,6 +31,9 @@ pub const DATABASE_FILE: &str = "app.db";
 /// The services every mount of a site shares.
 pub struct SiteServices {
     data_dir: PathBuf,
+    /// The most handlers that can run at once, so the most database
+    /// readers in use at once.
+    max_handlers: usize,
     /// Opened on first use, so a site whose apps never touch the database
     /// never creates one.
     database: OnceLock<Result<Database, String>>,
@@ -40,11 +43,14 @@ pub struct SiteServices {
 }
 
 impl SiteServices {
-    /// The services of a site keeping its data in `data_dir`; with
-    /// `interactive`, apps may prompt at the terminal (`host cmd`).
-    pub fn new(data_dir: &Path, interactive: bool) -> Arc<SiteServices> {
+    /// The services of the site `table` describes; with `interactive`,
+    /// apps may prompt at the terminal (`host cmd`).
+    pub fn new(table: &MountTable, interactive: bool) -> Arc<SiteServices> {
+        let data_dir = &table.data_dir;
         Arc::new(SiteServices {
             data_dir: data_dir.to_owned(),
+            // each handler holds a slot of its mount's `max_concurrency`
+            max_handlers: table.mounts.iter().map(|mount| mount.max_concurrency).sum(),
             database: OnceLock::new(),
             uploads: OnceLock::new(),
             secret: MasterSecret::load(data_dir),
@@ -67,7 +73,7 @@ impl SiteServices {
 
     fn database(&self) -> Result<&Database, DbError> {
         self.database
-            .get_or_init(|| Database::open(&self.data_dir.join(DATABASE_FILE)))
+            .get_or_init(|| Database::open(&self.data_dir.join(DATABASE_FILE), self.max_handlers))
             .as_ref()
             .map_err(|message| DbError {
                 kind: "other".into(),
