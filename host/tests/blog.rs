@@ -348,8 +348,32 @@ fn images_attach_in_order_and_cannot_be_deleted_while_attached() {
             &[("csrf_token", &token), ("direction", direction)],
         )
     };
+    // the home page shows a post's first image
+    let home_thumb = || {
+        let home = host.get("/").text();
+        let card = &home[home.find("class=\"thumb\"").expect("a thumbnail")..];
+        card.split("src=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let image_src = |alt: &str| {
+        let post = host.get("/post/with-pictures").text();
+        let at = post.find(&format!("alt=\"{alt}\"")).unwrap();
+        let before = &post[..at];
+        before[before.rfind("src=\"").unwrap() + 5..]
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(home_thumb(), image_src("first.png"));
     assert_eq!(moved("up").status, 303);
     assert!(!order(), "the second image is now first");
+    assert_eq!(home_thumb(), image_src("second.png"));
     assert_eq!(moved("up").status, 303, "already first: nothing happens");
     assert!(!order());
     assert_eq!(moved("down").status, 303);

@@ -392,24 +392,27 @@ impl Blog {
         // re-prepares a statement with a bound LIMIT on every run (measured:
         // 16 µs instead of 2.5 µs for the images query). They are our own
         // integers, so nothing can be injected.
-        let page_of_posts = format!(
-            "SELECT id FROM posts WHERE published = 1 \
-             ORDER BY created_at DESC, id DESC LIMIT {per_page} OFFSET {offset}"
+        let page_order = format!(
+            "WHERE published = 1 ORDER BY created_at DESC, id DESC LIMIT {per_page} OFFSET {offset}"
         );
+        // Both queries walk the `posts_by_date` index and need no temporary
+        // table: the page's ids are read as a subquery in FROM, which SQLite
+        // runs as a co-routine when it is the outer loop (CROSS JOIN keeps
+        // it there), where `id IN (subquery)` built a temporary index and
+        // sorting its rows a temporary b-tree, on every request (EXPLAIN:
+        // OpenEphemeral, SorterOpen; the home page took 24% more CPU).
         let statements = [
             Statement::new(
-                format!(
-                    "SELECT {POST_COLUMNS} FROM posts WHERE id IN ({page_of_posts}) \
-                     ORDER BY created_at DESC, id DESC"
-                ),
+                format!("SELECT {POST_COLUMNS} FROM posts {page_order}"),
                 params![],
             ),
             Statement::new(
                 format!(
-                    "SELECT pi.post_id AS post_id, {} FROM post_images pi \
+                    "SELECT pi.post_id AS post_id, {} \
+                     FROM (SELECT id FROM posts {page_order}) AS page \
+                     CROSS JOIN post_images pi ON pi.post_id = page.id \
                      JOIN images i ON i.id = pi.image_id \
-                     WHERE pi.post_id IN ({page_of_posts}) \
-                     AND pi.position = (SELECT MIN(position) FROM post_images WHERE post_id = pi.post_id)",
+                     WHERE pi.position = (SELECT MIN(position) FROM post_images WHERE post_id = pi.post_id)",
                     prefixed(IMAGE_COLUMNS, "i")
                 ),
                 params![],
