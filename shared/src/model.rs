@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 /// The schema, one step per version (`PRAGMA user_version`). Append new
 /// steps; never edit a released one.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     username TEXT NOT NULL UNIQUE,
@@ -56,7 +57,12 @@ CREATE TABLE login_failures (
     failed_at INTEGER NOT NULL
 );
 CREATE INDEX login_failures_by_key ON login_failures (username, address, failed_at);
-"#];
+"#,
+    r#"
+-- a post's images in order, and its first one, without a sort
+CREATE INDEX post_images_by_position ON post_images (post_id, position, image_id);
+"#,
+];
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
@@ -639,7 +645,7 @@ impl Blog {
         let rows = self.db.query(
             &format!(
                 "SELECT {} FROM post_images pi JOIN images i ON i.id = pi.image_id \
-                 WHERE pi.post_id = ?1 ORDER BY pi.position, i.id",
+                 WHERE pi.post_id = ?1 ORDER BY pi.position, pi.image_id",
                 prefixed(IMAGE_COLUMNS, "i")
             ),
             params![post_id],
