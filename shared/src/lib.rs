@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use app_api::prelude::*;
 
+use markdown::HtmlCache;
 use model::Blog;
 use templates::Templates;
 
@@ -26,7 +27,13 @@ pub struct Site {
     pub blog: Blog,
     /// The templates: shared and the app's own.
     pub templates: Templates,
+    /// Post bodies rendered to HTML.
+    pub bodies: HtmlCache,
 }
+
+/// The most bytes of rendered post bodies (markdown and HTML) an app
+/// instance keeps: some thousand posts of a few KB.
+const BODIES_BUDGET: usize = 8 << 20;
 
 impl Site {
     /// Opens the model (migrating the schema) and builds the templates,
@@ -38,6 +45,7 @@ impl Site {
         Ok(Arc::new(Site {
             blog: Blog::open(mount.db()?)?,
             templates: Templates::new(own_templates)?,
+            bodies: HtmlCache::new(BODIES_BUDGET),
         }))
     }
 }

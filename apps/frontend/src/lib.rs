@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use app_api::prelude::*;
 use minijinja::context;
-use shared::{Site, markdown, model::PostSummary};
+use shared::{Site, model::PostSummary};
 
 /// Posts on one page of the home page.
 pub const PER_PAGE: u32 = 10;
@@ -70,11 +70,11 @@ fn show_post(site: &Site, req: &Request) -> Result<Response, Error> {
         .filter(|post| post.published)
         .ok_or_else(|| Error::new(404, "There is no post at this address."))?;
     let images = site.blog.post_images(post.id)?;
-    let body = markdown::to_html(&post.body);
+    let body = site.bodies.to_html(&post.body);
     site.templates.page(
         req,
         "post.html",
-        context! { post => post, images => images, body => minijinja::Value::from_safe_string(body) },
+        context! { post => post, images => images, body => minijinja::Value::from_safe_string(body.to_string()) },
     )
 }
 
@@ -85,7 +85,7 @@ fn atom_feed(site: &Site, req: &Request) -> Result<Response, Error> {
         .map(|PostSummary { post, .. }| {
             context! {
                 post => post,
-                content => markdown::to_html(&post.body),
+                content => &*site.bodies.to_html(&post.body),
             }
         })
         .collect();
