@@ -465,13 +465,36 @@ impl Blog {
         rows.iter().map(|row| post(&row)).collect()
     }
 
-    /// The post with this slug.
-    pub fn post_by_slug(&self, slug: &str) -> Result<Option<Post>, Error> {
-        let rows = self.db.query(
-            &format!("SELECT {POST_COLUMNS} FROM posts WHERE slug = ?1"),
-            params![slug],
-        )?;
-        rows.first().map(|row| post(&row)).transpose()
+    /// The published post with this slug and its images in order, read in
+    /// one transaction (each transaction takes and gives back SQLite's
+    /// shared-memory read lock with system calls).
+    pub fn published_post(&self, slug: &str) -> Result<Option<(Post, Vec<Image>)>, Error> {
+        let results = self.db.transaction(&[
+            Statement::new(
+                format!("SELECT {POST_COLUMNS} FROM posts WHERE slug = ?1 AND published = 1"),
+                params![slug],
+            ),
+            Statement::new(
+                format!(
+                    "SELECT {} FROM posts p JOIN post_images pi ON pi.post_id = p.id \
+                     JOIN images i ON i.id = pi.image_id \
+                     WHERE p.slug = ?1 AND p.published = 1 ORDER BY pi.position, pi.image_id",
+                    prefixed(IMAGE_COLUMNS, "i")
+                ),
+                params![slug],
+            ),
+        ])?;
+        let [posts, images] = results.as_slice() else {
+            return Err(Error::internal("the database returned too few results"));
+        };
+        let Some(found) = posts.first() else {
+            return Ok(None);
+        };
+        let images = images
+            .iter()
+            .map(|row| image(&row))
+            .collect::<Result<_, _>>()?;
+        Ok(Some((post(&found)?, images)))
     }
 
     /// The post with this id.

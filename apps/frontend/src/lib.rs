@@ -64,12 +64,10 @@ fn index(site: &Site, req: &Request) -> Result<Response, Error> {
 
 fn show_post(site: &Site, req: &Request) -> Result<Response, Error> {
     let slug = req.param("slug").unwrap_or_default();
-    let post = site
+    let (post, images) = site
         .blog
-        .post_by_slug(slug)?
-        .filter(|post| post.published)
+        .published_post(slug)?
         .ok_or_else(|| Error::new(404, "There is no post at this address."))?;
-    let images = site.blog.post_images(post.id)?;
     let body = site.bodies.to_html(&post.body);
     site.templates.page(
         req,
