@@ -89,8 +89,9 @@ enum Command {
         table: TableArg,
         /// The mount's name in the mount table, e.g. `admin`.
         mount: String,
-        /// The command and its arguments (after `--` when they start
-        /// with `-`).
+        /// The command and its arguments; everything after the command's
+        /// name goes to it, options too (`import-post --draft a.md`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         arguments: Vec<String>,
     },
     /// Print the JSON Schema of the mount table, for editors.

@@ -701,6 +701,79 @@ fn concurrent_admin_writes_and_frontend_reads_all_succeed() {
 }
 
 #[test]
+fn import_post_adds_posts_from_markdown_files_or_none_on_a_bad_file() {
+    let table = site_table();
+    let write = |name: &str, text: &str| std::fs::write(table.dir.path().join(name), text).unwrap();
+    write("first.md", "# First import\n\nSome **bold** text.\n");
+    write("second.md", "\n# Second import\nMore.\n");
+    write("untitled.md", "No heading here.\n");
+    let stdout =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+
+    // one bad file: nothing is imported
+    let refused = host_cmd(
+        &table,
+        &["admin", "import-post", "first.md", "untitled.md"],
+        "",
+    );
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("untitled.md: no title"),
+        "{}",
+        stderr(&refused)
+    );
+    let missing = host_cmd(&table, &["admin", "import-post", "nowhere.md"], "");
+    assert!(
+        stderr(&missing).contains("nowhere.md: "),
+        "{}",
+        stderr(&missing)
+    );
+    let usage = host_cmd(&table, &["admin", "import-post"], "");
+    assert!(stderr(&usage).contains("usage: import-post"));
+
+    let imported = host_cmd(
+        &table,
+        &["admin", "import-post", "first.md", "second.md"],
+        "",
+    );
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert!(
+        stdout(&imported).contains("first.md: published \"First import\" at /post/first-import")
+    );
+    assert!(
+        stdout(&imported).contains("second.md: published \"Second import\" at /post/second-import")
+    );
+    let drafted = host_cmd(&table, &["admin", "import-post", "--draft", "first.md"], "");
+    assert!(
+        stdout(&drafted).contains("drafted \"First import\" at /post/first-import-2"),
+        "{}",
+        stdout(&drafted)
+    );
+
+    let host = Host::start_on(&table);
+    let home = host.get("/").text();
+    assert_eq!(
+        home.matches("class=\"post-card\"").count(),
+        2,
+        "the draft is not listed"
+    );
+    let post = host.get("/post/first-import");
+    assert_eq!(post.status, 200);
+    assert!(
+        post.text()
+            .contains("<p>Some <strong>bold</strong> text.</p>")
+    );
+    assert!(
+        !post.text().contains("# First import"),
+        "the title line is not in the body"
+    );
+    assert_eq!(host.get("/post/first-import-2").status, 404);
+    assert_eq!(host.get("/post/untitled").status, 404);
+}
+
+#[test]
 fn create_user_reads_the_password_from_stdin_and_refuses_duplicates() {
     let table = site_table();
     let list = host_cmd(&table, &["admin"], "");

@@ -21,6 +21,19 @@ pub fn to_html(markdown: &str) -> String {
     ammonia::clean(&unsafe_html)
 }
 
+/// A markdown document's title and body: the first line that is not
+/// blank must be a level-one heading (`# Title`); the body is what follows
+/// it, without the blank lines that open it. `None` without such a title.
+pub fn split_title(document: &str) -> Option<(&str, &str)> {
+    let document = document.trim_start_matches(['\n', '\r', ' ', '\t']);
+    let (first, body) = document.split_once('\n').unwrap_or((document, ""));
+    let title = first.strip_prefix("# ")?.trim();
+    if title.is_empty() {
+        return None;
+    }
+    Some((title, body.trim_start_matches(['\n', '\r'])))
+}
+
 /// Rendered bodies by their markdown text, least recently used dropped
 /// first, so reading a post again does not render it again: sanitising
 /// parses the HTML into a tree and writes it out again, and for a 3.4 KB
@@ -118,6 +131,32 @@ mod tests {
             ("a <b onclick=\"x()\">b</b>", "<p>a <b>b</b></p>\n"),
         ] {
             assert_eq!(to_html(markdown), expected, "{markdown:?}");
+        }
+    }
+
+    #[test]
+    fn a_document_splits_into_its_title_and_body() {
+        for (document, expected) in [
+            (
+                "# Hello\n\nSome *text*.\n",
+                Some(("Hello", "Some *text*.\n")),
+            ),
+            (
+                "\n\n#  Spaced title  \r\n\r\nBody",
+                Some(("Spaced title", "Body")),
+            ),
+            ("# Only a title", Some(("Only a title", ""))),
+            (
+                "# Title\n## Section\ntext",
+                Some(("Title", "## Section\ntext")),
+            ),
+            ("## Not level one\ntext", None),
+            ("#NoSpace\ntext", None),
+            ("# \ntext", None),
+            ("Plain text first\n# Title", None),
+            ("", None),
+        ] {
+            assert_eq!(split_title(document), expected, "{document:?}");
         }
     }
 

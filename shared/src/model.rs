@@ -506,7 +506,10 @@ impl Blog {
         rows.first().map(|row| post(&row)).transpose()
     }
 
-    fn check_post(input: &PostInput) -> Result<(), Refusal> {
+    /// Whether `input` may become a post (a title of 1 to 200 characters,
+    /// a slug that is empty or well formed); creating it may still find
+    /// its slug taken.
+    pub fn check_post(input: &PostInput) -> Result<(), Refusal> {
         if input.title.trim().is_empty() {
             return Err(Refusal::Invalid("A post needs a title.".to_owned()));
         }

@@ -444,7 +444,8 @@ fn delete_image(admin: &Admin, req: &Request, mut session: Session, user: User) 
 
 /// The app's command-line commands.
 pub fn commands() -> Commands {
-    Commands::new().command(
+    Commands::new()
+        .command(
         "create-user",
         "NAME",
         "Creates a user who can log in (reads the password from standard input)",
@@ -460,6 +461,62 @@ pub fn commands() -> Commands {
             }
         },
     )
+    .command(
+        "import-post",
+        "[--draft] FILE.md...",
+        "Adds a post from each markdown file, titled by its first line (`# Title`); published unless --draft",
+        import_posts,
+    )
+}
+
+/// `import-post`: every file is read and checked before any post is made,
+/// so a bad file leaves the blog as it was.
+fn import_posts(mount: &Mount, args: &[String]) -> Result<String, Error> {
+    let draft = args.iter().any(|arg| arg == "--draft");
+    let files: Vec<&String> = args.iter().filter(|arg| *arg != "--draft").collect();
+    if files.is_empty() {
+        return Err(Error::bad_request(
+            "usage: import-post [--draft] FILE.md...",
+        ));
+    }
+    let mut inputs = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|error| Error::bad_request(format!("{file}: {error}")))?;
+        let (title, body) = shared::markdown::split_title(&text).ok_or_else(|| {
+            Error::bad_request(format!(
+                "{file}: no title: the first line must be a heading like `# My first post`"
+            ))
+        })?;
+        let input = PostInput {
+            title: title.to_owned(),
+            slug: String::new(),
+            body: body.to_owned(),
+            published: !draft,
+        };
+        shared::model::Blog::check_post(&input)
+            .map_err(|refusal| Error::bad_request(format!("{file}: {refusal}")))?;
+        inputs.push(input);
+    }
+    let blog = shared::model::Blog::open(mount.db()?)?;
+    let mut said = Vec::new();
+    for (file, input) in files.iter().zip(&inputs) {
+        match blog.create_post(input)? {
+            Ok(post) => said.push(format!(
+                "{file}: {} {:?} at /post/{} (id {})",
+                if post.published {
+                    "published"
+                } else {
+                    "drafted"
+                },
+                post.title,
+                post.slug,
+                post.id
+            )),
+            Err(refusal) => return Err(Error::bad_request(format!("{file}: {refusal}"))),
+        }
+    }
+    Ok(said.join("\n"))
 }
 
 app_api::export_app!(name: "admin", init: build, commands: commands);
