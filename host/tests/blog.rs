@@ -589,6 +589,12 @@ fn the_home_page_paginates_newest_first_and_the_feed_lists_posts() {
     let feed = host.get("/feed.xml").text();
     assert!(feed.starts_with("<?xml"));
     assert_eq!(feed.matches("<entry>").count(), 12);
+    assert_eq!(
+        feed.matches("<content type=\"html\">&lt;p&gt;text&lt;/p&gt;")
+            .count(),
+        12,
+        "each entry carries its post's body as HTML"
+    );
     assert!(feed.contains(&format!(
         "<id>http://{}/post/post-number-12</id>",
         host.addr

@@ -644,6 +644,59 @@ fn write_tables(root: &Path, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     Ok((two_file, hundred_file))
 }
 
+/// Posts the benchmark imports before it starts the host.
+const POSTS: usize = 12;
+
+/// The markdown of the benchmark's post `number`: about 3 KB in six
+/// sections, each with a paragraph, a list and a code block.
+fn post_markdown(number: usize) -> String {
+    let paragraph = "This is a paragraph with *emphasis*, **strong text**, a \
+                     [link](https://example.com/page) and `inline code`. "
+        .repeat(4);
+    let mut text = format!("# Post {number}\n\n");
+    for section in 1..=6 {
+        let _ = write!(
+            text,
+            "## Section {section}\n\n{paragraph}\n\n- item one\n- item two with \
+             [a link](https://example.org)\n- item three\n\n\
+             ```rust\nfn main() {{ println!(\"hello {section}\"); }}\n```\n\n"
+        );
+    }
+    text
+}
+
+/// Starts the site's database afresh with [`POSTS`] posts, imported the
+/// way a user would (`host cmd admin import-post`).
+fn seed_posts(host_binary: &Path, table: &Path, dir: &Path) -> Result<(), String> {
+    let io = |error: std::io::Error| error.to_string();
+    match fs::remove_dir_all(dir.join("data")) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io(error)),
+        _ => {}
+    }
+    let posts = dir.join("posts");
+    fs::create_dir_all(&posts).map_err(io)?;
+    let mut files = Vec::new();
+    for number in 1..=POSTS {
+        let file = posts.join(format!("post-{number}.md"));
+        fs::write(&file, post_markdown(number)).map_err(io)?;
+        files.push(file);
+    }
+    let output = Command::new(host_binary)
+        .args(["cmd", "--config"])
+        .arg(table)
+        .args(["admin", "import-post"])
+        .args(&files)
+        .output()
+        .map_err(|error| format!("{}: {error}", host_binary.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "importing the benchmark's posts failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
 /// A mount table as JSON text (xtask has no JSON dependency; the values are
 /// plain names and paths).
 fn table_json(mounts: &[(&str, String, &PathBuf)], static_dir: &Path, dir: &Path) -> String {
@@ -681,6 +734,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     fs::create_dir_all(&out_dir).map_err(|error| error.to_string())?;
     let (two_mounts, hundred_mounts) = write_tables(root, &out_dir)?;
     let host_binary = release.join("host");
+    seed_posts(&host_binary, &two_mounts, &out_dir)?;
     let host_command = |table: &Path| {
         let mut command = Command::new(&host_binary);
         command
@@ -701,7 +755,11 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     let scenarios = [
         ("`/hello` (hello through the ABI)", "/hello"),
         ("`/admin/hello`", "/admin/hello"),
-        ("`/` (blog home page: reads the database)", "/"),
+        ("`/` (blog home page: ten posts from the database)", "/"),
+        (
+            "`/post/post-12` (a post: 3 KB of markdown)",
+            "/post/post-12",
+        ),
         (
             "`/static/style.css` (small static file)",
             "/static/style.css",
@@ -918,6 +976,14 @@ Transfer/sec:      8.00MB
         // still being written
         assert_eq!(callgrind_total(&dump[..dump.len() - 3]), None);
         assert_eq!(callgrind_total("events: Ir\nsummary: 5\n"), None);
+    }
+
+    #[test]
+    fn the_benchmark_posts_are_titled_and_about_3_kb() {
+        let post = post_markdown(7);
+        assert!(post.starts_with("# Post 7\n\n## Section 1\n"), "{post}");
+        assert_eq!(post.matches("## Section").count(), 6);
+        assert!((2_500..4_000).contains(&post.len()), "{} bytes", post.len());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use app_api::prelude::*;
 use minijinja::context;
-use shared::{Site, model::PostSummary};
+use shared::Site;
 
 /// Posts on one page of the home page.
 pub const PER_PAGE: u32 = 10;
@@ -77,21 +77,17 @@ fn show_post(site: &Site, req: &Request) -> Result<Response, Error> {
 }
 
 fn atom_feed(site: &Site, req: &Request) -> Result<Response, Error> {
-    let (posts, _) = site.blog.published_page(1, FEED_ENTRIES)?;
+    let posts = site.blog.latest_posts(FEED_ENTRIES)?;
     let entries: Vec<_> = posts
         .iter()
-        .map(|PostSummary { post, .. }| {
+        .map(|post| {
             context! {
                 post => post,
                 content => &*site.bodies.to_html(&post.body),
             }
         })
         .collect();
-    let updated = posts
-        .iter()
-        .map(|summary| summary.post.updated_at)
-        .max()
-        .unwrap_or(0);
+    let updated = posts.iter().map(|post| post.updated_at).max().unwrap_or(0);
     let xml = site.templates.render(
         req,
         None,
