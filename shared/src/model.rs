@@ -5,7 +5,10 @@
 //! numbered placeholders, no `AUTOINCREMENT`, booleans as 0/1, times as
 //! Unix seconds.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    sync::LazyLock,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use app_api::{
     params,
@@ -224,6 +227,9 @@ fn valid_slug(slug: &str) -> bool {
 }
 
 const POST_COLUMNS: &str = "id, title, slug, body, published, created_at, updated_at";
+/// [`IMAGE_COLUMNS`] of the table `i`, named as themselves, for joins
+/// (made once: the page queries are built per request).
+static IMAGE_COLUMNS_OF_I: LazyLock<String> = LazyLock::new(|| prefixed(IMAGE_COLUMNS, "i"));
 /// [`POST_COLUMNS`] with an empty body.
 const SUMMARY_COLUMNS: &str = "id, title, slug, '' AS body, published, created_at, updated_at";
 const IMAGE_COLUMNS: &str = "id, file_name, original_name, content_type, size, width, height";
@@ -423,7 +429,7 @@ impl Blog {
                      CROSS JOIN post_images pi ON pi.post_id = page.id \
                      JOIN images i ON i.id = pi.image_id \
                      WHERE pi.position = (SELECT MIN(position) FROM post_images WHERE post_id = pi.post_id)",
-                    prefixed(IMAGE_COLUMNS, "i")
+                    &*IMAGE_COLUMNS_OF_I
                 ),
                 params![],
             ),
@@ -496,7 +502,7 @@ impl Blog {
                     "SELECT {} FROM posts p JOIN post_images pi ON pi.post_id = p.id \
                      JOIN images i ON i.id = pi.image_id \
                      WHERE p.slug = ?1 AND p.published = 1 ORDER BY pi.position, pi.image_id",
-                    prefixed(IMAGE_COLUMNS, "i")
+                    &*IMAGE_COLUMNS_OF_I
                 ),
                 params![slug],
             ),
@@ -665,7 +671,7 @@ impl Blog {
             &format!(
                 "SELECT {}, (SELECT COUNT(*) FROM post_images pi WHERE pi.image_id = i.id) AS uses \
                  FROM images i ORDER BY i.id DESC",
-                prefixed(IMAGE_COLUMNS, "i")
+                &*IMAGE_COLUMNS_OF_I
             ),
             params![],
         )?;
@@ -689,7 +695,7 @@ impl Blog {
             &format!(
                 "SELECT {} FROM post_images pi JOIN images i ON i.id = pi.image_id \
                  WHERE pi.post_id = ?1 ORDER BY pi.position, pi.image_id",
-                prefixed(IMAGE_COLUMNS, "i")
+                &*IMAGE_COLUMNS_OF_I
             ),
             params![post_id],
         )?;
