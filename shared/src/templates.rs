@@ -136,22 +136,45 @@ fn html_formatter(
 ) -> Result<(), minijinja::Error> {
     match value.as_str() {
         Some(text) if state.auto_escape() == minijinja::AutoEscape::Html && !value.is_safe() => {
-            let mut rest = text;
-            while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
-                out.write_str(&rest[..at])?;
-                out.write_str(match rest.as_bytes()[at] {
-                    b'&' => "&amp;",
-                    b'<' => "&lt;",
-                    b'>' => "&gt;",
-                    b'"' => "&quot;",
-                    _ => "&#39;",
-                })?;
-                rest = &rest[at + 1..];
+            if !text.bytes().any(|byte| entity(byte).is_some()) {
+                return out.write_str(text).map_err(Into::into);
             }
-            out.write_str(rest).map_err(Into::into)
+            // escaped into one string and written once: HTML escaped as
+            // text (a feed's entries) has a special character every few
+            // bytes, and writing each piece to the output separately, found
+            // by `str::find` with a set of chars, took half of the feed's CPU
+            let mut escaped = String::with_capacity(text.len() + text.len() / 4);
+            escape_html(text, &mut escaped);
+            out.write_str(&escaped).map_err(Into::into)
         }
         _ => minijinja::escape_formatter(out, state, value),
     }
+}
+
+/// The entity that stands for `byte` in HTML text, if it needs one.
+fn entity(byte: u8) -> Option<&'static str> {
+    match byte {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'"' => Some("&quot;"),
+        b'\'' => Some("&#39;"),
+        _ => None,
+    }
+}
+
+/// Appends `text` to `out` with `& < > " '` escaped.
+fn escape_html(text: &str, out: &mut String) {
+    let mut start = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        if let Some(entity) = entity(byte) {
+            // `at` is an ASCII byte, so a char boundary
+            out.push_str(&text[start..at]);
+            out.push_str(entity);
+            start = at + 1;
+        }
+    }
+    out.push_str(&text[start..]);
 }
 
 /// `{{ post.created_at|date }}`: Unix seconds as `2026-11-25`;
@@ -184,4 +207,38 @@ fn take_flashes(session: &mut Session) -> Vec<String> {
         session.remove(FLASH_KEY);
     }
     flashes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_text_is_escaped_and_slashes_are_not() {
+        for (text, expected) in [
+            ("plain text / path", "plain text / path"),
+            ("a < b && c > d", "a &lt; b &amp;&amp; c &gt; d"),
+            (
+                "<p class=\"x\">it's</p>",
+                "&lt;p class=&quot;x&quot;&gt;it&#39;s&lt;/p&gt;",
+            ),
+            ("café <é>", "café &lt;é&gt;"),
+            ("&", "&amp;"),
+            ("", ""),
+        ] {
+            let mut out = String::new();
+            escape_html(text, &mut out);
+            assert_eq!(out, expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn templates_escape_values_unless_marked_safe() {
+        let templates = Templates::new(&[("t.html", "{{ a }}|{{ b }}")]).unwrap();
+        let template = templates.env.get_template("t.html").unwrap();
+        let html = template
+            .render(context! { a => "<b>'x'</b>", b => Value::from_safe_string("<i>/</i>".into()) })
+            .unwrap();
+        assert_eq!(html, "&lt;b&gt;&#39;x&#39;&lt;/b&gt;|<i>/</i>");
+    }
 }
