@@ -590,7 +590,7 @@ fn the_home_page_paginates_newest_first_and_the_feed_lists_posts() {
     assert!(feed.starts_with("<?xml"));
     assert_eq!(feed.matches("<entry>").count(), 12);
     assert_eq!(
-        feed.matches("<content type=\"html\">&lt;p&gt;text&lt;/p&gt;")
+        feed.matches("<content type=\"html\"><![CDATA[<p>text</p>\n]]></content>")
             .count(),
         12,
         "each entry carries its post's body as HTML"
