@@ -446,27 +446,30 @@ fn delete_image(admin: &Admin, req: &Request, mut session: Session, user: User) 
 pub fn commands() -> Commands {
     Commands::new()
         .command(
-        "create-user",
-        "NAME",
-        "Creates a user who can log in (reads the password from standard input)",
-        |mount: &Mount, args: &[String]| {
-            let [name] = args else {
-                return Err(Error::bad_request("usage: create-user NAME"));
-            };
-            let blog = shared::model::Blog::open(mount.db()?)?;
-            let password = mount.prompt("Password: ", true)?;
-            match blog.create_user(name, &password)? {
-                Ok(user) => Ok(format!("created user {:?} (id {})", user.username, user.id)),
-                Err(refusal) => Err(Error::bad_request(refusal.to_string())),
-            }
-        },
-    )
-    .command(
-        "import-post",
-        "[--draft] FILE.md...",
-        "Adds a post from each markdown file, titled by its first line (`# Title`); published unless --draft",
-        import_posts,
-    )
+            "create-user",
+            "NAME",
+            "Creates a user who can log in (reads the password from standard input)",
+            create_user,
+        )
+        .command(
+            "import-post",
+            "[--draft] FILE.md...",
+            "Adds a post from each markdown file, titled by its first line (`# Title`); published unless --draft",
+            import_posts,
+        )
+}
+
+/// `create-user NAME`.
+fn create_user(mount: &Mount, args: &[String]) -> Result<String, Error> {
+    let [name] = args else {
+        return Err(Error::bad_request("usage: create-user NAME"));
+    };
+    let blog = shared::model::Blog::open(mount.db()?)?;
+    let password = mount.prompt("Password: ", true)?;
+    match blog.create_user(name, &password)? {
+        Ok(user) => Ok(format!("created user {:?} (id {})", user.username, user.id)),
+        Err(refusal) => Err(Error::bad_request(refusal.to_string())),
+    }
 }
 
 /// `import-post`: every file is read and checked before any post is made,
