@@ -479,10 +479,11 @@ impl Blog {
         rows.iter().map(|row| post(&row)).collect()
     }
 
-    /// Every post, drafts too, newest first.
+    /// Every post, drafts too, newest first, without their bodies (empty),
+    /// which a list of every post does not show.
     pub fn all_posts(&self) -> Result<Vec<Post>, Error> {
         let rows = self.db.query(
-            &format!("SELECT {POST_COLUMNS} FROM posts ORDER BY created_at DESC, id DESC"),
+            &format!("SELECT {SUMMARY_COLUMNS} FROM posts ORDER BY created_at DESC, id DESC"),
             params![],
         )?;
         rows.iter().map(|row| post(&row)).collect()
