@@ -122,15 +122,35 @@ pub struct Image {
 }
 
 /// A post on a listing page, with its first image.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PostSummary {
     /// The post, without its body (empty): a listing does not show it, and
     /// reading, copying and serialising ten bodies of a few KB made up a
     /// third of the home page's CPU.
-    #[serde(flatten)]
     pub post: Post,
     /// Its first image, if it has any.
     pub first_image: Option<Image>,
+}
+
+/// The post's fields and `first_image`, side by side: what
+/// `#[serde(flatten)]` gives, without serialising through a map with owned
+/// keys (callgrind: a home page with ten posts 411,000 → 360,000
+/// instructions).
+impl Serialize for PostSummary {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let post = &self.post;
+        let mut fields = serializer.serialize_struct("PostSummary", 8)?;
+        fields.serialize_field("id", &post.id)?;
+        fields.serialize_field("title", &post.title)?;
+        fields.serialize_field("slug", &post.slug)?;
+        fields.serialize_field("body", &post.body)?;
+        fields.serialize_field("published", &post.published)?;
+        fields.serialize_field("created_at", &post.created_at)?;
+        fields.serialize_field("updated_at", &post.updated_at)?;
+        fields.serialize_field("first_image", &self.first_image)?;
+        fields.end()
+    }
 }
 
 /// What a post is made of, as a form gives it.
@@ -796,6 +816,26 @@ mod tests {
         for bad in ["", "-a", "a-", "A", "a b", "a/b", "ü"] {
             assert!(!valid_slug(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_summary_serialises_as_its_post_with_the_first_image() {
+        let post = Post {
+            id: 7,
+            title: "T".to_owned(),
+            slug: "t".to_owned(),
+            body: String::new(),
+            published: true,
+            created_at: 1,
+            updated_at: 2,
+        };
+        let summary = PostSummary {
+            post: post.clone(),
+            first_image: None,
+        };
+        let mut expected = serde_json::to_value(&post).unwrap();
+        expected["first_image"] = serde_json::Value::Null;
+        assert_eq!(serde_json::to_value(&summary).unwrap(), expected);
     }
 
     #[test]
