@@ -4,7 +4,7 @@
 //! `url_for('post', slug=post.slug)`, `static_url('style.css')`,
 //! `upload_url(image.file_name)`; all three include the mount's prefix.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use app_api::{
     prelude::*,
@@ -103,14 +103,25 @@ impl Templates {
 fn url_function(urls: Urls) -> Value {
     Value::from_function(
         move |endpoint: &str, kwargs: Kwargs| -> Result<String, minijinja::Error> {
-            let mut params = Vec::new();
-            for key in kwargs.args() {
-                let value: Value = kwargs.get(key)?;
-                params.push((key.to_owned(), value.to_string()));
-            }
-            let params: Vec<(&str, &str)> = params
+            // each argument read once (a lookup in the call's keyword map)
+            // and string values (slugs) borrowed: a listing calls this for
+            // every card
+            let values = kwargs
+                .args()
+                .map(|key| Ok((key, kwargs.get::<Value>(key)?)))
+                .collect::<Result<Vec<_>, minijinja::Error>>()?;
+            let texts: Vec<Cow<'_, str>> = values
                 .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .map(|(_, value)| {
+                    value
+                        .as_str()
+                        .map_or_else(|| value.to_string().into(), Cow::from)
+                })
+                .collect();
+            let params: Vec<(&str, &str)> = values
+                .iter()
+                .zip(&texts)
+                .map(|((key, _), text)| (*key, text.as_ref()))
                 .collect();
             urls.url_for(endpoint, &params).map_err(|error| {
                 minijinja::Error::new(
@@ -240,5 +251,29 @@ mod tests {
             .render(context! { a => "<b>'x'</b>", b => Value::from_safe_string("<i>/</i>".into()) })
             .unwrap();
         assert_eq!(html, "&lt;b&gt;&#39;x&#39;&lt;/b&gt;|<i>/</i>");
+    }
+
+    #[test]
+    fn url_for_in_templates_takes_strings_numbers_and_extra_arguments() {
+        use app_api::sdk::testing::TestClient;
+        let source = "{{ url_for('post', slug=slug) }}|{{ url_for('post', slug='a b', page=2, q='x&y') }}\
+                      |{{ url_for('index', page=n + 1) }}";
+        let templates = Templates::new(&[("t.html", source)]).unwrap();
+        let build = move |_: &Mount| -> Result<Router, Error> {
+            let templates = templates.clone();
+            Ok(Router::new()
+                .get("/", "index", move |req: &Request| {
+                    templates.page(req, "t.html", context! { slug => "hello", n => 1 })
+                })
+                .get("/post/<slug>", "post", |_| Ok(Response::text(""))))
+        };
+        let client = TestClient::new(build, Mount::new("blog", "/blog")).unwrap();
+        let response = client.get("/");
+        assert_eq!(response.status(), 200);
+        // the page is HTML: the query's `&` is escaped
+        assert_eq!(
+            response.body_text(),
+            "/blog/post/hello|/blog/post/a%20b?page=2&amp;q=x%26y|/blog/?page=2"
+        );
     }
 }

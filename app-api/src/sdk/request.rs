@@ -1,6 +1,6 @@
 //! The request as handlers see it.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use percent_encoding::utf8_percent_encode;
 
@@ -200,10 +200,10 @@ impl<'a> Request<'a> {
     ///
     /// Under `/admin`, `url_for("post", &[("slug", "hi")])` is `/admin/post/hi`.
     pub fn url_for(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<String, Error> {
-        let path = self.router.url_for(endpoint, params)?;
         // The request's script root, not the mount's prefix: behind a proxy
         // that removed an outer prefix (`/site`), it includes that too.
-        Ok(format!("{}{path}", self.raw.script_root))
+        self.router
+            .url_for_under(&self.raw.script_root, endpoint, params)
     }
 
     /// The URL path of a file in the mount's static folder, prefix included:
@@ -222,7 +222,7 @@ impl<'a> Request<'a> {
     /// `upload_url`), for templates and other code that outlives the borrow.
     pub fn urls(&self) -> super::Urls {
         super::Urls::new(
-            self.router.url_map(),
+            Arc::clone(self.router.url_map()),
             &self.raw.script_root,
             &self.mount.static_url_path,
             &self.mount.uploads_url_path,
