@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use app_api::prelude::*;
-use minijinja::context;
+use minijinja::{Value, context};
 use shared::Site;
 
 /// Posts on one page of the home page.
@@ -55,6 +55,7 @@ fn index(site: &Site, req: &Request) -> Result<Response, Error> {
     if page > pages {
         return Err(Error::not_found());
     }
+    let posts: Vec<Value> = posts.into_iter().map(Value::from_object).collect();
     site.templates.page(
         req,
         "home.html",
@@ -72,7 +73,7 @@ fn show_post(site: &Site, req: &Request) -> Result<Response, Error> {
     site.templates.page(
         req,
         "post.html",
-        context! { post => post, images => images, body => minijinja::Value::from_safe_string(body.to_string()) },
+        context! { post => post, images => images, body => Value::from_safe_string(body.to_string()) },
     )
 }
 
@@ -91,7 +92,7 @@ fn atom_feed(site: &Site, req: &Request) -> Result<Response, Error> {
                 post => post,
                 // in a CDATA section, not escaped: escaping a feed's HTML
                 // took half of its CPU
-                content => minijinja::Value::from_safe_string(cdata_text(&site.bodies.to_html(&post.body))),
+                content => Value::from_safe_string(cdata_text(&site.bodies.to_html(&post.body))),
             }
         })
         .collect();
