@@ -183,23 +183,27 @@ impl fmt::Display for DbError {
 impl std::error::Error for DbError {}
 
 /// The rows a statement returned.
+///
+/// Kept as the host sent them: copying them into the app's own vectors
+/// took an allocation per row and per column name, and a copy of each.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Rows {
-    columns: Vec<String>,
-    rows: Vec<Vec<Value>>,
+    columns: RVec<RString>,
+    rows: RVec<RVec<Value>>,
     rows_affected: u64,
 }
 
 impl Rows {
     fn from_abi(rows: abi::DbRows) -> Rows {
+        let abi::DbRows {
+            columns,
+            rows,
+            rows_affected,
+        } = rows;
         Rows {
-            columns: rows.columns.into_iter().map(Into::into).collect(),
-            rows: rows
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().collect())
-                .collect(),
-            rows_affected: rows.rows_affected,
+            columns,
+            rows,
+            rows_affected,
         }
     }
 
@@ -235,7 +239,7 @@ impl Rows {
 /// One row, read by column name.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'r> {
-    columns: &'r [String],
+    columns: &'r [RString],
     values: &'r [Value],
 }
 
@@ -246,7 +250,7 @@ impl Row<'_> {
         let index = self
             .columns
             .iter()
-            .position(|name| name == column)
+            .position(|name| name.as_str() == column)
             .ok_or_else(|| Error::internal(format!("no column {column:?} in the result")))?;
         T::from_value(&self.values[index]).ok_or_else(|| {
             Error::internal(format!(
@@ -414,10 +418,10 @@ mod tests {
     #[test]
     fn values_convert_both_ways() {
         let row_columns = [
-            "n".to_owned(),
-            "flag".to_owned(),
-            "name".to_owned(),
-            "none".to_owned(),
+            RString::from("n"),
+            RString::from("flag"),
+            RString::from("name"),
+            RString::from("none"),
         ];
         let values: Vec<Value> = params![7, true, "ann", None::<i64>].to_vec();
         let row = Row {
