@@ -195,6 +195,20 @@ fn a_trusted_proxy_shapes_the_client_url_prefix_and_redirects() {
     // url_for follows the outer prefix too
     let links = host.request("GET", "/admin/links", &FORWARDED, b"").json();
     assert_eq!(links["index"], "/site/admin/");
+    // the frontend's error pages are rendered once per script root and
+    // kept: one kept for a root is never served under another
+    for _ in 0..2 {
+        let direct = host.get("/no/such/page");
+        assert_eq!(direct.status, 404);
+        assert!(direct.text().contains("href=\"/static/style.css\""));
+        let proxied = host.request("GET", "/no/such/page", &FORWARDED, b"");
+        assert_eq!(proxied.status, 404);
+        assert!(
+            proxied.text().contains("href=\"/site/static/style.css\""),
+            "{}",
+            proxied.text()
+        );
+    }
     // the host's own redirect keeps the outer prefix
     let redirect = host.request("GET", "/admin", &FORWARDED, b"");
     assert_eq!(redirect.status, 308);

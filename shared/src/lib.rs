@@ -7,6 +7,7 @@ pub mod auth;
 pub mod markdown;
 pub mod model;
 pub mod pages;
+pub mod render_cache;
 pub mod templates;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use app_api::prelude::*;
 
 use markdown::HtmlCache;
 use model::Blog;
+use render_cache::RenderCache;
 use templates::Templates;
 
 /// The endpoint of each app's home page; blueprints link to it.
@@ -29,11 +31,17 @@ pub struct Site {
     pub templates: Templates,
     /// Post bodies rendered to HTML.
     pub bodies: HtmlCache,
+    /// Error pages rendered (see [`pages::error_page`]).
+    pub error_pages: RenderCache,
 }
 
 /// The most bytes of rendered post bodies (markdown and HTML) an app
 /// instance keeps: some thousand posts of a few KB.
 const BODIES_BUDGET: usize = 8 << 20;
+
+/// The most bytes of rendered error pages an app instance keeps: a page is
+/// some 2 KB, and each status, message and script root makes its own.
+const ERROR_PAGES_BUDGET: usize = 256 << 10;
 
 impl Site {
     /// Opens the model (migrating the schema) and builds the templates,
@@ -46,6 +54,7 @@ impl Site {
             blog: Blog::open(mount.db()?)?,
             templates: Templates::new(own_templates)?,
             bodies: HtmlCache::new(BODIES_BUDGET),
+            error_pages: RenderCache::new(ERROR_PAGES_BUDGET),
         }))
     }
 }

@@ -2,13 +2,11 @@
 //! ammonia, so raw HTML in a post can never run script in a reader's
 //! browser; [`HtmlCache`] keeps what was rendered.
 
-use std::{
-    fmt,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
-};
+use std::{convert::Infallible, sync::Arc};
 
-use hashlink::LruCache;
 use pulldown_cmark::{Options, Parser, html};
+
+use crate::render_cache::RenderCache;
 
 /// The safe HTML of a markdown text.
 pub fn to_html(markdown: &str) -> String {
@@ -40,16 +38,9 @@ pub fn split_title(document: &str) -> Option<(&str, &str)> {
 /// post that was 72% of the CPU its page took (4,900 pages a second under
 /// `cargo xtask bench`'s load). Keyed by the text itself, so an edited post
 /// is rendered anew and a hit is never stale.
+#[derive(Debug)]
 pub struct HtmlCache {
-    entries: Mutex<Entries>,
-    /// The most bytes of markdown and HTML kept.
-    budget: usize,
-}
-
-struct Entries {
-    by_markdown: LruCache<Arc<str>, Arc<str>>,
-    /// Bytes of markdown and HTML held.
-    bytes: usize,
+    rendered: RenderCache,
 }
 
 impl HtmlCache {
@@ -57,57 +48,16 @@ impl HtmlCache {
     /// whose markdown and HTML together exceed it is rendered every time.
     pub fn new(budget: usize) -> HtmlCache {
         HtmlCache {
-            entries: Mutex::new(Entries {
-                by_markdown: LruCache::new_unbounded(),
-                bytes: 0,
-            }),
-            budget,
+            rendered: RenderCache::new(budget),
         }
-    }
-
-    fn entries(&self) -> MutexGuard<'_, Entries> {
-        // the entries and their byte count change together, in code that
-        // cannot panic between the two
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The safe HTML of `markdown`, as [`to_html`] makes it.
     pub fn to_html(&self, markdown: &str) -> Arc<str> {
-        if let Some(html) = self.entries().by_markdown.get(markdown) {
-            return Arc::clone(html);
-        }
-        // rendered outside the lock: other pages are read meanwhile
-        let html: Arc<str> = to_html(markdown).into();
-        let size = markdown.len() + html.len();
-        if size <= self.budget {
-            let mut entries = self.entries();
-            if let Some(replaced) = entries
-                .by_markdown
-                .insert(Arc::from(markdown), Arc::clone(&html))
-            {
-                // another thread rendered it meanwhile
-                entries.bytes -= markdown.len() + replaced.len();
-            }
-            entries.bytes += size;
-            while entries.bytes > self.budget {
-                let Some((markdown, html)) = entries.by_markdown.remove_lru() else {
-                    break;
-                };
-                entries.bytes -= markdown.len() + html.len();
-            }
-        }
+        let Ok(html) = self
+            .rendered
+            .get_or_render(markdown, || Ok::<_, Infallible>(to_html(markdown)));
         html
-    }
-}
-
-impl fmt::Debug for HtmlCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self.entries();
-        f.debug_struct("HtmlCache")
-            .field("entries", &entries.by_markdown.len())
-            .field("bytes", &entries.bytes)
-            .field("budget", &self.budget)
-            .finish()
     }
 }
 
@@ -169,34 +119,5 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &again), "the second call is a hit");
         let edited = cache.to_html("# Title\n\ntext, edited");
         assert_eq!(&*edited, to_html("# Title\n\ntext, edited"));
-    }
-
-    #[test]
-    fn the_cache_keeps_within_its_budget_dropping_the_least_recently_used() {
-        // "*a*" renders as "<p><em>a</em></p>\n": 3 + 18 = 21 bytes
-        let size = "*a*".len() + to_html("*a*").len();
-        let cache = HtmlCache::new(3 * size);
-        let a = cache.to_html("*a*");
-        let b = cache.to_html("*b*");
-        cache.to_html("*c*");
-        assert!(Arc::ptr_eq(&a, &cache.to_html("*a*")), "a read again");
-        cache.to_html("*d*"); // over budget: b, least recently used, goes
-        let entries = cache.entries();
-        assert_eq!(entries.bytes, 3 * size);
-        assert!(!entries.by_markdown.contains_key("*b*"));
-        for kept in ["*a*", "*c*", "*d*"] {
-            assert!(entries.by_markdown.contains_key(kept), "{kept}");
-        }
-        drop(entries);
-        assert!(!Arc::ptr_eq(&b, &cache.to_html("*b*")), "b rendered again");
-    }
-
-    #[test]
-    fn a_text_larger_than_the_budget_is_not_kept() {
-        let cache = HtmlCache::new(16);
-        let long = "a paragraph longer than the budget";
-        assert_eq!(&*cache.to_html(long), to_html(long));
-        assert_eq!(cache.entries().bytes, 0);
-        assert_eq!(cache.entries().by_markdown.len(), 0);
     }
 }
