@@ -78,9 +78,22 @@ fn show_post(site: &Site, req: &Request) -> Result<Response, Error> {
 }
 
 /// `text` as the inside of an XML CDATA section: each `]]>`, which would
-/// end the section, is split across two sections.
+/// end the section, is split across two sections. Looked for with
+/// `memchr`'s vectorised search: `str::replace` scanned a feed's 100 KB of
+/// HTML at some 3 instructions a byte, a third of the feed's CPU, to find
+/// none (sanitised HTML escapes `>` in text).
 fn cdata_text(text: &str) -> String {
-    text.replace("]]>", "]]]]><![CDATA[>")
+    const END: &[u8] = b"]]>";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = memchr::memmem::find(rest.as_bytes(), END) {
+        // `]]>` is ASCII: `at` and `at + 2` are char boundaries
+        out.push_str(&rest[..at + 2]);
+        out.push_str("]]><![CDATA[");
+        rest = &rest[at + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn atom_feed(site: &Site, req: &Request) -> Result<Response, Error> {
@@ -123,6 +136,8 @@ mod tests {
             ("x]]>y", "x]]]]><![CDATA[>y"),
             ("]]>]]>", "]]]]><![CDATA[>]]]]><![CDATA[>"),
             ("]] >", "]] >"),
+            ("é]]>ü]]", "é]]]]><![CDATA[>ü]]"),
+            ("", ""),
         ] {
             assert_eq!(cdata_text(text), expected, "{text:?}");
             // what an XML parser reads back: the sections' contents joined
