@@ -251,6 +251,55 @@ fn one_library_mounted_twice_gives_two_independent_instances() {
 }
 
 #[test]
+fn the_apps_and_libc_allocate_with_the_hosts_allocator() {
+    // glibc's dynamic linker reports each symbol binding: the host defines
+    // and exports `malloc` and its kin (jemalloc, unprefixed), so the app
+    // libraries and libc must bind theirs to the host executable, or two
+    // allocators would share the process
+    let table = Table::new(vec![mount("frontend", "/", "frontend")]);
+    let bindings = table.dir.path().join("ld-debug");
+    let host = Host::start_with_env(
+        &table,
+        &[
+            ("RUST_LOG", "info"),
+            ("LD_DEBUG", "bindings"),
+            ("LD_DEBUG_OUTPUT", bindings.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(host.get("/hello").status, 200);
+    drop(host);
+    let mut text = String::new();
+    for entry in std::fs::read_dir(table.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("ld-debug") {
+            text.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+    for (library, symbol) in [
+        ("libfrontend.so", "malloc"),
+        ("libfrontend.so", "free"),
+        ("libc.so.6", "malloc"),
+        ("libc.so.6", "free"),
+    ] {
+        // `binding file <library> [0] to <target> [0]: normal symbol `malloc'`
+        let line = text
+            .lines()
+            .find(|line| {
+                let file = line.split("binding file ").nth(1);
+                file.and_then(|rest| rest.split_whitespace().next())
+                    .is_some_and(|file| file.ends_with(library))
+                    && line.contains(&format!("symbol `{symbol}'"))
+            })
+            .unwrap_or_else(|| panic!("no binding of {symbol} in {library}"));
+        let target = line
+            .split(" to ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next());
+        assert!(target.is_some_and(|file| file.ends_with("/host")), "{line}");
+    }
+}
+
+#[test]
 fn a_panicking_route_answers_500_and_the_host_keeps_serving() {
     let host = Host::start(Table::new(vec![mount("probe", "/", "probe")]));
     let response = host.get("/panic");
