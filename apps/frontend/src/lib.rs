@@ -80,7 +80,7 @@ fn show_post(site: &Site, req: &Request) -> Result<Response, Error> {
 /// `text` as the inside of an XML CDATA section: each `]]>`, which would
 /// end the section, is split across two sections. Looked for with
 /// `memchr`'s vectorised search: `str::replace` scanned a feed's 100 KB of
-/// HTML at some 3 instructions a byte, a third of the feed's CPU, to find
+/// HTML at some 3 instructions a byte, a third of the feed's instructions, to find
 /// none (sanitised HTML escapes `>` in text).
 fn cdata_text(text: &str) -> String {
     const END: &[u8] = b"]]>";
