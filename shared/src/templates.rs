@@ -52,7 +52,9 @@ impl Templates {
         name: &str,
         page: Value,
     ) -> Result<String, Error> {
-        let urls = req.urls();
+        // one copy of the URL builder (three strings) for the three
+        // functions, not one each
+        let urls = Arc::new(req.urls());
         let (csrf_token, flashes, user) = match session {
             Some(session) => (
                 Some(session.csrf_token()),
@@ -62,8 +64,8 @@ impl Templates {
             None => (None, Vec::new(), None),
         };
         let globals = context! {
-            url_for => url_function(urls.clone()),
-            static_url => file_function(urls.clone(), Urls::static_url),
+            url_for => url_function(Arc::clone(&urls)),
+            static_url => file_function(Arc::clone(&urls), Urls::static_url),
             upload_url => file_function(urls, Urls::upload_url),
             app_name => req.app_name(),
             csrf_token => csrf_token,
@@ -100,7 +102,7 @@ impl Templates {
     }
 }
 
-fn url_function(urls: Urls) -> Value {
+fn url_function(urls: Arc<Urls>) -> Value {
     Value::from_function(
         move |endpoint: &str, kwargs: Kwargs| -> Result<String, minijinja::Error> {
             // each argument read once (a lookup in the call's keyword map)
@@ -133,7 +135,7 @@ fn url_function(urls: Urls) -> Value {
     )
 }
 
-fn file_function(urls: Urls, build: fn(&Urls, &str) -> String) -> Value {
+fn file_function(urls: Arc<Urls>, build: fn(&Urls, &str) -> String) -> Value {
     Value::from_function(move |file: &str| build(&urls, file))
 }
 
