@@ -153,7 +153,8 @@ impl Serialize for PostSummary {
     }
 }
 
-/// The fields of a [`PostSummary`] in templates, as it serialises.
+/// The fields of a [`PostSummary`] in templates, as it serialises: the
+/// post's, then `first_image`.
 const SUMMARY_FIELDS: &[&str] = &[
     "id",
     "title",
@@ -165,25 +166,50 @@ const SUMMARY_FIELDS: &[&str] = &[
     "first_image",
 ];
 
-/// In templates (`Value::from_object(summary)`), a summary hands out the
-/// fields a template reads when it reads them, instead of being serialised
-/// whole into a map of values first: a home page reads three of eight
-/// (callgrind, a home page with ten posts: 335,100 → 326,200 instructions).
-impl minijinja::value::Object for PostSummary {
-    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+/// The fields of a [`Post`] in templates, as it serialises.
+const POST_FIELDS: &[&str] = SUMMARY_FIELDS.split_last().unwrap().1;
+
+impl Post {
+    /// The field `name` as a template value.
+    fn template_field(&self, name: &str) -> Option<minijinja::Value> {
         use minijinja::Value;
-        let post = &self.post;
-        Some(match key.as_str()? {
-            "id" => Value::from(post.id),
-            "title" => Value::from(post.title.as_str()),
-            "slug" => Value::from(post.slug.as_str()),
-            "body" => Value::from(post.body.as_str()),
-            "published" => Value::from(post.published),
-            "created_at" => Value::from(post.created_at),
-            "updated_at" => Value::from(post.updated_at),
-            "first_image" => Value::from_serialize(&self.first_image),
+        Some(match name {
+            "id" => Value::from(self.id),
+            "title" => Value::from(self.title.as_str()),
+            "slug" => Value::from(self.slug.as_str()),
+            "body" => Value::from(self.body.as_str()),
+            "published" => Value::from(self.published),
+            "created_at" => Value::from(self.created_at),
+            "updated_at" => Value::from(self.updated_at),
             _ => return None,
         })
+    }
+}
+
+/// In templates (`Value::from_object(post)`), a post hands out the fields a
+/// template reads when it reads them, instead of being serialised whole
+/// into a map of values first: a post's page and the feed read its title,
+/// slug and dates, and serialising copied its body too, which they take
+/// rendered from elsewhere.
+impl minijinja::value::Object for Post {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.template_field(key.as_str()?)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(POST_FIELDS)
+    }
+}
+
+/// Like [`Post`]'s, with `first_image`: a home page reads three of eight
+/// fields (callgrind, a home page with ten posts: 335,100 → 326,200
+/// instructions against serialising).
+impl minijinja::value::Object for PostSummary {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        match key.as_str()? {
+            "first_image" => Some(minijinja::Value::from_serialize(&self.first_image)),
+            name => self.post.template_field(name),
+        }
     }
 
     fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
