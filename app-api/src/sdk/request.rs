@@ -87,23 +87,39 @@ impl<'a> Request<'a> {
     /// The full URL of this request, as Flask's `request.url`:
     /// `http://127.0.0.1:5000/admin/?x=1`.
     pub fn url(&self) -> String {
-        let raw = &self.raw;
-        let mut url = String::with_capacity(
-            raw.scheme.len()
-                + raw.host.len()
-                + raw.script_root.len()
-                + raw.path.len()
-                + raw.query.len()
-                + 4,
-        );
-        self.push_host_url(&mut url);
-        url.extend(utf8_percent_encode(&self.raw.script_root, URL_PATH));
-        url.extend(utf8_percent_encode(&self.raw.path, URL_PATH));
-        if !self.raw.query.is_empty() {
-            url.push('?');
-            url.push_str(&self.raw.query);
-        }
+        let mut url = String::with_capacity(self.url_len());
+        self.write_url(&mut url);
         url
+    }
+
+    /// Appends [`url`](Self::url) to `out`: a handler that puts the URL in
+    /// a longer text writes it in place, without a string of its own.
+    pub fn write_url(&self, out: &mut String) {
+        self.push_host_url(out);
+        out.extend(utf8_percent_encode(&self.raw.script_root, URL_PATH));
+        out.extend(utf8_percent_encode(&self.raw.path, URL_PATH));
+        if !self.raw.query.is_empty() {
+            out.push('?');
+            out.push_str(&self.raw.query);
+        }
+    }
+
+    /// The length of [`url`](Self::url) when its path needs no
+    /// percent-encoding (the usual case; longer otherwise): the room to
+    /// reserve before [`write_url`](Self::write_url).
+    pub fn url_len(&self) -> usize {
+        let raw = &self.raw;
+        let query = if raw.query.is_empty() {
+            0
+        } else {
+            1 + raw.query.len()
+        };
+        raw.scheme.len()
+            + "://".len()
+            + raw.host.len()
+            + raw.script_root.len()
+            + raw.path.len()
+            + query
     }
 
     /// The raw query string, without `?`.

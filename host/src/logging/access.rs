@@ -60,11 +60,12 @@ impl Access<'_> {
             None => out.extend_from_slice(format!("{:?}", self.version).as_bytes()),
         }
         out.extend_from_slice(b"\" ");
-        out.extend_from_slice(number.format(self.status.as_u16()).as_bytes());
+        out.extend_from_slice(self.status.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(number.format(self.bytes).as_bytes());
         out.push(b' ');
-        let micros = self.took.as_micros();
+        // in u64: `as_micros` gives a u128, whose division is a call
+        let micros = u64::try_from(self.took.as_micros()).unwrap_or(u64::MAX);
         out.extend_from_slice(number.format(micros / 1000).as_bytes());
         out.push(b'.');
         push_padded(out, micros % 1000, 3);
