@@ -105,8 +105,8 @@ impl<'a> Request<'a> {
     }
 
     /// The length of [`url`](Self::url) when its path needs no
-    /// percent-encoding (the usual case; longer otherwise): the room to
-    /// reserve before [`write_url`](Self::write_url).
+    /// percent-encoding, the usual case (the URL is longer when it does):
+    /// the room to reserve before [`write_url`](Self::write_url).
     pub fn url_len(&self) -> usize {
         let raw = &self.raw;
         let query = if raw.query.is_empty() {
