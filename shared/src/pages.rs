@@ -111,35 +111,6 @@ mod tests {
     }
 
     #[test]
-    fn write_url_appends_what_url_makes_and_url_len_is_its_room() {
-        // a path to encode (space, é) makes the URL longer than `url_len`
-        for (path, encoded) in [("/hello", false), ("/a b/é", true)] {
-            let client = TestClient::new(
-                |_: &Mount| {
-                    Ok(Router::new().get("/<path:rest>", "any", |req: &Request| {
-                        let mut text = String::from("before ");
-                        req.write_url(&mut text);
-                        let url = req.url();
-                        assert_eq!(text, format!("before {url}"));
-                        Ok(Response::text(format!("{} {}", url.len(), req.url_len())))
-                    }))
-                },
-                Mount::new("blog", "/blog"),
-            )
-            .unwrap();
-            let response = client.get(&format!("{path}?q=1"));
-            let body = response.body_text();
-            let (made, room) = body.split_once(' ').unwrap();
-            let (made, room): (usize, usize) = (made.parse().unwrap(), room.parse().unwrap());
-            if encoded {
-                assert!(made > room, "{path}: {made} <= {room}");
-            } else {
-                assert_eq!(made, room, "{path}");
-            }
-        }
-    }
-
-    #[test]
     fn error_pages_are_kept_apart_by_status_root_and_message() {
         let keys = [
             error_page_key(404, "", "Not Found"),
