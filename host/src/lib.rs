@@ -4,6 +4,7 @@
 
 pub mod app_request;
 pub mod cli;
+pub mod coalesce;
 pub mod config;
 pub mod dispatch;
 pub mod handler_pool;

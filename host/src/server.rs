@@ -32,6 +32,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
     app_request,
+    coalesce::Coalesced,
     dispatch::{self, Folder, Route},
     handler_pool::{Call, CallError},
     logging::{self, Access, AppLogger},
@@ -154,7 +155,7 @@ pub async fn serve<T>(
         });
         let connection = graceful.watch(
             builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(Coalesced::new(stream)), service)
                 .into_owned(),
         );
         tokio::spawn(async move {
