@@ -35,12 +35,12 @@ use crate::{
     coalesce::Coalesced,
     dispatch::{self, Folder, Route},
     handler_pool::{Call, CallError},
+    head_timeout::{Activity, Tracked, Watched},
     logging::{self, Access, AppLogger},
     metrics::Counters,
     proxy::{self, Origin},
     site::{FailedMount, LiveMount, Site, SiteMount},
     static_files::Served,
-    timer::PooledTimer,
 };
 
 /// The body type of every response: whole bytes, or a stream (large
@@ -102,9 +102,7 @@ pub async fn serve<T>(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        // a timer per request head, its tokio sleep reused (see `timer`)
-        .timer(PooledTimer)
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        // no timer: `head_timeout` closes slow and idle connections
         .max_buf_size(limits.max_header_bytes.max(8192));
     // hyper's own limit is 100 headers, kept in arrays on the stack; a limit
     // set explicitly, even to 100, makes it fill a vector of that many per
@@ -142,25 +140,35 @@ pub async fn serve<T>(
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(remote);
-        let peer = Peer {
+        let activity = Arc::new(Activity::new());
+        let peer = Arc::new(Peer {
             address: remote,
-            text: remote.to_string().into(),
+            text: remote.to_string(),
             local,
-        };
-        let site = Arc::clone(&site);
-        let service = service_fn(move |request| {
-            let site = Arc::clone(&site);
-            let peer = peer.clone();
-            async move { Ok::<_, Infallible>(handle(&site, request, &peer).await) }
+            activity: Arc::clone(&activity),
         });
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(Coalesced::new(stream)), service)
-                .into_owned(),
+        let site = Arc::clone(&site);
+        let service = service_fn(move |request: Request<Incoming>| {
+            let site = Arc::clone(&site);
+            let peer = Arc::clone(&peer);
+            async move {
+                let _serving = peer.activity.serving(request.version());
+                Ok::<_, Infallible>(handle(&site, request, &peer).await)
+            }
+        });
+        let io = TokioIo::new(Coalesced::new(Tracked::new(stream, Arc::clone(&activity))));
+        let connection = Watched::new(
+            graceful.watch(builder.serve_connection(io, service).into_owned()),
+            activity,
+            Duration::from_millis(limits.header_read_timeout_ms),
         );
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%remote, %error, "connection ended with an error");
+            match connection.await {
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    tracing::debug!(%remote, %error, "connection ended with an error");
+                }
+                None => tracing::debug!(%remote, "closed: no request head in time"),
             }
             drop(permit);
         });
@@ -179,15 +187,15 @@ pub async fn serve<T>(
     (reason, listener)
 }
 
-/// The two ends of a connection.
-#[derive(Clone)]
+/// The two ends of a connection, and what its watchdog sees of it.
 struct Peer {
     /// The client's end.
     address: SocketAddr,
     /// `address` as text, made once per connection.
-    text: Arc<str>,
+    text: String,
     /// Our end.
     local: SocketAddr,
+    activity: Arc<Activity>,
 }
 
 /// Answers one request and writes its access-log line.

@@ -184,6 +184,117 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
 }
 
 #[test]
+fn a_slowloris_dribbling_its_head_is_closed_before_it_completes() {
+    let host = host_with(json!({"header_read_timeout_ms": 500}), &[]);
+    let mut slow = TcpStream::connect(host.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // bytes keep coming, one every 100 ms, but the head would take 6 s
+    let header = "X-Slow: ".to_owned() + &"s".repeat(52) + "\r\n";
+    let mut buffer = [0u8; 1024];
+    let mut closed = false;
+    for byte in header.bytes() {
+        if slow.write_all(&[byte]).is_err() {
+            closed = true;
+            break;
+        }
+        match slow.read(&mut buffer) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(read) => {
+                let answer = String::from_utf8_lossy(&buffer[..read]);
+                assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+            }
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "a head dribbled over 6 s was still being read");
+    assert_eq!(host.get("/").status, 200);
+}
+
+#[test]
+fn slow_handlers_and_slow_downloads_outlast_the_header_timeout() {
+    const SIZE: u64 = 32 << 20;
+    let mut probe = mount("probe", "/", "probe");
+    probe["static_folder"] = json!("static");
+    let table = Table::from_value(json!({"mounts": [probe], "header_read_timeout_ms": 500}));
+    std::fs::create_dir_all(table.dir.path().join("static")).unwrap();
+    std::fs::File::create(table.dir.path().join("static/big.bin"))
+        .unwrap()
+        .set_len(SIZE)
+        .unwrap();
+    let host = Host::start(table);
+
+    // a handler busy for longer than the timeout still answers (the
+    // first call makes the mount's handlers run on its own threads, so the
+    // connection's task waits while the second runs)
+    assert_eq!(host.get("/sleep/200").text(), "slept 200");
+    assert_eq!(host.get("/sleep/1200").text(), "slept 1200");
+
+    // a client that pauses longer than the timeout while the response
+    // waits in full socket buffers still gets all of it
+    let mut stream = TcpStream::connect(host.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut received = stream.read(&mut buffer).unwrap() as u64;
+    let head = String::from_utf8_lossy(&buffer[..received as usize]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let header_len = head.find("\r\n\r\n").unwrap() as u64 + 4;
+    std::thread::sleep(Duration::from_millis(1500));
+    loop {
+        let read = stream.read(&mut buffer).unwrap();
+        if read == 0 {
+            break;
+        }
+        received += read as u64;
+    }
+    assert_eq!(received - header_len, SIZE);
+}
+
+#[test]
+fn http2_connections_are_not_closed_by_the_header_timeout() {
+    let host = host_with(json!({"header_read_timeout_ms": 500}), &[]);
+    let mut stream = TcpStream::connect(host.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // the preface and an empty SETTINGS frame, then nothing for a while
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // still open: a PING is answered with its ACK
+    stream.write_all(b"\0\0\x08\x06\0\0\0\0\0pingpong").unwrap();
+    let ack = b"\0\0\x08\x06\x01\0\0\0\0pingpong";
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    for _ in 0..20 {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => received.extend_from_slice(&buffer[..read]),
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(error) => panic!("the connection failed: {error}"),
+        }
+        if received.windows(ack.len()).any(|window| window == ack) {
+            return;
+        }
+    }
+    panic!("no PING ACK; received {received:?}");
+}
+
+#[test]
 fn beyond_the_connection_cap_clients_wait_instead_of_failing() {
     let host = host_with(
         json!({"max_connections": 2, "header_read_timeout_ms": 20000}),
