@@ -831,6 +831,15 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     ensure_installed("valgrind", "valgrind")?;
     let out_dir = root.join("target/bench");
     fs::create_dir_all(&out_dir).map_err(|error| error.to_string())?;
+    // The previous run's log files: every request writes an access line, some
+    // GB of them per run, which filled the disk after a few runs.
+    let logs = out_dir.join("logs");
+    match fs::remove_dir_all(&logs) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot remove {}: {error}", logs.display()));
+        }
+        _ => {}
+    }
     let (two_mounts, hundred_mounts) = write_tables(root, &out_dir)?;
     let host_binary = release.join("host");
     seed_posts(&host_binary, &two_mounts, &out_dir)?;
