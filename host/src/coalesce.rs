@@ -6,7 +6,8 @@
 //! noticeably slower than one `write` of the same bytes: measured in paired
 //! rounds of `/hello` under `cargo xtask bench`'s load, copying the buffers
 //! into one first took the host's system CPU per request from 5.22 to 4.98
-//! µs, and answered 3% more requests a second (small static file: 6.5%).
+//! µs, and answered 3 to 5% more requests a second (small static file:
+//! 6.5%).
 //!
 //! hyper's own switch (`writev(false)`) copies every body into its buffer,
 //! large ones too: a 200 KB static file then cost 5.7 µs more user CPU and
