@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Host, Table, mount};
+use common::{Host, Table, connect, mount};
 use serde_json::json;
 
 fn host_with(limits: serde_json::Value, env: &[(&str, &str)]) -> Host {
@@ -29,10 +29,7 @@ fn host_with(limits: serde_json::Value, env: &[(&str, &str)]) -> Host {
 /// Sends raw bytes and reads whatever comes back until the server closes
 /// (or 5 s pass).
 fn exchange(host: &Host, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(host.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut stream = connect(host.addr, Duration::from_secs(5));
     // the server may close before reading everything: ignore write errors
     let _ = stream.write_all(bytes);
     let mut received = Vec::new();
@@ -156,9 +153,7 @@ fn too_many_or_too_large_headers_get_431() {
 fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     let host = host_with(json!({"header_read_timeout_ms": 500}), &[]);
     // slowloris: half a request, then nothing
-    let mut slow = TcpStream::connect(host.addr).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut slow = connect(host.addr, Duration::from_secs(10));
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     let mut buffer = [0u8; 1024];
     let read = slow.read(&mut buffer).expect("closed, not timed out");
@@ -166,9 +161,7 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     assert!(read == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
 
     // keep-alive: one request answered, then the idle connection is closed
-    let mut idle = TcpStream::connect(host.addr).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut idle = connect(host.addr, Duration::from_secs(10));
     idle.write_all(b"GET /count HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut received = Vec::new();
@@ -186,9 +179,7 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
 #[test]
 fn a_slowloris_dribbling_its_head_is_closed_before_it_completes() {
     let host = host_with(json!({"header_read_timeout_ms": 500}), &[]);
-    let mut slow = TcpStream::connect(host.addr).unwrap();
-    slow.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    let mut slow = connect(host.addr, Duration::from_millis(100));
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     // bytes keep coming, one every 100 ms, but the head would take 6 s
     let header = "X-Slow: ".to_owned() + &"s".repeat(52) + "\r\n";
@@ -240,10 +231,7 @@ fn slow_handlers_and_slow_downloads_outlast_the_header_timeout() {
 
     // a client that pauses longer than the timeout while the response
     // waits in full socket buffers still gets all of it
-    let mut stream = TcpStream::connect(host.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect(host.addr, Duration::from_secs(10));
     stream
         .write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -266,10 +254,7 @@ fn slow_handlers_and_slow_downloads_outlast_the_header_timeout() {
 #[test]
 fn http2_connections_are_not_closed_by_the_header_timeout() {
     let host = host_with(json!({"header_read_timeout_ms": 500}), &[]);
-    let mut stream = TcpStream::connect(host.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let mut stream = connect(host.addr, Duration::from_millis(200));
     // the preface and an empty SETTINGS frame, then nothing for a while
     stream
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
@@ -327,10 +312,7 @@ fn beyond_the_connection_cap_clients_wait_instead_of_failing() {
 
 /// Sends `count` requests on one keep-alive connection, reading each answer.
 fn hammer(host: &Host, path: &str, count: usize) {
-    let mut stream = TcpStream::connect(host.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect(host.addr, Duration::from_secs(10));
     let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
     let mut pending = Vec::new();
     let mut buffer = [0u8; 8192];

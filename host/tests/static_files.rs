@@ -5,11 +5,10 @@ mod common;
 
 use std::{
     io::{Read, Write},
-    net::TcpStream,
     time::Duration,
 };
 
-use common::{Host, Table, mount};
+use common::{Host, Table, connect, mount};
 use serde_json::json;
 
 const CSS: &str = "body { color: #123; }\n/* shared stylesheet */\n";
@@ -228,10 +227,7 @@ fn a_one_gib_file_streams_with_flat_memory() {
     assert_eq!(host.get("/").status, 200);
     let before = common::rss_kib(pid);
 
-    let mut stream = TcpStream::connect(host.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
+    let mut stream = connect(host.addr, Duration::from_secs(60));
     write!(
         stream,
         "GET /static/huge.bin HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",

@@ -388,13 +388,17 @@ impl HttpResponse {
     }
 }
 
+/// A new connection to `addr` whose reads give up after `read_timeout`.
+pub fn connect(addr: SocketAddr, read_timeout: Duration) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(read_timeout)).unwrap();
+    stream
+}
+
 /// Sends raw bytes on a new connection and reads one response (the server
 /// closes the connection after it, as asked).
 pub fn send_raw(addr: SocketAddr, bytes: &[u8], head: bool) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let mut stream = connect(addr, Duration::from_secs(30));
     stream.write_all(bytes).unwrap();
     let mut received = Vec::new();
     stream.read_to_end(&mut received).unwrap();
