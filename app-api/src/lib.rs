@@ -19,7 +19,8 @@
 //! # fn main() {}
 //! ```
 //!
-//! The app's crate needs `app-api` and `abi_stable` as dependencies and
+//! The app's crate needs only `app-api` as a dependency (it re-exports what
+//! the macro and an app use: [`tracing`], [`minijinja`]) and
 //! `crate-type = ["cdylib", "rlib"]`.
 //!
 //! # The prefix is stripped: use `script_root`
@@ -33,27 +34,52 @@
 //! # What the host offers
 //!
 //! The host owns what apps must share rather than each keep a copy of:
-//! the site's database ([`Mount::db`](sdk::Mount::db), see [`sdk::db`] for
-//! the portable SQL contract), a signing key per mount for the session
-//! cookie ([`Request::session`](sdk::Request::session), see
-//! [`sdk::session`]), stored uploads
-//! ([`Mount::store_upload`](sdk::Mount::store_upload), served at
-//! [`Request::upload_url`](sdk::Request::upload_url)), and command-line
+//! the databases the mount table grants the mount
+//! ([`Mount::db`](sdk::Mount::db), [`Mount::database`](sdk::Mount::database);
+//! see [`sdk::db`] for the portable SQL contract and migrations), a signing
+//! key per mount for the session cookie
+//! ([`Request::session`](sdk::Request::session), see [`sdk::session`]),
+//! stored uploads ([`Mount::store_upload`](sdk::Mount::store_upload), served
+//! at [`Request::upload_url`](sdk::Request::upload_url)), and command-line
 //! commands ([`sdk::commands`], run with `host cmd`).
 //!
 //! # Handlers are synchronous
 //!
 //! Handlers run on host threads, several at once, so app state must be `Sync`.
-//! Do not start a tokio runtime inside an app: it cannot see the host's
-//! (DESIGN.md, fact 6).
+//! Do not start a tokio runtime inside an app: its tokio would be a copy of
+//! its own that cannot see the host's reactor.
+//!
+//! # The contract and this SDK
+//!
+//! What crosses the library boundary is the contract, [`abi`] (the crate
+//! `app-api-abi`, versioned on its own). This crate, the SDK, can change
+//! without making apps rebuild as long as the contract does not.
 #![warn(missing_docs)]
 
-pub mod abi;
 pub mod sdk;
+
+/// The contract between the host and apps (the `app-api-abi` crate).
+pub use app_api_abi as abi;
+pub use minijinja;
+pub use tracing;
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::sdk::export::{commands, instantiate, run_command};
+    pub use abi_stable;
+}
+
+/// The symbol under which abi_stable's loader finds an app's root module
+/// (abi_stable's `ROOT_MODULE_LOADER_NAME`; a test checks they agree).
+/// `export_app!` writes the header itself, instead of using abi_stable's
+/// attribute macro, whose expansion names `::abi_stable` and so would make
+/// every app depend on abi_stable directly.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __root_module_loader_name {
+    () => {
+        "_1as_0lib_1header_0root_bmodule_bloader"
+    };
 }
 
 /// The names an app usually needs.
@@ -68,8 +94,7 @@ pub mod prelude {
 ///
 /// Writes the root module with every exported function guarded by
 /// `catch_unwind`, and reports whether the crate was built with
-/// `panic = "unwind"` (the host refuses `abort` builds). The app crate must
-/// depend on `abi_stable`, whose attribute macro this expands to.
+/// `panic = "unwind"` (the host refuses `abort` builds).
 ///
 /// ```
 /// use app_api::prelude::*;
@@ -85,44 +110,87 @@ macro_rules! export_app {
         $crate::export_app!(name: $name, init: $init, commands: $crate::sdk::Commands::new);
     };
     (name: $name:literal, init: $init:expr, commands: $commands:expr $(,)?) => {
-        #[::abi_stable::export_root_module]
+        #[doc(hidden)]
         pub fn __app_api_root_module() -> $crate::abi::AppModuleRef {
-            use ::abi_stable::prefix_type::PrefixTypeTrait as _;
-            use ::abi_stable::std_types::{RResult, RStr};
+            use $crate::__private::abi_stable::{
+                prefix_type::PrefixTypeTrait as _,
+                std_types::{RResult, RStr, RString, RVec},
+            };
+            use $crate::abi::{
+                AbiInfo, AppError, AppInstance, AppModule, CommandInfo, HostContext,
+            };
 
-            extern "C" fn __abi_info() -> $crate::abi::AbiInfo {
-                $crate::abi::AbiInfo {
+            // Item names inside a macro are not hygienic: prefixed, so that
+            // they never shadow the app's own `init` and `commands`.
+            extern "C" fn __app_api_abi_info() -> AbiInfo {
+                AbiInfo {
                     api_version: RStr::from_str($crate::abi::API_VERSION),
                     // Evaluated in the app's own build, where the panic
                     // strategy is decided.
                     panic_unwind: cfg!(panic = "unwind"),
                 }
             }
-            extern "C" fn __name() -> RStr<'static> {
+            extern "C" fn __app_api_name() -> RStr<'static> {
                 RStr::from_str($name)
             }
-            extern "C" fn __instantiate(
-                context: $crate::abi::HostContext,
-            ) -> RResult<$crate::abi::AppInstance, $crate::abi::AppError> {
+            extern "C" fn __app_api_instantiate(
+                context: HostContext,
+            ) -> RResult<AppInstance, AppError> {
                 $crate::__private::instantiate(context, $init)
             }
-            extern "C" fn __commands() -> ::abi_stable::std_types::RVec<$crate::abi::CommandInfo> {
+            extern "C" fn __app_api_commands() -> RVec<CommandInfo> {
                 $crate::__private::commands($commands)
             }
-            extern "C" fn __run_command(
-                context: $crate::abi::HostContext,
-                arguments: ::abi_stable::std_types::RVec<::abi_stable::std_types::RString>,
-            ) -> RResult<::abi_stable::std_types::RString, $crate::abi::AppError> {
+            extern "C" fn __app_api_run_command(
+                context: HostContext,
+                arguments: RVec<RString>,
+            ) -> RResult<RString, AppError> {
                 $crate::__private::run_command(context, arguments, $commands)
             }
-            $crate::abi::AppModule {
-                abi_info: __abi_info,
-                name: __name,
-                instantiate: __instantiate,
-                commands: __commands,
-                run_command: __run_command,
+            AppModule {
+                abi_info: __app_api_abi_info,
+                name: __app_api_name,
+                instantiate: __app_api_instantiate,
+                commands: __app_api_commands,
+                run_command: __app_api_run_command,
             }
             .leak_into_prefix()
         }
+
+        #[doc(hidden)]
+        pub extern "C" fn __app_api_root_module_loader()
+        -> $crate::__private::abi_stable::library::RootModuleResult {
+            $crate::__private::abi_stable::library::__call_root_module_loader(
+                __app_api_root_module,
+            )
+        }
+
+        /// What abi_stable's loader looks up in the library: checked
+        /// layouts and the function that makes the root module.
+        #[doc(hidden)]
+        #[unsafe(export_name = $crate::__root_module_loader_name!())]
+        pub static __APP_API_LIB_HEADER: $crate::__private::abi_stable::library::LibHeader =
+            // SAFETY: the constructor returns the `AppModuleRef` that
+            // `__app_api_root_module` builds, erased by abi_stable's own
+            // `__call_root_module_loader`, as `from_constructor` requires.
+            unsafe {
+                $crate::__private::abi_stable::library::LibHeader::from_constructor::<
+                    $crate::abi::AppModuleRef,
+                >(
+                    __app_api_root_module_loader,
+                    $crate::__private::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_exported_symbol_is_the_one_abi_stable_looks_up() {
+        assert_eq!(
+            crate::__root_module_loader_name!(),
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
+    }
 }

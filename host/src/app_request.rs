@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 
 use abi_stable::std_types::{RString, RVec};
-use app_api::abi::{AppRequest, Header};
+use app_api_abi::{AppRequest, Header};
 use bytes::Bytes;
 use http::HeaderMap;
 

@@ -14,7 +14,7 @@ use crate::{
     lifecycle::{self, Options},
     loader::{self, Loader},
     logging,
-    services::SiteServices,
+    services::{Mode, SiteServices},
     site,
 };
 
@@ -63,13 +63,15 @@ enum Command {
         serving: ServingArgs,
     },
     /// Load and check every mount without serving (like `nginx -t`): one
-    /// line per mount; exits with 1 on any problem.
+    /// line per mount, then each database with the migrations that would
+    /// run; exits with 1 on any problem. Only looks: no migration runs, and
+    /// no database, secret key, folder or file is created or changed.
     Check {
         #[command(flatten)]
         table: TableArg,
     },
     /// Print every mount's routes with their full URL rule and endpoint
-    /// (like `flask routes`).
+    /// (like `flask routes`). Only looks, like `check`.
     Routes {
         #[command(flatten)]
         table: TableArg,
@@ -189,13 +191,14 @@ fn run_one(
 fn check(file: &Path) -> anyhow::Result<ExitCode> {
     logging::init_console();
     let table = config::load(file)?;
+    let services = SiteServices::new(&table, Mode::Inspect).map_err(anyhow::Error::msg)?;
     let mut failed = 0;
     println!("{}: {} mounts", file.display(), table.mounts.len());
-    for (mount, outcome) in site::load_mounts(&table, false) {
+    for (mount, outcome) in site::load_mounts(&table, &services, false) {
         match outcome {
             Ok(app) => {
                 println!(
-                    "ok    {:<12} {:<16} {} (app {:?}, app-api {})",
+                    "ok    {:<12} {:<16} {} (app {:?}, contract {})",
                     mount.name,
                     mount.display_prefix(),
                     mount.library.display(),
@@ -214,6 +217,18 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    for report in services.inspected() {
+        println!("database {} ({}):", report.name, report.path.display());
+        match report.inspected {
+            Ok(found) => {
+                for namespace in found {
+                    println!("  {}", describe_migrations(&namespace));
+                }
+            }
+            Err(message) => println!("  {message}"),
+        }
+    }
+    services.close();
     if failed == 0 {
         println!("all mounts ok");
         Ok(ExitCode::SUCCESS)
@@ -221,6 +236,27 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
         println!("{failed} of {} mounts failed", table.mounts.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// One line on a namespace's migrations as `host check` found them.
+fn describe_migrations(found: &host_database::Inspected) -> String {
+    let mut line = format!(
+        "migrations {:?}: {} of {} steps applied",
+        found.namespace, found.applied, found.known
+    );
+    if found.adopted > 0 {
+        line.push_str(&format!(
+            ", {} to adopt from PRAGMA user_version",
+            found.adopted
+        ));
+    }
+    match found.pending() {
+        0 => line.push_str(", up to date"),
+        pending => line.push_str(&format!(
+            ", {pending} pending (they ran on a copy of the schema; the host applies them when it starts)"
+        )),
+    }
+    line
 }
 
 fn command(file: &Path, name: &str, arguments: Vec<String>) -> anyhow::Result<ExitCode> {
@@ -255,9 +291,16 @@ fn command(file: &Path, name: &str, arguments: Vec<String>) -> anyhow::Result<Ex
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let services = SiteServices::new(&table, true);
+    let services = SiteServices::new(&table, Mode::Command).map_err(anyhow::Error::msg)?;
+    let index = table
+        .mounts
+        .iter()
+        .position(|candidate| candidate.name == mount.name)
+        .unwrap_or_default();
     let logger = logging::AppLogger::new(&mount.logger);
-    match loader::run_command(library, mount, logger, &services, arguments) {
+    let outcome = loader::run_command(library, mount, index, logger, &services, arguments);
+    services.close();
+    match outcome {
         Ok(output) => {
             if !output.is_empty() {
                 println!("{}", output.trim_end());
@@ -274,7 +317,8 @@ fn command(file: &Path, name: &str, arguments: Vec<String>) -> anyhow::Result<Ex
 fn routes(file: &Path) -> anyhow::Result<ExitCode> {
     logging::init_console();
     let table = config::load(file)?;
-    let loaded = lifecycle::load_all(&table, false)?;
+    let services = SiteServices::new(&table, Mode::Inspect).map_err(anyhow::Error::msg)?;
+    let loaded = lifecycle::load_all(&table, &services, false)?;
     let mut rows = vec![(
         "Endpoint".to_owned(),
         "Methods".to_owned(),

@@ -36,6 +36,9 @@ pub struct MountTable {
     pub log_dir: PathBuf,
     /// The mounts, in table order.
     pub mounts: Vec<Mount>,
+    /// The databases: those the table declares, then the private ones of
+    /// mounts that list none, each once.
+    pub databases: Vec<DatabaseConfig>,
     /// Where the host answers its health report, if anywhere.
     pub health_path: Option<String>,
     /// Where the host answers its metrics, if anywhere.
@@ -71,6 +74,22 @@ impl Default for Limits {
     }
 }
 
+/// One database of the site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// Its name: the key under `databases`, or a mount's name for the
+    /// private database of a mount that lists none.
+    pub name: String,
+    /// The SQLite file, resolved against the data folder.
+    pub path: PathBuf,
+    /// Whether the table declares it (else it is a mount's own).
+    pub declared: bool,
+}
+
+/// The file of the site database of releases before named databases, in
+/// the data folder; see `legacy_database`.
+pub const LEGACY_DATABASE_FILE: &str = "app.db";
+
 /// One validated mount.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mount {
@@ -97,6 +116,9 @@ pub struct Mount {
     pub session_cookie: String,
     /// The app's own settings, handed to it as JSON.
     pub config: serde_json::Value,
+    /// The databases the mount may use, by name; the first is its default.
+    /// Never empty: a mount that lists none has its own, named after it.
+    pub databases: Vec<String>,
     /// Handler threads for this mount.
     pub max_concurrency: usize,
     /// The largest request body accepted, in bytes.
@@ -215,8 +237,22 @@ struct RawTable {
     /// -Host and -Prefix headers are believed. Default: none.
     #[schemars(example = &["127.0.0.1", "10.0.0.0/8"])]
     trusted_proxies: Option<Vec<String>>,
+    /// The databases mounts may use, by name. A mount lists those it uses
+    /// ("databases": ["blog"]); one that lists none has its own,
+    /// "sqlite:<mount name>.db". Default: none declared.
+    #[schemars(example = &serde_json::json!({"blog": {"url": "sqlite:blog.db"}}))]
+    databases: Option<BTreeMap<String, RawDatabase>>,
     /// The apps, each under its own URL prefix. The longest prefix wins.
     mounts: Vec<RawMount>,
+}
+
+/// One database.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    /// Where it is: "sqlite:FILE", relative to data_dir (or absolute).
+    #[schemars(example = &"sqlite:blog.db")]
+    url: String,
 }
 
 /// One app library mounted under a URL prefix.
@@ -247,6 +283,12 @@ struct RawMount {
     session_cookie: Option<String>,
     /// Settings handed to the app as JSON. Default {}.
     config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The databases (names under the top-level "databases") this mount may
+    /// use; the first is its default. Its own name may be listed without a
+    /// declaration: its private database. Default: only its private
+    /// database, "sqlite:<name>.db", created on first use.
+    #[schemars(example = &["blog"])]
+    databases: Option<Vec<String>>,
     /// Handler threads for this mount, 1 to 1024. Default 16.
     max_concurrency: Option<usize>,
     /// Largest request body in bytes; larger gets 413. Default 1048576.
@@ -285,6 +327,7 @@ pub fn single(
         max_headers: None,
         max_header_bytes: None,
         trusted_proxies: None,
+        databases: None,
         mounts: vec![RawMount {
             name: name.to_owned(),
             prefix: prefix.to_owned(),
@@ -296,6 +339,7 @@ pub fn single(
             logger: None,
             session_cookie: None,
             config: None,
+            databases: None,
             max_concurrency: None,
             max_body_bytes: None,
             queue_timeout_ms: None,
@@ -399,6 +443,8 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
             "no mounts: add at least one, e.g. {\"name\": \"frontend\", \"prefix\": \"/\", \"library\": \"apps/libfrontend.so\"}",
         ));
     }
+    let data_dir = base.join(raw.data_dir.as_deref().unwrap_or("data"));
+    let mut databases = declared_databases(raw.databases.unwrap_or_default(), &data_dir)?;
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut prefixes: HashMap<String, usize> = HashMap::new();
     let mut mounts = Vec::with_capacity(raw.mounts.len());
@@ -480,6 +526,13 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
         check_cookie_name(&session_cookie)
             .map_err(|message| problem(at("session_cookie"), message))?;
         let config = serde_json::Value::Object(raw_mount.config.unwrap_or_default());
+        let mount_databases = mount_databases(
+            index,
+            &raw_mount.name,
+            raw_mount.databases.as_deref().unwrap_or_default(),
+            &data_dir,
+            &mut databases,
+        )?;
         let max_concurrency = raw_mount.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
         if !(1..=1024).contains(&max_concurrency) {
             return Err(problem(
@@ -498,6 +551,7 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
             logger,
             session_cookie,
             config,
+            databases: mount_databases,
             max_concurrency,
             max_body_bytes: raw_mount.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             queue_timeout_ms: raw_mount.queue_timeout_ms.unwrap_or(10_000),
@@ -556,10 +610,116 @@ fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
         metrics_path,
         limits,
         listen,
-        data_dir: base.join(raw.data_dir.as_deref().unwrap_or("data")),
+        data_dir,
         log_dir: base.join(raw.log_dir.as_deref().unwrap_or("logs")),
         mounts,
+        databases,
     })
+}
+
+/// The file of a database URL: `sqlite:FILE`, relative to the data folder,
+/// or `sqlite:/absolute/FILE`.
+fn database_path(url: &str, data_dir: &Path) -> Result<PathBuf, String> {
+    let example = "use \"sqlite:FILE\", relative to data_dir (e.g. \"sqlite:blog.db\"), or \"sqlite:/absolute/path.db\"";
+    let Some(file) = url.strip_prefix("sqlite:") else {
+        return Err(format!(
+            "{url:?} is not a database URL this host supports: {example}"
+        ));
+    };
+    if file.is_empty()
+        || file.starts_with("//")
+        || file.starts_with(':')
+        || file.starts_with("file:")
+        || file.contains(['?', '#'])
+        || file.ends_with('/')
+    {
+        return Err(format!("{url:?} does not name a database file: {example}"));
+    }
+    Ok(data_dir.join(file))
+}
+
+/// The databases the table declares, each with its own file.
+fn declared_databases(
+    raw: BTreeMap<String, RawDatabase>,
+    data_dir: &Path,
+) -> Result<Vec<DatabaseConfig>, Problem> {
+    let mut databases: Vec<DatabaseConfig> = Vec::with_capacity(raw.len());
+    for (name, raw_database) in raw {
+        let at = format!("databases.{name}");
+        check_name(&name).map_err(|message| problem(&at, message))?;
+        let path = database_path(&raw_database.url, data_dir)
+            .map_err(|message| problem(format!("{at}.url"), message))?;
+        if let Some(other) = databases.iter().find(|other| other.path == path) {
+            return Err(problem(
+                format!("{at}.url"),
+                format!(
+                    "{:?} is also the file of databases.{}: give each database its own file",
+                    raw_database.url, other.name
+                ),
+            ));
+        }
+        databases.push(DatabaseConfig {
+            name,
+            path,
+            declared: true,
+        });
+    }
+    Ok(databases)
+}
+
+/// The databases of the mount at `index`: those it lists, each declared or
+/// its own name; none listed is its own database alone. Its own database
+/// joins `databases` when the table does not declare one of that name.
+fn mount_databases(
+    index: usize,
+    mount: &str,
+    listed: &[String],
+    data_dir: &Path,
+    databases: &mut Vec<DatabaseConfig>,
+) -> Result<Vec<String>, Problem> {
+    let mut names: Vec<String> = Vec::with_capacity(listed.len().max(1));
+    for (position, name) in listed.iter().enumerate() {
+        let at = format!("mounts[{index}].databases[{position}]");
+        if names.contains(name) {
+            return Err(problem(at, format!("{name:?} is listed twice")));
+        }
+        let declared = databases.iter().any(|database| database.name == *name);
+        if !declared && name != mount {
+            return Err(problem(
+                at,
+                format!(
+                    "{name:?} is not a database of this table: declare it under \"databases\" (e.g. \"databases\": {{\"{name}\": {{\"url\": \"sqlite:{name}.db\"}}}}), or list the mount's own, {mount:?}"
+                ),
+            ));
+        }
+        names.push(name.clone());
+    }
+    if names.is_empty() {
+        names.push(mount.to_owned());
+    }
+    if names.iter().any(|name| name == mount)
+        && !databases.iter().any(|database| database.name == mount)
+    {
+        let path = data_dir.join(format!("{mount}.db"));
+        if let Some(other) = databases.iter().find(|other| other.path == path) {
+            return Err(problem(
+                format!("mounts[{index}].name"),
+                format!(
+                    "the mount's own database would be {}, the file of databases.{} already: list {:?} in the mount's \"databases\", or give databases.{} another file",
+                    path.display(),
+                    other.name,
+                    other.name,
+                    other.name
+                ),
+            ));
+        }
+        databases.push(DatabaseConfig {
+            name: mount.to_owned(),
+            path,
+            declared: false,
+        });
+    }
+    Ok(names)
 }
 
 /// Normalises a mount prefix: must start with `/`; trailing slashes are
@@ -655,27 +815,50 @@ impl<'a> Locator<'a> {
         line_column(self.text, offset)
     }
 
+    /// The value at a key path such as `mounts[1].databases[0]` or
+    /// `databases.blog.url`; the closest enclosing value when part of the
+    /// path is missing.
     fn value(&self, key: &str) -> Option<&'a RawValue> {
         let spans = self.spans.as_ref()?;
-        let (head, rest) = key.split_once('.').unwrap_or((key, ""));
-        let (name, index) = match head.split_once('[') {
-            Some((name, index)) => (name, index.trim_end_matches(']').parse::<usize>().ok()),
-            None => (head, None),
+        let mut steps = key.split('.').flat_map(|part| {
+            let (name, indexes) = part.split_once('[').unwrap_or((part, ""));
+            std::iter::once(Step::Field(name)).chain(
+                indexes
+                    .split('[')
+                    .filter_map(|index| index.trim_end_matches(']').parse().ok())
+                    .map(Step::Index),
+            )
+        });
+        let Some(Step::Field(top)) = steps.next() else {
+            return None;
         };
-        let top = *spans.get(name)?;
-        let Some(index) = index else {
-            return Some(top);
-        };
-        let items: Vec<&'a RawValue> = serde_json::from_str(top.get()).ok()?;
-        // Re-parsing a slice keeps pointers into the original text, since
-        // `RawValue` borrows.
-        let item = *items.get(index)?;
-        if rest.is_empty() {
-            return Some(item);
+        let mut current = *spans.get(top)?;
+        for step in steps {
+            // Re-parsing a slice keeps pointers into the original text,
+            // since `RawValue` borrows.
+            let next = match step {
+                Step::Field(name) => {
+                    serde_json::from_str::<BTreeMap<String, &'a RawValue>>(current.get())
+                        .ok()
+                        .and_then(|fields| fields.get(name).copied())
+                }
+                Step::Index(index) => serde_json::from_str::<Vec<&'a RawValue>>(current.get())
+                    .ok()
+                    .and_then(|items| items.get(index).copied()),
+            };
+            match next {
+                Some(value) => current = value,
+                None => break,
+            }
         }
-        let fields: BTreeMap<String, &'a RawValue> = serde_json::from_str(item.get()).ok()?;
-        Some(fields.get(rest).copied().unwrap_or(item))
+        Some(current)
     }
+}
+
+/// One step of a key path.
+enum Step<'k> {
+    Field(&'k str),
+    Index(usize),
 }
 
 /// 1-based line and column (in characters) of a byte offset.

@@ -13,8 +13,28 @@
 
 use std::{borrow::Cow, collections::HashMap};
 
-use app_api::sdk::url::PATH as LOCATION_PATH;
-use percent_encoding::{percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+/// Escaped when a decoded path is written into a `Location`: all but RFC
+/// 3986's `pchar` and `/` (section 3.3). The SDK's `url::PATH`, which apps
+/// write their URLs with, escapes the same (a test checks): the host
+/// depends on the contract, not on the SDK.
+const LOCATION_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// Mount prefixes arranged as a tree of path segments, with each mount's
 /// static URL path.
@@ -291,6 +311,18 @@ fn remove_dot_segments(path: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_escape_what_the_sdk_escapes() {
+        for byte in 0..=127u8 {
+            let text = (byte as char).to_string();
+            assert_eq!(
+                utf8_percent_encode(&text, LOCATION_PATH).to_string(),
+                utf8_percent_encode(&text, app_api::sdk::url::PATH).to_string(),
+                "byte {byte}"
+            );
+        }
+    }
 
     fn mounts<'a>(rows: &[(&'a str, Option<&'a str>)]) -> Vec<MountPrefix<'a>> {
         rows.iter()

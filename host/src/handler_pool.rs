@@ -36,7 +36,7 @@ use std::{
 };
 
 use abi_stable::std_types::RResult;
-use app_api::abi::{AppError, AppInstance, AppRequest, AppResponse};
+use app_api_abi::{AppError, AppInstance, AppRequest, AppResponse};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use crate::{app_request, logging, periodic::Periodic};
@@ -579,7 +579,7 @@ fn work(shared: &Shared, instance: &AppInstance) {
 #[cfg(test)]
 mod tests {
     use abi_stable::{sabi_trait::TD_Opaque, std_types::RVec};
-    use app_api::abi::{App, App_TO, AppResponse, RouteInfo};
+    use app_api_abi::{App, App_TO, AppResponse, RouteInfo};
 
     use super::*;
 

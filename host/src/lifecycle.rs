@@ -23,6 +23,7 @@ use crate::{
     handover, logging,
     logging::AppLogger,
     server,
+    services::{Mode, SiteServices},
     site::{self, FailedMount, HostPaths, LoadedMount, Site},
 };
 
@@ -66,10 +67,11 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
             "debug mode is on: loopback clients get error pages with backtraces; never use it in production"
         );
     }
+    let services = SiteServices::new(&table, Mode::Serve).map_err(anyhow::Error::msg)?;
     let (loaded, failed) = if options.strict {
-        (load_all(&table, options.debug)?, Vec::new())
+        (load_all(&table, &services, options.debug)?, Vec::new())
     } else {
-        load_tolerant(&table, options.debug)
+        load_tolerant(&table, &services, options.debug)
     };
     for app in &loaded {
         tracing::info!(
@@ -136,6 +138,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     drop(stall_guard);
     site.shut_down();
     drop(runtime);
+    services.close();
     match stop {
         Stop::Signal => {
             handover::remove_pid_file(&table.data_dir);
@@ -158,10 +161,14 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
 
 /// Loads every mount; a mount that fails is logged and kept as failed, so
 /// that its prefix answers 503 while the others serve (Tomcat's way).
-fn load_tolerant(table: &MountTable, debug: bool) -> (Vec<LoadedMount>, Vec<FailedMount>) {
+fn load_tolerant(
+    table: &MountTable,
+    services: &Arc<SiteServices>,
+    debug: bool,
+) -> (Vec<LoadedMount>, Vec<FailedMount>) {
     let mut loaded = Vec::new();
     let mut failed = Vec::new();
-    for (mount, outcome) in site::load_mounts(table, debug) {
+    for (mount, outcome) in site::load_mounts(table, services, debug) {
         match outcome {
             Ok(app) => loaded.push(app),
             Err(error) => {
@@ -190,10 +197,14 @@ fn log_full_report(mount: &crate::config::Mount, error: &crate::loader::LoadErro
 }
 
 /// Loads every mount, failing with every mount's error when any fails.
-pub fn load_all(table: &MountTable, debug: bool) -> anyhow::Result<Vec<LoadedMount>> {
+pub fn load_all(
+    table: &MountTable,
+    services: &Arc<SiteServices>,
+    debug: bool,
+) -> anyhow::Result<Vec<LoadedMount>> {
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
-    for (mount, outcome) in site::load_mounts(table, debug) {
+    for (mount, outcome) in site::load_mounts(table, services, debug) {
         match outcome {
             Ok(app) => loaded.push(app),
             Err(error) => {

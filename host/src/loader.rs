@@ -1,10 +1,12 @@
 //! Loading app libraries and creating one app instance per mount.
 //!
-//! Follows the facts measured in DESIGN.md: each library is loaded with
-//! `lib_header_from_path(..).init_root_module()` (never `load_from_file`,
-//! which caches one module per interface type, abi_stable issue #92); each
-//! distinct file is loaded once and never unloaded; the same file mounted
-//! twice gives two instances; `panic = "abort"` builds are refused.
+//! Each library is loaded with `lib_header_from_path(..).init_root_module()`
+//! (never `load_from_file`, which caches one module per interface type, so
+//! that a second library would get the first one's module: abi_stable issue
+//! #92); each distinct file is loaded once and never unloaded (abi_stable
+//! leaks libraries by design, and a call after `dlclose` would crash); the
+//! same file mounted twice gives two instances; `panic = "abort"` builds are
+//! refused (`docs/architecture.md`).
 
 use std::{
     collections::HashMap,
@@ -17,7 +19,9 @@ use abi_stable::{
     library::{LibraryError, lib_header_from_path},
     std_types::{RResult, RString, RVec},
 };
-use app_api::abi::{AppError, AppInstance, AppModuleRef, CommandInfo, Extension, HostContext};
+use app_api_abi::{
+    API_VERSION, AppError, AppInstance, AppModuleRef, CommandInfo, Extension, HostContext,
+};
 
 use crate::{
     config::Mount,
@@ -98,9 +102,8 @@ impl fmt::Display for LoadError {
             ),
             LoadError::Incompatible { path, summary, .. } => write!(
                 f,
-                "{}: built against an incompatible app-api: {summary} (rebuild the app against this host's app-api {})",
+                "{}: built against an incompatible contract: {summary} (rebuild the app against this host's app-api-abi {API_VERSION})",
                 path.display(),
-                app_api::abi::API_VERSION
             ),
             LoadError::PanicAbort { path } => write!(
                 f,
@@ -132,7 +135,7 @@ impl Library {
         (self.module.name())().as_str()
     }
 
-    /// The app-api version the app was built against.
+    /// The contract version the app was built against.
     pub fn api_version(&self) -> &'static str {
         (self.module.abi_info())().api_version.as_str()
     }
@@ -208,9 +211,9 @@ fn library_error(path: &Path, error: LibraryError) -> LoadError {
     }
 }
 
-/// abi_stable's layout report is 200–1400 lines of type dumps (DESIGN.md,
-/// fact 2). Keep each `Error:` with the `Expected:` and `Found:` values under
-/// it: `mismatched type (expected AbiInfo, found u32)`.
+/// abi_stable's layout report is 200–1400 lines of type dumps. Keep each
+/// `Error:` with the `Expected:` and `Found:` values under it: `mismatched
+/// type (expected AbiInfo, found u32)`.
 pub fn summarize_abi_report(report: &str) -> String {
     let mut lines = report.lines().map(str::trim);
     let mut errors: Vec<String> = Vec::new();
@@ -248,9 +251,11 @@ pub fn summarize_abi_report(report: &str) -> String {
     errors.join("; ")
 }
 
-/// What an app instance is told about its mount.
+/// What an app instance is told about its mount, the one at `index` in the
+/// table.
 fn context(
     mount: &Mount,
+    index: usize,
     logger: AppLogger,
     services: &Arc<SiteServices>,
     debug: bool,
@@ -259,6 +264,10 @@ fn context(
         .mount_secret(&mount.name)
         .map_err(|message| LoadError::Secret { message })?;
     let mut extensions = RVec::new();
+    extensions.push(Extension {
+        key: "host_contract".into(),
+        value: API_VERSION.into(),
+    });
     if debug {
         extensions.push(Extension {
             key: "debug".into(),
@@ -280,20 +289,21 @@ fn context(
         config_json: mount.config.to_string().into(),
         secret: RVec::from(secret),
         max_log_level: logger.max_level(),
-        host: MountServices::new_object(logger, Arc::clone(services)),
+        host: MountServices::new_object(mount, index, logger, Arc::clone(services)),
         extensions,
     })
 }
 
-/// Creates the app instance for one mount.
+/// Creates the app instance for one mount, the one at `index` in the table.
 pub fn instantiate(
     library: Library,
     mount: &Mount,
+    index: usize,
     logger: AppLogger,
     services: &Arc<SiteServices>,
     debug: bool,
 ) -> Result<AppInstance, LoadError> {
-    let context = context(mount, logger, services, debug)?;
+    let context = context(mount, index, logger, services, debug)?;
     match (library.module.instantiate())(context) {
         RResult::ROk(instance) => Ok(instance),
         RResult::RErr(AppError { message, .. }) => Err(LoadError::Init {
@@ -313,11 +323,13 @@ pub fn commands(library: Library) -> Vec<CommandInfo> {
         .unwrap_or_default()
 }
 
-/// Runs one of the app's commands for `mount`; `arguments[0]` is the
-/// command's name. Returns what to print, or the app's error.
+/// Runs one of the app's commands for `mount` (at `index` in the table);
+/// `arguments[0]` is the command's name. Returns what to print, or the
+/// app's error.
 pub fn run_command(
     library: Library,
     mount: &Mount,
+    index: usize,
     logger: AppLogger,
     services: &Arc<SiteServices>,
     arguments: Vec<String>,
@@ -328,7 +340,8 @@ pub fn run_command(
             mount.library.display()
         )
     })?;
-    let context = context(mount, logger, services, false).map_err(|error| error.to_string())?;
+    let context =
+        context(mount, index, logger, services, false).map_err(|error| error.to_string())?;
     match run(context, arguments.into_iter().map(RString::from).collect()) {
         RResult::ROk(output) => Ok(output.into()),
         RResult::RErr(AppError { message, .. }) => Err(message.into()),

@@ -16,7 +16,7 @@ use std::{
 };
 
 use abi_stable::std_types::RResult;
-use app_api::abi::{AppError, AppResponse, Header, level};
+use app_api_abi::{AppError, AppResponse, Header, level};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body_util::{BodyExt, Either, Full, Limited, combinators::BoxBody};

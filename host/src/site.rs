@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use app_api::abi::AppInstance;
+use app_api_abi::AppInstance;
 
 use crate::{
     config::{Limits, Mount, MountTable},
@@ -36,20 +36,21 @@ pub struct LoadedMount {
 /// reused, so its content never changes.
 const UPLOADS_MAX_AGE: u64 = 365 * 24 * 60 * 60;
 
-/// Loads every mount's library (each file once) and creates its instance,
-/// in table order; one outcome per mount.
+/// Loads every mount's library (each file once) and creates its instance
+/// with `services`, in table order; one outcome per mount.
 /// With `debug`, apps capture backtraces for the host's error page.
 pub fn load_mounts(
     table: &MountTable,
+    services: &Arc<SiteServices>,
     debug: bool,
 ) -> Vec<(Mount, Result<LoadedMount, LoadError>)> {
     let mut loader = Loader::default();
-    let services = SiteServices::new(table, false);
     let mut uploads: Option<Arc<StaticFolder>> = None;
     table
         .mounts
         .iter()
-        .map(|mount| {
+        .enumerate()
+        .map(|(index, mount)| {
             let outcome = loader.library(&mount.library).and_then(|library| {
                 let static_folder = mount
                     .static_folder
@@ -64,11 +65,11 @@ pub fn load_mounts(
                     })
                     .transpose()?;
                 let uploads = match &mount.uploads_url_path {
-                    Some(_) => Some(uploads_folder(&services, &mut uploads)?),
+                    Some(_) => uploads_folder(services, &mut uploads)?,
                     None => None,
                 };
                 let logger = AppLogger::new(&mount.logger);
-                let instance = loader::instantiate(library, mount, logger, &services, debug)?;
+                let instance = loader::instantiate(library, mount, index, logger, services, debug)?;
                 Ok(LoadedMount {
                     mount: mount.clone(),
                     library,
@@ -83,13 +84,14 @@ pub fn load_mounts(
         .collect()
 }
 
-/// The uploads folder all mounts share, opened by the first that serves it.
+/// The uploads folder all mounts share, opened by the first that serves it;
+/// `None` when only looking at a site whose folder does not exist yet.
 fn uploads_folder(
     services: &SiteServices,
     opened: &mut Option<Arc<StaticFolder>>,
-) -> Result<Arc<StaticFolder>, LoadError> {
+) -> Result<Option<Arc<StaticFolder>>, LoadError> {
     if let Some(folder) = opened {
-        return Ok(Arc::clone(folder));
+        return Ok(Some(Arc::clone(folder)));
     }
     let store = services
         .uploads()
@@ -99,13 +101,16 @@ fn uploads_folder(
                 .join(crate::services::uploads::UPLOADS_FOLDER),
             reason,
         })?;
+    let Some(store) = store else {
+        return Ok(None);
+    };
     let folder = StaticFolder::open(store.folder(), UPLOADS_MAX_AGE).map_err(|error| {
         LoadError::StaticFolder {
             path: store.folder().to_owned(),
             reason: error.to_string(),
         }
     })?;
-    Ok(Arc::clone(opened.insert(Arc::new(folder))))
+    Ok(Some(Arc::clone(opened.insert(Arc::new(folder)))))
 }
 
 /// A mount that serves requests.

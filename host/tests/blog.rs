@@ -819,15 +819,11 @@ fn create_user_reads_the_password_from_stdin_and_refuses_duplicates() {
 
 #[test]
 fn mounted_elsewhere_behind_a_tls_proxy_links_and_cookies_follow() {
-    let static_folder = common::workspace_root().join("shared/static");
-    let mut frontend = common::mount("frontend", "/blog", "frontend");
-    frontend["static_folder"] = static_folder.display().to_string().into();
-    let mut admin = common::mount("admin", "/manage", "admin");
-    admin["static_folder"] = static_folder.display().to_string().into();
-    let table = common::Table::from_value(serde_json::json!({
-        "trusted_proxies": ["127.0.0.1"],
-        "mounts": [frontend, admin],
-    }));
+    let mut value = common::blog::site_table_value();
+    value["trusted_proxies"] = serde_json::json!(["127.0.0.1"]);
+    value["mounts"][0]["prefix"] = "/blog".into();
+    value["mounts"][1]["prefix"] = "/manage".into();
+    let table = common::Table::from_value(value);
     create_user(&table, "alice");
     let host = Host::start_on(&table);
     let mut client = Client::new(&host);

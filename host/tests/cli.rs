@@ -117,7 +117,7 @@ fn bad_libraries_are_refused_with_a_clear_reason() {
         ),
         (
             json!(library("abi-mismatch-app")),
-            "libabi_mismatch_app.so: built against an incompatible app-api: incompatible type size (expected 24, found 16)"
+            "libabi_mismatch_app.so: built against an incompatible contract: incompatible type size (expected 24, found 16)"
                 .to_owned(),
         ),
     ];

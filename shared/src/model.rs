@@ -17,8 +17,12 @@ use app_api::{
 };
 use serde::{Deserialize, Serialize};
 
-/// The schema, one step per version (`PRAGMA user_version`). Append new
-/// steps; never edit a released one.
+/// The namespace of the blog's migrations, shared by every app that uses
+/// this model (the frontend and the admin).
+pub const MIGRATIONS_NAMESPACE: &str = "blog";
+
+/// The schema, one step at a time. Append new steps; never edit a released
+/// one (the host refuses a changed step).
 pub const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE users (
@@ -332,13 +336,17 @@ pub struct Blog {
 
 impl Blog {
     /// The model on `db`, its schema brought up to date (safe when both
-    /// apps start at once: the host runs each step once).
+    /// apps start at once: the host runs each step once). A database the
+    /// blog of app-api 1.0 wrote, whose steps counted in `PRAGMA
+    /// user_version`, is adopted as it is.
     pub fn open(db: Db) -> Result<Blog, Error> {
-        let before = db.migrate(MIGRATIONS)?;
-        if before < MIGRATIONS.len() as u32 {
+        let migrated = db.migrate_from_user_version(MIGRATIONS_NAMESPACE, MIGRATIONS)?;
+        if migrated.after > migrated.before {
             tracing::info!(
-                "database schema migrated from version {before} to {}",
-                MIGRATIONS.len()
+                database = db.name(),
+                "the blog's schema migrated from step {} to {}",
+                migrated.before,
+                migrated.after
             );
         }
         Ok(Blog { db })

@@ -1,9 +1,14 @@
-//! The host's database, as apps use it.
+//! The host's databases, as apps use it.
 //!
-//! The host holds the only SQLite in the process (one file under its data
-//! directory, WAL mode, foreign keys on) and runs the statements apps send;
-//! apps never link SQLite themselves (two copies of SQLite on one file can
-//! corrupt it). Get the handle with [`Mount::db`](super::Mount::db).
+//! The host holds the only SQLite in the process and runs the statements
+//! apps send; apps never link SQLite themselves (two copies of SQLite on
+//! one file can corrupt it). Databases are named in the mount table
+//! (`"databases": {"blog": {"url": "sqlite:blog.db"}}`), and a mount may use
+//! those it lists (`"databases": ["blog"]`): the first is its default,
+//! [`Mount::db`](super::Mount::db), the others come by name,
+//! [`Mount::database`](super::Mount::database). A mount that lists none
+//! has a database of its own, named after the mount and created on first
+//! use, so a new section needs no database configuration at all.
 //!
 //! ```no_run
 //! use app_api::{prelude::*, params, sdk::db::Db};
@@ -35,8 +40,33 @@
 //!
 //! A [`transaction`](Db::transaction) is a list of statements that commits or
 //! rolls back as one; decide in SQL (`INSERT ... SELECT`, `WHERE NOT EXISTS`)
-//! rather than between statements. Schema changes go through
-//! [`migrate`](Db::migrate), which runs each step once per database.
+//! rather than between statements. `BEGIN`, `COMMIT` and `SAVEPOINT` are
+//! refused: connections are shared, and one left inside a transaction would
+//! show every later caller an old snapshot.
+//!
+//! # Migrations belong to the app
+//!
+//! Schema changes go through [`migrate`](Db::migrate) with a namespace, by
+//! convention the app's name: `db.migrate("guestbook", &STEPS)`. Step `i`
+//! (from 1) runs once, in a transaction of its own, and the host records it
+//! with a checksum of its text in a table of its own (`_host_migrations`)
+//! in that database. Apps with different namespaces in one database never
+//! interfere, in whatever order they start; two instances of one app, or
+//! two processes during a reload, apply each step once. Never edit an
+//! applied step, append a new one: a step whose text changed is an error
+//! naming the namespace and the step, as is a history with more steps than
+//! the app knows (an older build on a newer database).
+//!
+//! # What the host refuses
+//!
+//! `ATTACH`/`DETACH` (and `VACUUM`, which attaches), `load_extension()`,
+//! PRAGMAs that change settings (`journal_mode = ...`; reading one, and
+//! `table_info(...)`, `index_list(...)`, `foreign_key_check`,
+//! `integrity_check`, `defer_foreign_keys = ON` and the like are fine),
+//! transaction statements, temporary tables, and changes to the host's
+//! `_host_*` tables come back as [`DbErrorKind::Refused`] saying why. Apps
+//! are native code in the host's process: this guards against mistakes,
+//! not against a malicious app.
 //!
 //! Errors come back as values ([`DbError`]) with the database's message;
 //! a failed `UNIQUE` constraint is [`DbErrorKind::Constraint`].
@@ -46,7 +76,7 @@ use std::{fmt, sync::Arc};
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 
 use super::Error;
-use crate::abi::{self, DbStatement, HostServices};
+use crate::abi::{self, DbStatement, Extension, HostServices};
 
 pub use crate::abi::DbValue as Value;
 
@@ -60,28 +90,64 @@ macro_rules! params {
     };
 }
 
-/// The host's database service for one app instance.
+/// One database of the host, as a mount may use it.
 #[derive(Clone)]
 pub struct Db {
     host: Arc<HostServices>,
+    /// Its name; `None` on a host of contract 1.0, whose one site database
+    /// is reached through the calls of that contract.
+    name: Option<RString>,
 }
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Db")
+        match &self.name {
+            Some(name) => write!(f, "Db({name:?})"),
+            None => f.write_str("Db(the site database of a contract 1.0 host)"),
+        }
     }
 }
 
+/// What [`Db::migrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// Steps of the namespace applied before the call.
+    pub before: u32,
+    /// Steps applied after it. `host check` only looks: there it stays
+    /// `before`, and the host reports the pending steps itself.
+    pub after: u32,
+}
+
 impl Db {
-    pub(crate) fn new(host: Arc<HostServices>) -> Db {
-        Db { host }
+    /// The database `name` (`""`: the mount's default) if the mount may
+    /// use it.
+    pub(crate) fn open(host: &Arc<HostServices>, name: &str) -> Result<Db, DbError> {
+        match into_result(host.db_open(RStr::from_str(name))) {
+            Ok(resolved) => Ok(Db {
+                host: Arc::clone(host),
+                name: Some(resolved),
+            }),
+            // a host of contract 1.0 has one database, every mount's default
+            Err(error) if error.kind == DbErrorKind::Unsupported && name.is_empty() => Ok(Db {
+                host: Arc::clone(host),
+                name: None,
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The database's name in the mount table.
+    pub fn name(&self) -> &str {
+        self.name.as_ref().map_or("", RString::as_str)
     }
 
     /// Runs one statement and returns its rows (none for most writes).
     pub fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
-        let result = self
-            .host
-            .db_query(RStr::from_str(sql), RSlice::from_slice(params));
+        let (sql, params) = (RStr::from_str(sql), RSlice::from_slice(params));
+        let result = match &self.name {
+            Some(name) => self.host.db_query_in(name.as_rstr(), sql, params),
+            None => self.host.db_query(sql, params),
+        };
         into_result(result).map(Rows::from_abi)
     }
 
@@ -100,19 +166,76 @@ impl Db {
                 params: statement.params.iter().cloned().collect(),
             })
             .collect();
-        let result = self.host.db_transaction(RSlice::from_slice(&statements));
+        let statements = RSlice::from_slice(&statements);
+        let result = match &self.name {
+            Some(name) => self.host.db_transaction_in(name.as_rstr(), statements),
+            None => self.host.db_transaction(statements),
+        };
         into_result(result).map(|all| all.into_iter().map(Rows::from_abi).collect())
     }
 
-    /// Brings the schema up to date: step `i` (counting from 1) is the SQL
-    /// that takes the database from version `i - 1` to `i` (kept in
-    /// `PRAGMA user_version`). Steps already applied are skipped; each new
-    /// one runs in its own transaction, and concurrent callers (two apps
-    /// starting at once) wait for each other. Never edit a released step:
-    /// append a new one. Returns the version found before.
-    pub fn migrate(&self, steps: &[&str]) -> Result<u32, DbError> {
+    /// Applies the schema steps of `namespace` (by convention the app's
+    /// name) that this database has not seen: step `i` (from 1) runs once,
+    /// in its own transaction, and is recorded with a checksum of its text.
+    /// See the [module documentation](self) for the rules; never edit an
+    /// applied step, append a new one.
+    ///
+    /// ```no_run
+    /// # use app_api::prelude::*;
+    /// const MIGRATIONS: &[&str] = &[
+    ///     "CREATE TABLE entries (id INTEGER PRIMARY KEY, message TEXT NOT NULL)",
+    ///     "ALTER TABLE entries ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0",
+    /// ];
+    /// fn build(mount: &Mount) -> Result<Router, Error> {
+    ///     mount.db()?.migrate("guestbook", MIGRATIONS)?;
+    ///     Ok(Router::new())
+    /// }
+    /// ```
+    pub fn migrate(&self, namespace: &str, steps: &[&str]) -> Result<Migrated, DbError> {
+        self.migrate_with(namespace, steps, &[])
+    }
+
+    /// [`migrate`](Db::migrate) for an app that used this database with
+    /// `app-api` 1.0, whose migrations counted in `PRAGMA user_version` for
+    /// the whole database: the first time, the steps that version says were
+    /// applied count as this namespace's (if the tables and indexes they
+    /// create are there), then it goes on as `migrate`. Only the app that
+    /// wrote the version may adopt it, once per database.
+    pub fn migrate_from_user_version(
+        &self,
+        namespace: &str,
+        steps: &[&str],
+    ) -> Result<Migrated, DbError> {
+        let adopt = Extension {
+            key: "adopt_user_version".into(),
+            value: "true".into(),
+        };
+        self.migrate_with(namespace, steps, &[adopt])
+    }
+
+    fn migrate_with(
+        &self,
+        namespace: &str,
+        steps: &[&str],
+        options: &[Extension],
+    ) -> Result<Migrated, DbError> {
         let steps: Vec<RStr<'_>> = steps.iter().map(|step| RStr::from_str(step)).collect();
-        into_result(self.host.db_migrate(RSlice::from_slice(&steps)))
+        // on a contract 1.0 host, `""`: its default body answers that the
+        // host does not offer namespaced migrations
+        let name = self
+            .name
+            .as_ref()
+            .map_or(RStr::from_str(""), RString::as_rstr);
+        let result = self.host.db_migrate_in(
+            name,
+            RStr::from_str(namespace),
+            RSlice::from_slice(&steps),
+            RSlice::from_slice(options),
+        );
+        into_result(result).map(|migration| Migrated {
+            before: migration.before,
+            after: migration.after,
+        })
     }
 }
 
@@ -122,6 +245,8 @@ fn into_result<T>(result: RResult<T, abi::DbError>) -> Result<T, DbError> {
             "constraint" => DbErrorKind::Constraint,
             "busy" => DbErrorKind::Busy,
             "sql" => DbErrorKind::Sql,
+            "refused" => DbErrorKind::Refused,
+            "unsupported" => DbErrorKind::Unsupported,
             _ => DbErrorKind::Other,
         },
         message: error.message.into(),
@@ -147,6 +272,7 @@ impl Statement {
 
 /// What kind of database error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DbErrorKind {
     /// A `UNIQUE`, `FOREIGN KEY`, `CHECK` or `NOT NULL` constraint failed.
     Constraint,
@@ -154,6 +280,12 @@ pub enum DbErrorKind {
     Busy,
     /// The statement is wrong (syntax, unknown table or column, parameters).
     Sql,
+    /// The host does not allow it (see "What the host refuses" above), or
+    /// the mount may not use that database.
+    Refused,
+    /// The host is older than the service: it was built against a contract
+    /// that lacks it.
+    Unsupported,
     /// Anything else (disk full, no database service, ...).
     Other,
 }
@@ -328,86 +460,6 @@ impl<T: FromValue> FromValue for Option<T> {
             Value::Null => Some(None),
             other => T::from_value(other).map(Some),
         }
-    }
-}
-
-impl From<i64> for Value {
-    fn from(number: i64) -> Value {
-        Value::Integer(number)
-    }
-}
-
-impl From<i32> for Value {
-    fn from(number: i32) -> Value {
-        Value::Integer(number.into())
-    }
-}
-
-impl From<u32> for Value {
-    fn from(number: u32) -> Value {
-        Value::Integer(number.into())
-    }
-}
-
-impl From<u64> for Value {
-    /// Values above `i64::MAX` are stored as `i64::MAX`.
-    fn from(number: u64) -> Value {
-        Value::Integer(i64::try_from(number).unwrap_or(i64::MAX))
-    }
-}
-
-impl From<usize> for Value {
-    /// Values above `i64::MAX` are stored as `i64::MAX`.
-    fn from(number: usize) -> Value {
-        Value::Integer(i64::try_from(number).unwrap_or(i64::MAX))
-    }
-}
-
-impl From<bool> for Value {
-    fn from(flag: bool) -> Value {
-        Value::Integer(flag.into())
-    }
-}
-
-impl From<f64> for Value {
-    fn from(number: f64) -> Value {
-        Value::Real(number)
-    }
-}
-
-impl From<&str> for Value {
-    fn from(text: &str) -> Value {
-        Value::Text(text.into())
-    }
-}
-
-impl From<&String> for Value {
-    fn from(text: &String) -> Value {
-        Value::Text(text.as_str().into())
-    }
-}
-
-impl From<String> for Value {
-    fn from(text: String) -> Value {
-        Value::Text(RString::from(text))
-    }
-}
-
-impl From<&[u8]> for Value {
-    fn from(bytes: &[u8]) -> Value {
-        Value::Blob(RVec::from(bytes))
-    }
-}
-
-impl From<Vec<u8>> for Value {
-    fn from(bytes: Vec<u8>) -> Value {
-        Value::Blob(RVec::from(bytes))
-    }
-}
-
-impl<T: Into<Value>> From<Option<T>> for Value {
-    fn from(value: Option<T>) -> Value {
-        value.map_or(Value::Null, Into::into)
     }
 }
 

@@ -90,15 +90,25 @@ impl Mount {
     }
 
     fn services(&self) -> Result<&Arc<HostServices>, Error> {
-        self.host
-            .as_ref()
-            .map(|services| &services.0)
-            .ok_or_else(|| Error::internal("no host services here (a unit test without a host)"))
+        self.host.as_ref().map(|services| &services.0).ok_or_else(|| {
+            Error::internal(
+                "no host services here: a unit test without a host (app-api's `testing` feature gives testing::TestClient a database)",
+            )
+        })
     }
 
-    /// The host's database (see [`db`] for the SQL contract).
+    /// The mount's default database: the first it lists in the mount
+    /// table, or its own, named after it (see [`db`] for the SQL contract).
     pub fn db(&self) -> Result<db::Db, Error> {
-        self.services().map(|host| db::Db::new(Arc::clone(host)))
+        self.database("")
+    }
+
+    /// The database `name`, which the mount must list in the mount table
+    /// (`"databases": ["blog", "name"]`); an error naming the key to add
+    /// otherwise.
+    pub fn database(&self, name: &str) -> Result<db::Db, Error> {
+        let host = self.services()?;
+        db::Db::open(host, name).map_err(|error| Error::internal(error.message))
     }
 
     /// Stores an uploaded file under a new random name ending in

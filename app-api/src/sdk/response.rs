@@ -97,6 +97,13 @@ impl Response {
             .and_then(|header| std::str::from_utf8(&header.value).ok())
     }
 
+    /// Every header in order, names lowercase (a name may repeat).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers
+            .iter()
+            .map(|header| (header.name.as_str(), header.value.as_slice()))
+    }
+
     /// The body.
     pub fn body(&self) -> &[u8] {
         &self.body

@@ -95,6 +95,11 @@ impl Session {
         token
     }
 
+    /// The session's CSRF token if it has one already.
+    pub(crate) fn existing_csrf_token(&self) -> Option<String> {
+        self.get::<String>(CSRF_KEY)
+    }
+
     /// Checks a submitted CSRF token against the session's (in constant
     /// time): `400` when it is missing or does not match.
     pub fn verify_csrf(&self, submitted: Option<&str>) -> Result<(), Error> {
@@ -134,13 +139,28 @@ impl Request<'_> {
     /// The session from the mount's cookie; empty when there is none or it
     /// was tampered with, signed by another app or expired.
     pub fn session(&self) -> Session {
-        let name = &self.mount().session_cookie;
-        let Some(key) = key(&self.mount().secret) else {
+        Session::from_cookies(
+            self.mount(),
+            self.headers()
+                .filter(|(header, _)| *header == "cookie")
+                .map(|(_, value)| value),
+        )
+    }
+}
+
+impl Session {
+    /// The session the mount's cookie holds among `Cookie` header values.
+    pub(crate) fn from_cookies<'h>(
+        mount: &super::Mount,
+        cookie_headers: impl Iterator<Item = &'h [u8]>,
+    ) -> Session {
+        let name = &mount.session_cookie;
+        let Some(key) = key(&mount.secret) else {
             return Session::default();
         };
         let mut jar = CookieJar::new();
-        for header in self.headers().filter(|(header, _)| *header == "cookie") {
-            let Ok(text) = std::str::from_utf8(header.1) else {
+        for header in cookie_headers {
+            let Ok(text) = std::str::from_utf8(header) else {
                 continue;
             };
             for cookie in Cookie::split_parse(text).flatten() {

@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use app_api::abi::level;
+use app_api_abi::level;
 use http::{Method, StatusCode, Version};
 
 use super::{AppLogger, sink::BufferedWriter, with_request_id};

@@ -16,7 +16,7 @@ use std::{
     },
 };
 
-use app_api::abi::level;
+use app_api_abi::level;
 use tracing::{
     Event, Level, Metadata,
     callsite::{Callsite, Identifier},

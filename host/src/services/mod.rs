@@ -1,9 +1,11 @@
-//! What the host offers to app instances through the ABI (the [`Host`]
-//! trait): logging, the site's database, stored uploads, the per-app
-//! secret, and a terminal prompt for commands (DESIGN.md, "Host-owned
-//! services").
+//! What the host offers to app instances through the contract (the
+//! [`Host`] trait): logging, the databases a mount may use, stored uploads,
+//! the per-app secret, and a terminal prompt for commands.
+//!
+//! The host owns these so that apps never hold copies of their own: one
+//! SQLite in the process (two copies on one file can corrupt it), one
+//! secret from which each mount's key is derived.
 
-pub mod db;
 pub mod secret;
 pub mod uploads;
 
@@ -18,44 +20,131 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RArc, RResult, RSlice, RStr, RString, RVec},
 };
-use app_api::abi::{DbError, DbRows, DbStatement, DbValue, Host, Host_TO, HostServices};
+use app_api_abi::{
+    DbError, DbMigration, DbRows, DbStatement, DbValue, Extension, Host, Host_TO, HostServices,
+};
+use host_database::{Database, Failure, Inspected, Kind};
 
-use crate::{config::MountTable, logging::AppLogger};
-use db::Database;
+use crate::{
+    config::{DatabaseConfig, LEGACY_DATABASE_FILE, Mount, MountTable},
+    logging::AppLogger,
+};
 use secret::MasterSecret;
 use uploads::Uploads;
 
-/// The database file in the data directory.
-pub const DATABASE_FILE: &str = "app.db";
+/// What the services are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Serving requests.
+    Serve,
+    /// Running an app's command (`host cmd`): apps may prompt at the
+    /// terminal.
+    Command,
+    /// Looking only (`host check`, `host routes`): no database, secret or
+    /// folder is created or changed; migrations are checked and reported,
+    /// not run.
+    Inspect,
+}
+
+/// One database of the site, opened on first use.
+pub struct DatabaseSlot {
+    config: DatabaseConfig,
+    /// Reader connections kept open: as many handlers as may read it at
+    /// once (the `max_concurrency` of the mounts that list it).
+    max_readers: usize,
+    inspect: bool,
+    /// The uploads folder, for the uploads a database of an earlier release
+    /// owns (see `Database::open`).
+    uploads_folder: PathBuf,
+    database: OnceLock<Result<Database, Failure>>,
+}
+
+impl DatabaseSlot {
+    fn get(&self) -> Result<&Database, DbError> {
+        self.database
+            .get_or_init(|| {
+                if self.inspect {
+                    Ok(Database::inspect(&self.config.name, &self.config.path))
+                } else {
+                    let legacy_uploads = || uploads::stored_names(&self.uploads_folder);
+                    Database::open(
+                        &self.config.name,
+                        &self.config.path,
+                        self.max_readers,
+                        &legacy_uploads,
+                    )
+                }
+            })
+            .as_ref()
+            .map_err(|failure| failure.clone().into())
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+}
 
 /// The services every mount of a site shares.
 pub struct SiteServices {
     data_dir: PathBuf,
-    /// The most handlers that can run at once, so the most database
-    /// readers in use at once.
-    max_handlers: usize,
-    /// Opened on first use, so a site whose apps never touch the database
-    /// never creates one.
-    database: OnceLock<Result<Database, String>>,
+    table_file: PathBuf,
+    mode: Mode,
+    databases: Vec<Arc<DatabaseSlot>>,
     uploads: OnceLock<Result<Uploads, String>>,
     secret: Result<MasterSecret, String>,
-    interactive: bool,
+}
+
+/// What `host check` saw of one database.
+pub struct DatabaseReport {
+    /// Its name.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// What each migration call found, or why it could not be opened.
+    pub inspected: Result<Vec<Inspected>, String>,
 }
 
 impl SiteServices {
-    /// The services of the site `table` describes; with `interactive`,
-    /// apps may prompt at the terminal (`host cmd`).
-    pub fn new(table: &MountTable, interactive: bool) -> Arc<SiteServices> {
+    /// The services of the site `table` describes. Refuses a data folder
+    /// whose site database of an earlier release no database of the table
+    /// uses: its rows would silently be out of every app's reach.
+    pub fn new(table: &MountTable, mode: Mode) -> Result<Arc<SiteServices>, String> {
+        check_legacy_database(table)?;
         let data_dir = &table.data_dir;
-        Arc::new(SiteServices {
+        let uploads_folder = data_dir.join(uploads::UPLOADS_FOLDER);
+        let databases = table
+            .databases
+            .iter()
+            .map(|config| {
+                let max_readers = table
+                    .mounts
+                    .iter()
+                    .filter(|mount| mount.databases.contains(&config.name))
+                    .map(|mount| mount.max_concurrency)
+                    .sum::<usize>()
+                    .max(1);
+                Arc::new(DatabaseSlot {
+                    config: config.clone(),
+                    max_readers,
+                    inspect: mode == Mode::Inspect,
+                    uploads_folder: uploads_folder.clone(),
+                    database: OnceLock::new(),
+                })
+            })
+            .collect();
+        let secret = match mode {
+            Mode::Inspect => MasterSecret::peek(data_dir),
+            Mode::Serve | Mode::Command => MasterSecret::load(data_dir),
+        };
+        Ok(Arc::new(SiteServices {
             data_dir: data_dir.to_owned(),
-            // each handler holds a slot of its mount's `max_concurrency`
-            max_handlers: table.mounts.iter().map(|mount| mount.max_concurrency).sum(),
-            database: OnceLock::new(),
+            table_file: table.file.clone(),
+            mode,
+            databases,
             uploads: OnceLock::new(),
-            secret: MasterSecret::load(data_dir),
-            interactive,
-        })
+            secret,
+        }))
     }
 
     /// The data directory.
@@ -71,26 +160,48 @@ impl SiteServices {
             .map_err(Clone::clone)
     }
 
-    fn database(&self) -> Result<&Database, DbError> {
-        self.database
-            .get_or_init(|| Database::open(&self.data_dir.join(DATABASE_FILE), self.max_handlers))
+    /// The uploads store: its folder is created on first use when serving;
+    /// when inspecting, `None` if it does not exist.
+    pub fn uploads(&self) -> Result<Option<&Uploads>, String> {
+        let create = self.mode != Mode::Inspect;
+        let opened = self
+            .uploads
+            .get_or_init(|| Uploads::open(&self.data_dir, create))
             .as_ref()
-            .map_err(|message| DbError {
-                kind: "other".into(),
-                message: message.as_str().into(),
-            })
+            .map_err(Clone::clone)?;
+        Ok(opened.exists().then_some(opened))
     }
 
-    /// The uploads store (its folder created on first use).
-    pub fn uploads(&self) -> Result<&Uploads, String> {
-        self.uploads
-            .get_or_init(|| Uploads::open(&self.data_dir))
-            .as_ref()
-            .map_err(Clone::clone)
+    /// What inspecting found in each database a mount used.
+    pub fn inspected(&self) -> Vec<DatabaseReport> {
+        self.databases
+            .iter()
+            .filter_map(|slot| {
+                let opened = slot.database.get()?;
+                Some(DatabaseReport {
+                    name: slot.config.name.clone(),
+                    path: slot.config.path.clone(),
+                    inspected: opened
+                        .as_ref()
+                        .map(Database::inspected)
+                        .map_err(|failure| failure.message.clone()),
+                })
+            })
+            .collect()
+    }
+
+    /// Closes every open database (after the last request and the apps'
+    /// shutdown), so that their write-ahead logs are folded back.
+    pub fn close(&self) {
+        for slot in &self.databases {
+            if let Some(Ok(database)) = slot.database.get() {
+                database.close();
+            }
+        }
     }
 
     fn prompt(&self, text: &str, hidden: bool) -> Result<String, String> {
-        if !self.interactive {
+        if self.mode != Mode::Command {
             return Err("prompting is only possible while a command runs (host cmd)".to_owned());
         }
         let line = if hidden && std::io::stdin().is_terminal() {
@@ -113,18 +224,155 @@ impl SiteServices {
     }
 }
 
+/// Refuses to go on when the data folder holds the site database of a
+/// release before named databases (`app.db`, never served by this host)
+/// and no database the table declares is that file: the apps would start
+/// on empty databases of their own, and the site would look empty.
+fn check_legacy_database(table: &MountTable) -> Result<(), String> {
+    let path = table.data_dir.join(LEGACY_DATABASE_FILE);
+    let claimed = table
+        .databases
+        .iter()
+        .any(|database| database.declared && database.path == path);
+    if claimed || !path.is_file() {
+        return Ok(());
+    }
+    match host_database::is_legacy(&path) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(format!(
+            "{}: {} holds the site database of an earlier release, and no database of this table uses it: declare it and list it in the mounts that use it, e.g. \"databases\": {{\"blog\": {{\"url\": \"sqlite:{LEGACY_DATABASE_FILE}\"}}}} and \"databases\": [\"blog\"] in the blog's mounts (nothing was changed)",
+            table.file.display(),
+            path.display()
+        )),
+        Err(failure) => Err(format!(
+            "{}: cannot tell whether it is the site database of an earlier release: {failure}",
+            path.display()
+        )),
+    }
+}
+
 /// The services of a mount.
 pub struct MountServices {
     logger: AppLogger,
     site: Arc<SiteServices>,
+    mount: String,
+    /// Where the mount's database list is, to name it in errors
+    /// (`mounts[2].databases in /site/plugins.json`).
+    databases_key: String,
+    /// The databases it may use; the first is its default.
+    databases: Vec<Arc<DatabaseSlot>>,
 }
 
 impl MountServices {
-    /// The services for a mount logging under `logger`, as the FFI-safe
-    /// object handed to its app instance.
-    pub fn new_object(logger: AppLogger, site: Arc<SiteServices>) -> HostServices {
-        Host_TO::from_ptr(RArc::new(MountServices { logger, site }), TD_Opaque)
+    /// The services for `mount` (at `index` in the table), logging under
+    /// `logger`, as the FFI-safe object handed to its app instance.
+    pub fn new_object(
+        mount: &Mount,
+        index: usize,
+        logger: AppLogger,
+        site: Arc<SiteServices>,
+    ) -> HostServices {
+        let databases = mount
+            .databases
+            .iter()
+            .filter_map(|name| {
+                site.databases
+                    .iter()
+                    .find(|slot| slot.config.name == *name)
+                    .cloned()
+            })
+            .collect();
+        let services = MountServices {
+            logger,
+            mount: mount.name.clone(),
+            databases_key: format!("mounts[{index}].databases in {}", site.table_file.display()),
+            databases,
+            site,
+        };
+        Host_TO::from_ptr(RArc::new(services), TD_Opaque)
     }
+
+    /// The database `name` if the mount may use it (`""`: its default).
+    fn database(&self, name: &str) -> Result<&Database, DbError> {
+        let slot = if name.is_empty() {
+            self.databases.first()
+        } else {
+            self.databases.iter().find(|slot| slot.config.name == name)
+        };
+        match slot {
+            Some(slot) => slot.get(),
+            None => Err(self.not_granted(name)),
+        }
+    }
+
+    fn not_granted(&self, name: &str) -> DbError {
+        let declared = self
+            .site
+            .databases
+            .iter()
+            .any(|slot| slot.config.name == name && slot.config.declared);
+        let fix = if declared {
+            format!("add {name:?} to {}", self.databases_key)
+        } else {
+            format!(
+                "declare it under \"databases\" and add {name:?} to {}",
+                self.databases_key
+            )
+        };
+        DbError {
+            kind: Kind::Refused.as_str().into(),
+            message: format!(
+                "the mount {:?} may not use the database {name:?}: {fix} (the first listed is the mount's default)",
+                self.mount
+            )
+            .into(),
+        }
+    }
+
+    fn store_upload(&self, data: &[u8], extension: &str) -> Result<String, String> {
+        let uploads = self.site.uploads()?.ok_or_else(inspecting)?;
+        let database = self
+            .database("")
+            .map_err(|error| error.message.to_string())?;
+        let name = uploads.store(data, extension)?;
+        if let Err(failure) = database.record_upload(&name, now()) {
+            // keep no file that no database owns
+            let _ = uploads.delete(&name);
+            return Err(format!("cannot record the upload: {failure}"));
+        }
+        Ok(name)
+    }
+
+    fn delete_upload(&self, name: &str) -> Result<bool, String> {
+        let uploads = self.site.uploads()?.ok_or_else(inspecting)?;
+        uploads::check_name(name)?;
+        let database = self
+            .database("")
+            .map_err(|error| error.message.to_string())?;
+        if database
+            .forget_upload(name)
+            .map_err(|failure| failure.message)?
+        {
+            return uploads.delete(name);
+        }
+        if uploads.contains(name) {
+            return Err(format!(
+                "the upload {name:?} was stored through a mount whose default database is not {:?}: an app may delete only the uploads stored through a mount that shares its default database",
+                database.name()
+            ));
+        }
+        Ok(false)
+    }
+}
+
+fn inspecting() -> String {
+    "host check and host routes only look: no upload is stored or deleted".to_owned()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
 /// Runs a service called from app code through an `extern "C"` boundary,
@@ -154,38 +402,28 @@ impl Host for MountServices {
     }
 
     fn db_query(&self, sql: RStr<'_>, params: RSlice<'_, DbValue>) -> RResult<DbRows, DbError> {
-        guarded(db_panic, || {
-            self.site
-                .database()?
-                .query(sql.as_str(), params.as_slice())
-                .map_err(Into::into)
-        })
+        self.db_query_in(RStr::from_str(""), sql, params)
     }
 
     fn db_transaction(
         &self,
         statements: RSlice<'_, DbStatement>,
     ) -> RResult<RVec<DbRows>, DbError> {
-        guarded(db_panic, || {
-            self.site
-                .database()?
-                .transaction(statements.as_slice())
-                .map_err(Into::into)
-        })
+        self.db_transaction_in(RStr::from_str(""), statements)
     }
 
     fn db_migrate(&self, steps: RSlice<'_, RStr<'_>>) -> RResult<u32, DbError> {
         guarded(db_panic, || {
             let steps: Vec<&str> = steps.iter().map(RStr::as_str).collect();
-            self.site.database()?.migrate(&steps).map_err(Into::into)
+            self.database("")?
+                .migrate_user_version(&steps)
+                .map_err(Into::into)
         })
     }
 
     fn store_upload(&self, data: RSlice<'_, u8>, extension: RStr<'_>) -> RResult<RString, RString> {
         guarded(service_panic, || {
-            self.site
-                .uploads()
-                .and_then(|uploads| uploads.store(data.as_slice(), extension.as_str()))
+            MountServices::store_upload(self, data.as_slice(), extension.as_str())
                 .map(Into::into)
                 .map_err(Into::into)
         })
@@ -193,10 +431,7 @@ impl Host for MountServices {
 
     fn delete_upload(&self, name: RStr<'_>) -> RResult<bool, RString> {
         guarded(service_panic, || {
-            self.site
-                .uploads()
-                .and_then(|uploads| uploads.delete(name.as_str()))
-                .map_err(Into::into)
+            MountServices::delete_upload(self, name.as_str()).map_err(Into::into)
         })
     }
 
@@ -206,6 +441,70 @@ impl Host for MountServices {
                 .prompt(text.as_str(), hidden)
                 .map(Into::into)
                 .map_err(Into::into)
+        })
+    }
+
+    fn db_open(&self, database: RStr<'_>) -> RResult<RString, DbError> {
+        guarded(db_panic, || {
+            self.database(database.as_str())
+                .map(|database| RString::from(database.name()))
+        })
+    }
+
+    fn db_query_in(
+        &self,
+        database: RStr<'_>,
+        sql: RStr<'_>,
+        params: RSlice<'_, DbValue>,
+    ) -> RResult<DbRows, DbError> {
+        guarded(db_panic, || {
+            self.database(database.as_str())?
+                .query(sql.as_str(), params.as_slice())
+                .map_err(Into::into)
+        })
+    }
+
+    fn db_transaction_in(
+        &self,
+        database: RStr<'_>,
+        statements: RSlice<'_, DbStatement>,
+    ) -> RResult<RVec<DbRows>, DbError> {
+        guarded(db_panic, || {
+            self.database(database.as_str())?
+                .transaction(statements.as_slice())
+                .map_err(Into::into)
+        })
+    }
+
+    fn db_migrate_in(
+        &self,
+        database: RStr<'_>,
+        namespace: RStr<'_>,
+        steps: RSlice<'_, RStr<'_>>,
+        options: RSlice<'_, Extension>,
+    ) -> RResult<DbMigration, DbError> {
+        guarded(db_panic, || {
+            let steps: Vec<&str> = steps.iter().map(RStr::as_str).collect();
+            let adopt = options
+                .iter()
+                .any(|option| option.key == "adopt_user_version" && option.value == "true");
+            let database = self.database(database.as_str())?;
+            let migration = database.migrate(namespace.as_str(), &steps, adopt)?;
+            if migration.after > migration.before {
+                tracing::info!(
+                    mount = %self.mount,
+                    database = %database.name(),
+                    namespace = %namespace.as_str(),
+                    "migrated from step {} to {}",
+                    migration.before,
+                    migration.after
+                );
+            }
+            Ok(DbMigration {
+                before: migration.before,
+                after: migration.after,
+                extensions: RVec::new(),
+            })
         })
     }
 }

@@ -1,6 +1,6 @@
-//! The host's secret key and the per-app keys derived from it (DESIGN.md,
-//! "Host-owned services"): a cookie signed for one mount is never accepted
-//! by another, because no two mounts share a key.
+//! The host's secret key and the per-app keys derived from it: a cookie
+//! signed for one mount is never accepted by another, because no two
+//! mounts share a key.
 
 use std::{
     fs::OpenOptions,
@@ -30,27 +30,13 @@ impl MasterSecret {
     /// The secret from [`SECRET_ENV`], else from `<data_dir>/secret.key`,
     /// created once (mode 0600) with random bytes when missing.
     pub fn load(data_dir: &Path) -> Result<MasterSecret, String> {
-        if let Some(value) = std::env::var_os(SECRET_ENV) {
-            let bytes = value.into_encoded_bytes();
-            if bytes.len() < MIN_SECRET {
-                return Err(format!(
-                    "{SECRET_ENV} is {} bytes long: give at least {MIN_SECRET} random bytes (e.g. `openssl rand -hex 32`)",
-                    bytes.len()
-                ));
-            }
-            return Ok(MasterSecret(bytes));
+        if let Some(secret) = from_environment()? {
+            return Ok(secret);
         }
         let file = data_dir.join(SECRET_FILE);
-        let fail = |error: std::io::Error| {
-            format!(
-                "cannot read or create the secret key {}: {error} (make the data directory writable, or set {SECRET_ENV})",
-                file.display()
-            )
-        };
+        let fail = |error: std::io::Error| cannot_read_or_create(&file, error);
         std::fs::create_dir_all(data_dir).map_err(fail)?;
-        let mut secret = vec![0; 64];
-        getrandom::fill(&mut secret)
-            .map_err(|error| fail(std::io::Error::other(error.to_string())))?;
+        let secret = random()?;
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -65,21 +51,23 @@ impl MasterSecret {
                 Ok(MasterSecret(secret))
             }
             // another process created it first: use that one
-            Err(error) if error.kind() == ErrorKind::AlreadyExists => {
-                let mut existing = Vec::new();
-                std::fs::File::open(&file)
-                    .and_then(|mut opened| opened.read_to_end(&mut existing))
-                    .map_err(fail)?;
-                if existing.len() < MIN_SECRET {
-                    return Err(format!(
-                        "the secret key {} holds {} bytes, fewer than {MIN_SECRET}: delete it to have a new one made (every session ends)",
-                        file.display(),
-                        existing.len()
-                    ));
-                }
-                Ok(MasterSecret(existing))
-            }
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => from_file(&file),
             Err(error) => Err(fail(error)),
+        }
+    }
+
+    /// Like [`MasterSecret::load`], but never creates the file: without one
+    /// (and without [`SECRET_ENV`]) a random secret for this process only.
+    /// For `host check`, which signs nothing that outlives it.
+    pub fn peek(data_dir: &Path) -> Result<MasterSecret, String> {
+        if let Some(secret) = from_environment()? {
+            return Ok(secret);
+        }
+        let file = data_dir.join(SECRET_FILE);
+        if file.exists() {
+            from_file(&file)
+        } else {
+            random().map(MasterSecret)
         }
     }
 
@@ -91,6 +79,49 @@ impl MasterSecret {
         mac.update(mount.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
+}
+
+fn from_environment() -> Result<Option<MasterSecret>, String> {
+    let Some(value) = std::env::var_os(SECRET_ENV) else {
+        return Ok(None);
+    };
+    let bytes = value.into_encoded_bytes();
+    if bytes.len() < MIN_SECRET {
+        return Err(format!(
+            "{SECRET_ENV} is {} bytes long: give at least {MIN_SECRET} random bytes (e.g. `openssl rand -hex 32`)",
+            bytes.len()
+        ));
+    }
+    Ok(Some(MasterSecret(bytes)))
+}
+
+fn random() -> Result<Vec<u8>, String> {
+    let mut secret = vec![0; 64];
+    getrandom::fill(&mut secret)
+        .map_err(|error| format!("no random bytes for a secret: {error}"))?;
+    Ok(secret)
+}
+
+fn cannot_read_or_create(file: &Path, error: std::io::Error) -> String {
+    format!(
+        "cannot read or create the secret key {}: {error} (make the data directory writable, or set {SECRET_ENV})",
+        file.display()
+    )
+}
+
+fn from_file(file: &Path) -> Result<MasterSecret, String> {
+    let mut existing = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|mut opened| opened.read_to_end(&mut existing))
+        .map_err(|error| cannot_read_or_create(file, error))?;
+    if existing.len() < MIN_SECRET {
+        return Err(format!(
+            "the secret key {} holds {} bytes, fewer than {MIN_SECRET}: delete it to have a new one made (every session ends)",
+            file.display(),
+            existing.len()
+        ));
+    }
+    Ok(MasterSecret(existing))
 }
 
 #[cfg(test)]
@@ -114,5 +145,11 @@ mod tests {
         assert_ne!(first.for_mount("admin"), first.for_mount("frontend"));
         let other = MasterSecret::load(tempfile::tempdir().unwrap().path()).unwrap();
         assert_ne!(first.for_mount("admin"), other.for_mount("admin"));
+        // peeking reads the file that exists, and creates none
+        let peeked = MasterSecret::peek(folder.path()).unwrap();
+        assert_eq!(first.for_mount("admin"), peeked.for_mount("admin"));
+        let empty = tempfile::tempdir().unwrap();
+        MasterSecret::peek(empty.path()).unwrap();
+        assert!(!empty.path().join(SECRET_FILE).exists());
     }
 }

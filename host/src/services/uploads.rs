@@ -15,21 +15,34 @@ pub struct Uploads {
 }
 
 impl Uploads {
-    /// The store in `<data_dir>/uploads`, created if missing.
-    pub fn open(data_dir: &Path) -> Result<Uploads, String> {
+    /// The store in `<data_dir>/uploads`, its folder created if missing
+    /// when `create`.
+    pub fn open(data_dir: &Path, create: bool) -> Result<Uploads, String> {
         let folder = data_dir.join(UPLOADS_FOLDER);
-        std::fs::create_dir_all(&folder).map_err(|error| {
-            format!(
-                "cannot create the uploads folder {}: {error}",
-                folder.display()
-            )
-        })?;
+        if create {
+            std::fs::create_dir_all(&folder).map_err(|error| {
+                format!(
+                    "cannot create the uploads folder {}: {error}",
+                    folder.display()
+                )
+            })?;
+        }
         Ok(Uploads { folder })
     }
 
     /// The folder.
     pub fn folder(&self) -> &Path {
         &self.folder
+    }
+
+    /// Whether the folder exists.
+    pub fn exists(&self) -> bool {
+        self.folder.is_dir()
+    }
+
+    /// Whether an upload `name` is stored.
+    pub fn contains(&self, name: &str) -> bool {
+        check_name(name).is_ok() && self.folder.join(name).is_file()
     }
 
     /// Writes `data` under a new random name ending in `.{extension}` and
@@ -77,8 +90,24 @@ impl Uploads {
     }
 }
 
+/// The names of the uploads stored in `folder` (none if it is missing);
+/// files being written (hidden, `.partial`) are not uploads yet.
+pub fn stored_names(folder: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| check_name(name).is_ok())
+        .collect();
+    names.sort();
+    names
+}
+
 /// A stored name is one plain file name: no folders, no hidden files.
-fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), String> {
     let plain = !name.is_empty()
         && !name.starts_with('.')
         && name.bytes().all(|byte| {
@@ -98,7 +127,7 @@ mod tests {
     #[test]
     fn stores_under_random_names_and_deletes_only_plain_names() {
         let data_dir = tempfile::tempdir().unwrap();
-        let uploads = Uploads::open(data_dir.path()).unwrap();
+        let uploads = Uploads::open(data_dir.path(), true).unwrap();
         let first = uploads.store(b"one", "png").unwrap();
         let second = uploads.store(b"two", "png").unwrap();
         assert_ne!(first, second);
@@ -116,5 +145,21 @@ mod tests {
             assert!(uploads.delete(bad).is_err(), "{bad:?}");
         }
         assert_eq!(std::fs::read_dir(uploads.folder()).unwrap().count(), 1);
+        assert_eq!(
+            stored_names(uploads.folder()),
+            std::slice::from_ref(&second)
+        );
+        assert!(uploads.contains(&second));
+        assert!(!uploads.contains(&first));
+        assert!(!uploads.contains("../secret.key"));
+    }
+
+    #[test]
+    fn a_store_that_may_not_create_leaves_a_missing_folder_missing() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let uploads = Uploads::open(data_dir.path(), false).unwrap();
+        assert!(!uploads.exists());
+        assert!(!data_dir.path().join(UPLOADS_FOLDER).exists());
+        assert!(stored_names(uploads.folder()).is_empty());
     }
 }

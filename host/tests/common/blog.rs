@@ -16,13 +16,23 @@ pub const PASSWORD: &str = "correct horse battery";
 /// A mount table like the repository's `plugins.json`, in a temporary
 /// folder (its `data/` holds the database, the secret and the uploads).
 pub fn site_table() -> Table {
+    Table::from_value(site_table_value())
+}
+
+/// The mount table of [`site_table`], to change before writing it.
+pub fn site_table_value() -> serde_json::Value {
     let static_folder = workspace_root().join("shared/static");
     let mut frontend = super::mount("frontend", "/", "frontend");
     frontend["static_folder"] = static_folder.display().to_string().into();
+    frontend["databases"] = serde_json::json!(["blog"]);
     let mut admin = super::mount("admin", "/admin", "admin");
     admin["static_folder"] = static_folder.display().to_string().into();
     admin["max_body_bytes"] = (16 * 1024 * 1024).into();
-    Table::from_value(serde_json::json!({ "mounts": [frontend, admin] }))
+    admin["databases"] = serde_json::json!(["blog"]);
+    serde_json::json!({
+        "databases": { "blog": { "url": "sqlite:app.db" } },
+        "mounts": [frontend, admin],
+    })
 }
 
 /// Runs `host cmd --config <table> <args...>` with `stdin` as its input.

@@ -1,24 +1,32 @@
-//! The frozen contract between the host and app libraries.
+//! The frozen contract between the host and app libraries: the types that
+//! cross the dynamic-library boundary, the root module every app exports,
+//! and the contract's version.
 //!
-//! Everything here crosses the dynamic-library boundary, so it is made of
-//! [`abi_stable`] types only and its layout is checked when the host loads an
-//! app. Rules for changing it (see `DESIGN.md`, fact 3):
+//! Everything here is made of [`abi_stable`] types only, and the host checks
+//! its layout when it loads an app. This crate depends on `abi_stable`
+//! alone and is versioned on its own: an SDK (`app-api`) release that
+//! changes nothing here never makes apps rebuild. Rules for changing it
+//! (`docs/compatibility.md` in the repository):
 //!
 //! - plain `#[repr(C)]` structs ([`AppRequest`], [`AppResponse`], [`HostContext`],
-//!   ...) are frozen: new request data goes into their `extensions` lists;
+//!   ...) are frozen: new data goes into their `extensions` lists;
 //! - the root module [`AppModule`] and the [`Host`] and [`App`] traits are prefix
-//!   types: new entries may only be appended after the last one, and code must
-//!   treat the appended ones as optional.
+//!   types: new entries are only appended after the last one, and code must
+//!   treat the appended ones as optional. A [`Host`] method added after 1.0
+//!   has a default body that returns an "unsupported" error: an app built
+//!   against a newer contract, loaded by an older host, gets that error
+//!   when it calls the service the host lacks.
 //!
-//! App authors never use this module directly: the [`sdk`](crate::sdk) and
-//! [`export_app!`](crate::export_app) write the glue.
+//! App authors never use this crate directly: the SDK (`app-api`) and its
+//! `export_app!` write the glue.
 
 // `#[sabi_trait]` and `#[derive(StableAbi)]` expand to impls that rustc's
-// `non_local_definitions` lint flags on this toolchain (DESIGN.md, fact 12);
-// the expansion is abi_stable's, not ours. The same goes for the `unsafe`
-// blocks and `unsafe impl Send/Sync` that `#[sabi_trait]` generates: this
-// module writes no `unsafe` code of its own.
+// `non_local_definitions` lint flags on this toolchain; the expansion is
+// abi_stable's, not ours. The same goes for the `unsafe` blocks and `unsafe
+// impl Send/Sync` that `#[sabi_trait]` generates: this crate writes no
+// `unsafe` code of its own.
 #![allow(non_local_definitions, unsafe_code)]
+#![warn(missing_docs)]
 
 use abi_stable::{
     StableAbi, declare_root_module_statics,
@@ -110,7 +118,8 @@ pub struct AppError {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct AbiInfo {
-    /// The `app-api` version the app was built against.
+    /// The contract version the app was built against ([`API_VERSION`]
+    /// of its app-api-abi; app-api 1.0.0 for the first apps).
     pub api_version: RStr<'static>,
     /// `cfg!(panic = "unwind")` in the app's build. The host refuses `false`:
     /// a panic in an `abort` build would kill the whole process.
@@ -171,6 +180,67 @@ pub trait Host: Send + Sync {
     /// Asks the person at the terminal for a line of input (without echo
     /// when `hidden`); only while a command runs (`host cmd`), else an error.
     fn prompt(&self, text: RStr<'_>, hidden: bool) -> RResult<RString, RString>;
+
+    // Added in 1.1.0: each with a default body, which an older host's
+    // object lacks, so that an app calling it there gets an error value.
+
+    /// Checks that this mount may use the database `database` (`""`: the
+    /// mount's default one) and returns its name. Since 1.1.0.
+    fn db_open(&self, database: RStr<'_>) -> RResult<RString, DbError> {
+        let _ = database;
+        RResult::RErr(DbError::unsupported("named databases (db_open)", "1.1.0"))
+    }
+
+    /// [`db_query`](Host::db_query) on the database `database` of this
+    /// mount (`""`: its default). Since 1.1.0.
+    fn db_query_in(
+        &self,
+        database: RStr<'_>,
+        sql: RStr<'_>,
+        params: RSlice<'_, DbValue>,
+    ) -> RResult<DbRows, DbError> {
+        let _ = (database, sql, params);
+        RResult::RErr(DbError::unsupported(
+            "named databases (db_query_in)",
+            "1.1.0",
+        ))
+    }
+
+    /// [`db_transaction`](Host::db_transaction) on the database `database`
+    /// of this mount (`""`: its default). Since 1.1.0.
+    fn db_transaction_in(
+        &self,
+        database: RStr<'_>,
+        statements: RSlice<'_, DbStatement>,
+    ) -> RResult<RVec<DbRows>, DbError> {
+        let _ = (database, statements);
+        RResult::RErr(DbError::unsupported(
+            "named databases (db_transaction_in)",
+            "1.1.0",
+        ))
+    }
+
+    /// Applies the schema steps of `namespace` in the database `database`
+    /// (`""`: the mount's default): step `i` (from 1) runs once, in its own
+    /// transaction, and the host records it with a checksum of its text in
+    /// a table of its own. Namespaces never see each other's history. A
+    /// recorded step whose text changed, or a history longer than `steps`,
+    /// is an error. `options`: `adopt_user_version` = `true` first counts
+    /// the steps that `PRAGMA user_version` says a 1.0 app applied as this
+    /// namespace's (once per database). Since 1.1.0.
+    fn db_migrate_in(
+        &self,
+        database: RStr<'_>,
+        namespace: RStr<'_>,
+        steps: RSlice<'_, RStr<'_>>,
+        options: RSlice<'_, Extension>,
+    ) -> RResult<DbMigration, DbError> {
+        let _ = (database, namespace, steps, options);
+        RResult::RErr(DbError::unsupported(
+            "namespaced migrations (db_migrate_in)",
+            "1.1.0",
+        ))
+    }
 }
 
 /// A value bound to a statement parameter or read from a row: SQLite's
@@ -188,6 +258,89 @@ pub enum DbValue {
     Text(RString),
     /// Bytes.
     Blob(RVec<u8>),
+}
+
+// Conversions for binding parameters (the SDK's `params!`); here because
+// the type is defined here.
+
+impl From<i64> for DbValue {
+    fn from(number: i64) -> DbValue {
+        DbValue::Integer(number)
+    }
+}
+
+impl From<i32> for DbValue {
+    fn from(number: i32) -> DbValue {
+        DbValue::Integer(number.into())
+    }
+}
+
+impl From<u32> for DbValue {
+    fn from(number: u32) -> DbValue {
+        DbValue::Integer(number.into())
+    }
+}
+
+impl From<u64> for DbValue {
+    /// Values above `i64::MAX` are stored as `i64::MAX`.
+    fn from(number: u64) -> DbValue {
+        DbValue::Integer(i64::try_from(number).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<usize> for DbValue {
+    /// Values above `i64::MAX` are stored as `i64::MAX`.
+    fn from(number: usize) -> DbValue {
+        DbValue::Integer(i64::try_from(number).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<bool> for DbValue {
+    fn from(flag: bool) -> DbValue {
+        DbValue::Integer(flag.into())
+    }
+}
+
+impl From<f64> for DbValue {
+    fn from(number: f64) -> DbValue {
+        DbValue::Real(number)
+    }
+}
+
+impl From<&str> for DbValue {
+    fn from(text: &str) -> DbValue {
+        DbValue::Text(text.into())
+    }
+}
+
+impl From<&String> for DbValue {
+    fn from(text: &String) -> DbValue {
+        DbValue::Text(text.as_str().into())
+    }
+}
+
+impl From<String> for DbValue {
+    fn from(text: String) -> DbValue {
+        DbValue::Text(RString::from(text))
+    }
+}
+
+impl From<&[u8]> for DbValue {
+    fn from(bytes: &[u8]) -> DbValue {
+        DbValue::Blob(RVec::from(bytes))
+    }
+}
+
+impl From<Vec<u8>> for DbValue {
+    fn from(bytes: Vec<u8>) -> DbValue {
+        DbValue::Blob(RVec::from(bytes))
+    }
+}
+
+impl<T: Into<DbValue>> From<Option<T>> for DbValue {
+    fn from(value: Option<T>) -> DbValue {
+        value.map_or(DbValue::Null, Into::into)
+    }
 }
 
 /// One statement of a transaction.
@@ -226,6 +379,33 @@ pub struct DbError {
     pub message: RString,
 }
 
+impl DbError {
+    /// The error an app gets when it calls a service its host does not
+    /// offer: the host was built against a contract older than `since`.
+    pub fn unsupported(service: &str, since: &str) -> DbError {
+        DbError {
+            kind: "unsupported".into(),
+            message: format!(
+                "this host does not offer {service}: it needs a host built against app-api-abi {since} or newer (upgrade the host)"
+            )
+            .into(),
+        }
+    }
+}
+
+/// What [`Host::db_migrate_in`] did.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct DbMigration {
+    /// Steps of the namespace recorded as applied before the call.
+    pub before: u32,
+    /// Steps recorded as applied after it. Equal to `before` when the host
+    /// only looks (`host check`): pending steps are then reported, not run.
+    pub after: u32,
+    /// Data added later, in order.
+    pub extensions: RVec<Extension>,
+}
+
 /// The host services as an FFI-safe object owned by the app instance.
 pub type HostServices = Host_TO<'static, RArc<()>>;
 
@@ -255,14 +435,16 @@ pub struct HostContext {
     /// Data added after 1.0, in order. Known keys: `debug` (`true` when the
     /// host runs with `--debug`: capture backtraces of panics),
     /// `uploads_url_path` (where the host serves stored uploads below the
-    /// prefix, e.g. `/uploads`).
+    /// prefix, e.g. `/uploads`), `host_contract` (the contract version the
+    /// host was built against, since 1.1.0).
     pub extensions: RVec<Extension>,
 }
 
 /// One running app instance, created per mount.
 ///
 /// Every method runs its body inside `catch_unwind` on the app side: a panic
-/// must never cross this boundary (it aborts the process, DESIGN.md fact 4).
+/// must never cross this boundary (it aborts the whole process,
+/// `docs/architecture.md`).
 #[sabi_trait]
 pub trait App: Send + Sync {
     /// Handles one request. Called from several host threads at once.
@@ -337,5 +519,6 @@ impl RootModule for AppModuleRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
-/// The version of this interface crate, as apps report it in [`AbiInfo`].
+/// The version of this contract, as apps report it in [`AbiInfo`] and the
+/// host in [`HostContext`]'s `host_contract` extension.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
