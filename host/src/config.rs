@@ -1004,6 +1004,120 @@ mod tests {
     }
 
     #[test]
+    fn databases_are_declared_once_and_granted_to_mounts() {
+        let table = parse(
+            r#"{
+  "databases": {"blog": {"url": "sqlite:app.db"}, "stats": {"url": "sqlite:/var/lib/site/stats.db"}},
+  "mounts": [
+    {"name": "frontend", "prefix": "/", "library": "f.so", "databases": ["blog"]},
+    {"name": "admin", "prefix": "/admin", "library": "a.so", "databases": ["blog", "stats"]},
+    {"name": "guestbook", "prefix": "/guestbook", "library": "g.so"},
+    {"name": "notes", "prefix": "/notes", "library": "n.so", "databases": ["notes", "blog"]}
+  ]
+}"#,
+            Path::new("/site/plugins.json"),
+        )
+        .unwrap();
+        let databases: Vec<(&str, &Path, bool)> = table
+            .databases
+            .iter()
+            .map(|database| {
+                (
+                    database.name.as_str(),
+                    database.path.as_path(),
+                    database.declared,
+                )
+            })
+            .collect();
+        assert_eq!(
+            databases,
+            [
+                ("blog", Path::new("/site/data/app.db"), true),
+                ("stats", Path::new("/var/lib/site/stats.db"), true),
+                // a mount that lists none has its own, named after it
+                ("guestbook", Path::new("/site/data/guestbook.db"), false),
+                // and one that lists its own name
+                ("notes", Path::new("/site/data/notes.db"), false),
+            ]
+        );
+        let granted: Vec<&[String]> = table
+            .mounts
+            .iter()
+            .map(|mount| mount.databases.as_slice())
+            .collect();
+        assert_eq!(
+            granted,
+            [
+                &["blog".to_owned()][..],
+                &["blog".to_owned(), "stats".to_owned()],
+                &["guestbook".to_owned()],
+                &["notes".to_owned(), "blog".to_owned()],
+            ]
+        );
+        // a database declared under a mount's name is that mount's own
+        let named = parse(
+            r#"{"databases": {"guestbook": {"url": "sqlite:gb/guestbook.sqlite"}},
+                "mounts": [{"name": "guestbook", "prefix": "/", "library": "g.so"}]}"#,
+            Path::new("/site/plugins.json"),
+        )
+        .unwrap();
+        assert_eq!(named.databases.len(), 1);
+        assert_eq!(
+            named.databases[0].path,
+            Path::new("/site/data/gb/guestbook.sqlite")
+        );
+    }
+
+    #[test]
+    fn database_errors_name_the_key_and_the_fix() {
+        let rows: &[(&str, &str)] = &[
+            (
+                "{\"mounts\": [\n  {\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\",\n   \"databases\": [\"blog\"]}\n]}",
+                "/site/plugins.json:3:18: mounts[0].databases[0]: \"blog\" is not a database of this table: declare it under \"databases\" (e.g. \"databases\": {\"blog\": {\"url\": \"sqlite:blog.db\"}}), or list the mount's own, \"a\"",
+            ),
+            (
+                "{\"databases\": {\"blog\": {\"url\": \"sqlite:b.db\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"databases\": [\"blog\", \"blog\"]}]}",
+                "mounts[0].databases[1]: \"blog\" is listed twice",
+            ),
+            (
+                "{\"databases\": {\"blog\": {\"url\": \"mysql://db/blog\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+                "/site/plugins.json:1:32: databases.blog.url: \"mysql://db/blog\" is not a database URL this host supports: use \"sqlite:FILE\"",
+            ),
+            (
+                "{\"databases\": {\"blog\": {\"url\": \"sqlite::memory:\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+                "databases.blog.url: \"sqlite::memory:\" does not name a database file",
+            ),
+            (
+                "{\"databases\": {\"blog\": {\"url\": \"sqlite:b.db?mode=ro\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+                "databases.blog.url: \"sqlite:b.db?mode=ro\" does not name a database file",
+            ),
+            (
+                "{\"databases\": {\"blog\": {\"url\": \"sqlite:x.db\"}, \"other\": {\"url\": \"sqlite:x.db\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+                "databases.other.url: \"sqlite:x.db\" is also the file of databases.blog: give each database its own file",
+            ),
+            (
+                "{\"databases\": {\"blog\": {\"url\": \"sqlite:a.db\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+                "mounts[0].name: the mount's own database would be /site/data/a.db, the file of databases.blog already",
+            ),
+            (
+                "{\"databases\": {\"my blog\": {\"url\": \"sqlite:b.db\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+                "databases.my blog: \"my blog\" is not a valid name",
+            ),
+            (
+                "{\"databases\": {\"blog\": {\"path\": \"b.db\"}}, \"mounts\": []}",
+                "databases.blog.path: unknown field \"path\"",
+            ),
+        ];
+        for (text, expected) in rows {
+            let error = error_of(text);
+            assert!(
+                error.contains(expected),
+                "for {text:?}\n  got      {error}\n  expected {expected}"
+            );
+        }
+    }
+
+    #[test]
     fn prefixes_normalise_or_explain() {
         let rows: &[(&str, Result<&str, ()>)] = &[
             ("/", Ok("")),

@@ -17,10 +17,12 @@ use std::{
 
 use abi_stable::{
     library::{LibraryError, lib_header_from_path},
-    std_types::{RResult, RString, RVec},
+    sabi_trait::TD_Opaque,
+    std_types::{RArc, RResult, RString, RVec},
 };
 use app_api_abi::{
-    API_VERSION, AppError, AppInstance, AppModuleRef, CommandInfo, Extension, HostContext,
+    API_VERSION, AppError, AppInstance, AppModuleRef, CommandInfo, Extension, Host_TO, HostContext,
+    HostServices, v1_0,
 };
 
 use crate::{
@@ -126,23 +128,45 @@ impl std::error::Error for LoadError {}
 /// A loaded app library.
 #[derive(Clone, Copy)]
 pub struct Library {
-    module: AppModuleRef,
+    module: Module,
+}
+
+/// An app's root module, in the shape of the contract it was built against.
+#[derive(Clone, Copy)]
+enum Module {
+    /// This host's contract, or a later 1.x.
+    Current(AppModuleRef),
+    /// Contract 1.0, whose host object had fewer services.
+    V1_0(v1_0::AppModuleRef),
+}
+
+/// The same call on a root module of either shape.
+macro_rules! on_module {
+    ($library:expr, |$module:ident| $body:expr) => {
+        match $library.module {
+            Module::Current($module) => $body,
+            Module::V1_0($module) => $body,
+        }
+    };
 }
 
 impl Library {
     /// The app's default name.
     pub fn name(&self) -> &'static str {
-        (self.module.name())().as_str()
+        on_module!(self, |module| (module.name())()).as_str()
     }
 
     /// The contract version the app was built against.
     pub fn api_version(&self) -> &'static str {
-        (self.module.abi_info())().api_version.as_str()
+        on_module!(self, |module| (module.abi_info())())
+            .api_version
+            .as_str()
     }
 }
 
 /// Loads each distinct library file once (dlopen would share it anyway, and
-/// abi_stable never unloads, DESIGN.md fact 7).
+/// abi_stable never unloads libraries: a call into one after `dlclose`
+/// would crash).
 #[derive(Default)]
 pub struct Loader {
     loaded: HashMap<PathBuf, Library>,
@@ -170,15 +194,23 @@ fn load(path: &Path) -> Result<Library, LoadError> {
         });
     }
     let header = lib_header_from_path(path).map_err(|error| library_error(path, error))?;
-    let module = header
-        .init_root_module::<AppModuleRef>()
-        .map_err(|error| library_error(path, error))?;
-    if !(module.abi_info())().panic_unwind {
+    // An app of contract 1.0 fails the check against the current shapes
+    // (its view of the host object is shorter); the report that matters
+    // is the current one.
+    let module = match header.init_root_module::<AppModuleRef>() {
+        Ok(module) => Module::Current(module),
+        Err(current) => match header.init_root_module::<v1_0::AppModuleRef>() {
+            Ok(module) => Module::V1_0(module),
+            Err(_) => return Err(library_error(path, current)),
+        },
+    };
+    let library = Library { module };
+    if !on_module!(library, |module| (module.abi_info())()).panic_unwind {
         return Err(LoadError::PanicAbort {
             path: path.to_owned(),
         });
     }
-    Ok(Library { module })
+    Ok(library)
 }
 
 fn library_error(path: &Path, error: LibraryError) -> LoadError {
@@ -251,18 +283,88 @@ pub fn summarize_abi_report(report: &str) -> String {
     errors.join("; ")
 }
 
-/// What an app instance is told about its mount, the one at `index` in the
-/// table.
-fn context(
-    mount: &Mount,
-    index: usize,
-    logger: AppLogger,
-    services: &Arc<SiteServices>,
-    debug: bool,
-) -> Result<HostContext, LoadError> {
-    let secret = services
-        .mount_secret(&mount.name)
-        .map_err(|message| LoadError::Secret { message })?;
+/// What an app instance is told about its mount (the one at `index` in the
+/// table), in the shape of the app's contract.
+macro_rules! context {
+    ($context:ty, $host:expr, $mount:expr, $index:expr, $logger:expr, $services:expr, $debug:expr) => {{
+        let (mount, logger): (&Mount, AppLogger) = ($mount, $logger);
+        let secret = $services
+            .mount_secret(&mount.name)
+            .map_err(|message| LoadError::Secret { message })?;
+        let services = MountServices::new(mount, $index, logger, Arc::clone($services));
+        <$context>::from(ContextFields {
+            mount_name: mount.name.as_str().into(),
+            prefix: mount.prefix.as_str().into(),
+            static_url_path: mount.static_url_path.as_str().into(),
+            logger: mount.logger.as_str().into(),
+            session_cookie: mount.session_cookie.as_str().into(),
+            config_json: mount.config.to_string().into(),
+            secret: RVec::from(secret),
+            max_log_level: logger.max_level(),
+            host: $host(services),
+            extensions: extensions(mount, $debug),
+        })
+    }};
+}
+
+/// The fields both context shapes share, with the host object of one.
+struct ContextFields<H> {
+    mount_name: RString,
+    prefix: RString,
+    static_url_path: RString,
+    logger: RString,
+    session_cookie: RString,
+    config_json: RString,
+    secret: RVec<u8>,
+    max_log_level: u8,
+    host: H,
+    extensions: RVec<Extension>,
+}
+
+impl From<ContextFields<HostServices>> for HostContext {
+    fn from(fields: ContextFields<HostServices>) -> HostContext {
+        HostContext {
+            mount_name: fields.mount_name,
+            prefix: fields.prefix,
+            static_url_path: fields.static_url_path,
+            logger: fields.logger,
+            session_cookie: fields.session_cookie,
+            config_json: fields.config_json,
+            secret: fields.secret,
+            max_log_level: fields.max_log_level,
+            host: fields.host,
+            extensions: fields.extensions,
+        }
+    }
+}
+
+impl From<ContextFields<v1_0::HostServices>> for v1_0::HostContext {
+    fn from(fields: ContextFields<v1_0::HostServices>) -> v1_0::HostContext {
+        v1_0::HostContext {
+            mount_name: fields.mount_name,
+            prefix: fields.prefix,
+            static_url_path: fields.static_url_path,
+            logger: fields.logger,
+            session_cookie: fields.session_cookie,
+            config_json: fields.config_json,
+            secret: fields.secret,
+            max_log_level: fields.max_log_level,
+            host: fields.host,
+            extensions: fields.extensions,
+        }
+    }
+}
+
+fn current_host(services: MountServices) -> HostServices {
+    Host_TO::from_ptr(RArc::new(services), TD_Opaque)
+}
+
+fn host_v1_0(services: MountServices) -> v1_0::HostServices {
+    v1_0::Host_TO::from_ptr(RArc::new(services), TD_Opaque)
+}
+
+/// What the context's `extensions` say about the mount and the host.
+fn extensions(mount: &Mount, debug: bool) -> RVec<Extension> {
     let mut extensions = RVec::new();
     extensions.push(Extension {
         key: "host_contract".into(),
@@ -280,18 +382,7 @@ fn context(
             value: path.as_str().into(),
         });
     }
-    Ok(HostContext {
-        mount_name: mount.name.as_str().into(),
-        prefix: mount.prefix.as_str().into(),
-        static_url_path: mount.static_url_path.as_str().into(),
-        logger: mount.logger.as_str().into(),
-        session_cookie: mount.session_cookie.as_str().into(),
-        config_json: mount.config.to_string().into(),
-        secret: RVec::from(secret),
-        max_log_level: logger.max_level(),
-        host: MountServices::new_object(mount, index, logger, Arc::clone(services)),
-        extensions,
-    })
+    extensions
 }
 
 /// Creates the app instance for one mount, the one at `index` in the table.
@@ -303,8 +394,27 @@ pub fn instantiate(
     services: &Arc<SiteServices>,
     debug: bool,
 ) -> Result<AppInstance, LoadError> {
-    let context = context(mount, index, logger, services, debug)?;
-    match (library.module.instantiate())(context) {
+    let outcome = match library.module {
+        Module::Current(module) => (module.instantiate())(context!(
+            HostContext,
+            current_host,
+            mount,
+            index,
+            logger,
+            services,
+            debug
+        )),
+        Module::V1_0(module) => (module.instantiate())(context!(
+            v1_0::HostContext,
+            host_v1_0,
+            mount,
+            index,
+            logger,
+            services,
+            debug
+        )),
+    };
+    match outcome {
         RResult::ROk(instance) => Ok(instance),
         RResult::RErr(AppError { message, .. }) => Err(LoadError::Init {
             path: mount.library.clone(),
@@ -313,12 +423,9 @@ pub fn instantiate(
     }
 }
 
-/// The commands an app offers (`host cmd`); none for apps built before
-/// commands existed.
+/// The commands an app offers (`host cmd`).
 pub fn commands(library: Library) -> Vec<CommandInfo> {
-    library
-        .module
-        .commands()
+    on_module!(library, |module| module.commands())
         .map(|list| list().into_vec())
         .unwrap_or_default()
 }
@@ -334,17 +441,59 @@ pub fn run_command(
     services: &Arc<SiteServices>,
     arguments: Vec<String>,
 ) -> Result<String, String> {
-    let run = library.module.run_command().ok_or_else(|| {
+    let no_commands = || {
         format!(
             "{}: built before apps could have commands; it has none",
             mount.library.display()
         )
-    })?;
-    let context =
-        context(mount, index, logger, services, false).map_err(|error| error.to_string())?;
-    match run(context, arguments.into_iter().map(RString::from).collect()) {
+    };
+    let arguments: RVec<RString> = arguments.into_iter().map(RString::from).collect();
+    let run = || -> Result<RResult<RString, AppError>, LoadError> {
+        Ok(match library.module {
+            Module::Current(module) => match module.run_command() {
+                Some(run) => run(
+                    context!(
+                        HostContext,
+                        current_host,
+                        mount,
+                        index,
+                        logger,
+                        services,
+                        false
+                    ),
+                    arguments,
+                ),
+                None => return Ok(RResult::RErr(plain_error(no_commands()))),
+            },
+            Module::V1_0(module) => match module.run_command() {
+                Some(run) => run(
+                    context!(
+                        v1_0::HostContext,
+                        host_v1_0,
+                        mount,
+                        index,
+                        logger,
+                        services,
+                        false
+                    ),
+                    arguments,
+                ),
+                None => return Ok(RResult::RErr(plain_error(no_commands()))),
+            },
+        })
+    };
+    match run().map_err(|error| error.to_string())? {
         RResult::ROk(output) => Ok(output.into()),
         RResult::RErr(AppError { message, .. }) => Err(message.into()),
+    }
+}
+
+fn plain_error(message: String) -> AppError {
+    AppError {
+        status: 500,
+        message: message.into(),
+        panicked: false,
+        backtrace: abi_stable::std_types::RNone,
     }
 }
 

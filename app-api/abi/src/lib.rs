@@ -28,6 +28,8 @@
 #![allow(non_local_definitions, unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod v1_0;
+
 use abi_stable::{
     StableAbi, declare_root_module_statics,
     library::RootModule,

@@ -362,6 +362,11 @@ impl Rows {
         })
     }
 
+    /// The names of the columns, in order.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(RString::as_str)
+    }
+
     /// The first row, if any.
     pub fn first(&self) -> Option<Row<'_>> {
         self.iter().next()
@@ -375,7 +380,12 @@ pub struct Row<'r> {
     values: &'r [Value],
 }
 
-impl Row<'_> {
+impl<'r> Row<'r> {
+    /// The row's values, in the order of the statement's columns.
+    pub fn values(&self) -> &'r [Value] {
+        self.values
+    }
+
     /// The value of a column, converted; an unknown column or a value of
     /// another type is an error naming the column.
     pub fn get<T: FromValue>(&self, column: &str) -> Result<T, Error> {

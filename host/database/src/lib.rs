@@ -104,11 +104,42 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// How an inspecting database reads, if its file exists.
 struct Inspection {
-    /// The URI readers open: `immutable` when no write-ahead log exists
-    /// (nobody has the database open), so that reading creates no file.
+    /// The URI readers open (see [`Database::inspect`]).
     uri: Option<String>,
+    /// The copy readers open instead of a database nobody has open that
+    /// has a write-ahead log left (see [`Database::inspect`]).
+    _copy: Option<tempfile::TempDir>,
     /// What migration calls found, for `host check` to report.
     seen: Mutex<Vec<Inspected>>,
+}
+
+/// `path` with `suffix` appended (`app.db` → `app.db-wal`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Whether another process has the database open: every connection holds
+/// a read lock on byte 128 of the `-shm` file (SQLite's "DMS" slot, in
+/// `os_unix.c`) while it is open. Asking (`F_GETLK`) takes no lock.
+fn in_use(shm: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(shm) else {
+        return false;
+    };
+    let mut lock = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 128,
+        l_len: 1,
+        l_pid: 0,
+    };
+    // SAFETY: fcntl(F_GETLK) reads and fills in the `flock` this function
+    // owns, on a descriptor that stays open for the whole call.
+    #[allow(unsafe_code)]
+    let answered = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) } == 0;
+    answered && lock.l_type != libc::F_UNLCK as libc::c_short
 }
 
 /// One open database.
@@ -181,16 +212,38 @@ impl Database {
     /// The database `name` at `path` for looking only: nothing is created
     /// or written; statements that write and migrations are refused or
     /// reported (see [`Database::inspected`]).
+    ///
+    /// Without a write-ahead log nobody has the database open, and it is
+    /// read as immutable (no lock, no `-shm` file). With one, and another
+    /// process using it, it is read in place (the live host's `-shm` is
+    /// shared). With one left by a process that is gone (a crash, or a
+    /// release that never closed its databases), reading in place would
+    /// replay the log into a new `-shm`: a copy of the file and its log is
+    /// read instead.
     pub fn inspect(name: &str, path: &Path) -> Database {
+        let (wal, shm) = (with_suffix(path, "-wal"), with_suffix(path, "-shm"));
+        let mut copy = None;
         let uri = path.is_file().then(|| {
-            let mut wal = path.as_os_str().to_owned();
-            wal.push("-wal");
-            let query = if Path::new(&wal).exists() {
-                "mode=ro"
-            } else {
-                "immutable=1"
-            };
-            format!("file:{}?{query}", uri_path(path))
+            if !wal.exists() {
+                return format!("file:{}?immutable=1", uri_path(path));
+            }
+            if in_use(&shm) {
+                return format!("file:{}?mode=ro", uri_path(path));
+            }
+            let copied = tempfile::tempdir().and_then(|folder| {
+                let file = folder.path().join("copy.db");
+                std::fs::copy(path, &file)?;
+                std::fs::copy(&wal, with_suffix(&file, "-wal"))?;
+                Ok((folder, file))
+            });
+            match copied {
+                Ok((folder, file)) => {
+                    copy = Some(folder);
+                    format!("file:{}?mode=ro", uri_path(&file))
+                }
+                // then in place: still only read
+                Err(_) => format!("file:{}?mode=ro", uri_path(path)),
+            }
         });
         Database {
             name: name.to_owned(),
@@ -200,6 +253,7 @@ impl Database {
             max_idle_readers: 1,
             inspection: Some(Inspection {
                 uri,
+                _copy: copy,
                 seen: Mutex::new(Vec::new()),
             }),
             closed: AtomicBool::new(false),

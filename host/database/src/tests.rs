@@ -635,3 +635,24 @@ fn a_closed_database_refuses_calls_and_leaves_no_write_ahead_log() {
         .collect();
     assert_eq!(files, ["app.db"]);
 }
+
+#[test]
+fn a_write_ahead_log_left_behind_is_read_from_a_copy() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("app.db");
+    // a writer that never closes, like a process that died: its rows are
+    // in the log only
+    let writer = Connection::open(&path).unwrap();
+    writer
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (n); INSERT INTO t VALUES (5);",
+        )
+        .unwrap();
+    std::mem::forget(writer);
+    assert!(folder.path().join("app.db-wal").exists());
+    let before = snapshot(folder.path());
+    let db = Database::inspect("left", &path);
+    assert_eq!(column(&db, "SELECT n FROM t"), [DbValue::Integer(5)]);
+    drop(db);
+    assert_eq!(snapshot(folder.path()), before, "the folder is as it was");
+}

@@ -16,13 +16,8 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    std_types::{RArc, RResult, RSlice, RStr, RString, RVec},
-};
-use app_api_abi::{
-    DbError, DbMigration, DbRows, DbStatement, DbValue, Extension, Host, Host_TO, HostServices,
-};
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use app_api_abi::{DbError, DbMigration, DbRows, DbStatement, DbValue, Extension, Host, v1_0};
 use host_database::{Database, Failure, Inspected, Kind};
 
 use crate::{
@@ -265,13 +260,14 @@ pub struct MountServices {
 
 impl MountServices {
     /// The services for `mount` (at `index` in the table), logging under
-    /// `logger`, as the FFI-safe object handed to its app instance.
-    pub fn new_object(
+    /// `logger`; the loader wraps them in the host object of the app's
+    /// contract.
+    pub fn new(
         mount: &Mount,
         index: usize,
         logger: AppLogger,
         site: Arc<SiteServices>,
-    ) -> HostServices {
+    ) -> MountServices {
         let databases = mount
             .databases
             .iter()
@@ -282,14 +278,13 @@ impl MountServices {
                     .cloned()
             })
             .collect();
-        let services = MountServices {
+        MountServices {
             logger,
             mount: mount.name.clone(),
             databases_key: format!("mounts[{index}].databases in {}", site.table_file.display()),
             databases,
             site,
-        };
-        Host_TO::from_ptr(RArc::new(services), TD_Opaque)
+        }
     }
 
     /// The database `name` if the mount may use it (`""`: its default).
@@ -506,5 +501,40 @@ impl Host for MountServices {
                 extensions: RVec::new(),
             })
         })
+    }
+}
+
+/// The same services for apps of contract 1.0, whose host object has the
+/// methods of 1.0 only.
+impl v1_0::Host for MountServices {
+    fn log(&self, level: u8, module: RStr<'_>, message: RStr<'_>) {
+        Host::log(self, level, module, message)
+    }
+
+    fn db_query(&self, sql: RStr<'_>, params: RSlice<'_, DbValue>) -> RResult<DbRows, DbError> {
+        Host::db_query(self, sql, params)
+    }
+
+    fn db_transaction(
+        &self,
+        statements: RSlice<'_, DbStatement>,
+    ) -> RResult<RVec<DbRows>, DbError> {
+        Host::db_transaction(self, statements)
+    }
+
+    fn db_migrate(&self, steps: RSlice<'_, RStr<'_>>) -> RResult<u32, DbError> {
+        Host::db_migrate(self, steps)
+    }
+
+    fn store_upload(&self, data: RSlice<'_, u8>, extension: RStr<'_>) -> RResult<RString, RString> {
+        Host::store_upload(self, data, extension)
+    }
+
+    fn delete_upload(&self, name: RStr<'_>) -> RResult<bool, RString> {
+        Host::delete_upload(self, name)
+    }
+
+    fn prompt(&self, text: RStr<'_>, hidden: bool) -> RResult<RString, RString> {
+        Host::prompt(self, text, hidden)
     }
 }

@@ -82,6 +82,11 @@ pub fn build_apps() {
             "--manifest-path",
             "testdata/abi-mismatch/Cargo.toml",
         ]);
+        run(&[
+            "build",
+            "--manifest-path",
+            "testdata/contract-1.0/Cargo.toml",
+        ]);
     });
 }
 
@@ -108,6 +113,14 @@ pub fn panic_abort_library() -> PathBuf {
 pub fn library(crate_name: &str) -> PathBuf {
     build_apps();
     let path = profile_dir().join(format!("lib{}.so", crate_name.replace('-', "_")));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// A program built by the test fixtures, e.g. `binary("old-host")`.
+pub fn binary(name: &str) -> PathBuf {
+    build_apps();
+    let path = profile_dir().join(name);
     assert!(path.is_file(), "{} was not built", path.display());
     path
 }

@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use app_api::prelude::*;
+use app_api::{
+    prelude::*,
+    sdk::db::{DbError, Statement, Value},
+};
 use serde_json::json;
 
 /// Everything the request carried, as JSON.
@@ -67,12 +70,120 @@ fn log(req: &Request) -> Result<Response, Error> {
     Ok(Response::text("logged"))
 }
 
+/// A database error as JSON, for tests to read.
+fn db_error(error: &DbError) -> serde_json::Value {
+    json!({"error": {"kind": format!("{:?}", error.kind), "message": error.message}})
+}
+
+/// Runs the SQL of the form field `sql` on the database named by `database`
+/// (none: the mount's default) and answers what came back, or the error.
+fn sql(req: &Request) -> Result<Response, Error> {
+    let form = req.form();
+    let name = form.get("database").unwrap_or_default();
+    let db = match req.mount().database(name) {
+        Ok(db) => db,
+        Err(error) => return Ok(Response::json(&json!({"open_error": error.message()}))),
+    };
+    let sql = form.get("sql").unwrap_or_default();
+    Ok(Response::json(&match db.query(sql, &[]) {
+        Ok(rows) => {
+            let values: Vec<Vec<serde_json::Value>> = rows
+                .iter()
+                .map(|row| {
+                    row.values()
+                        .iter()
+                        .map(|value| match value {
+                            Value::Null => serde_json::Value::Null,
+                            Value::Integer(number) => json!(number),
+                            Value::Real(number) => json!(number),
+                            Value::Text(text) => json!(text.as_str()),
+                            Value::Blob(bytes) => json!(bytes.len()),
+                        })
+                        .collect()
+                })
+                .collect();
+            json!({"database": db.name(), "rows": values, "rows_affected": rows.rows_affected()})
+        }
+        Err(error) => db_error(&error),
+    }))
+}
+
+/// Calls every service of contract 1.1 and says what each answered: on a
+/// host built against 1.0 each must be a clear error, not a panic.
+fn services(req: &Request) -> Result<Response, Error> {
+    let mount = req.mount();
+    let outcome = |result: Result<String, String>| match result {
+        Ok(value) => json!({"ok": value}),
+        Err(message) => json!({"error": message}),
+    };
+    let default = mount.db().map_err(|error| error.message().to_owned());
+    let named = mount
+        .database("probe_other")
+        .map(|db| db.name().to_owned())
+        .map_err(|error| error.message().to_owned());
+    let query = default.clone().and_then(|db| {
+        db.query("SELECT 41 + 1 AS answer", &[])
+            .map(|rows| format!("{:?}", rows.first().map(|row| row.get::<i64>("answer"))))
+            .map_err(|error| error.message)
+    });
+    let migrate = default.clone().and_then(|db| {
+        db.migrate("probe_services", &["CREATE TABLE probe_services (x)"])
+            .map(|migrated| format!("{migrated:?}"))
+            .map_err(|error| error.message)
+    });
+    let transaction = default.clone().and_then(|db| {
+        db.transaction(&[Statement::new("SELECT 1", &[])])
+            .map(|rows| rows.len().to_string())
+            .map_err(|error| error.message)
+    });
+    Ok(Response::json(&json!({
+        "db": outcome(default.map(|db| db.name().to_owned())),
+        "database": outcome(named),
+        "query": outcome(query),
+        "transaction": outcome(transaction),
+        "migrate": outcome(migrate),
+    })))
+}
+
+/// Stores the request body as an upload (`POST`), or deletes one.
+fn store_upload(req: &Request) -> Result<Response, Error> {
+    Ok(match req.mount().store_upload(req.body(), "txt") {
+        Ok(name) => Response::text(name),
+        Err(error) => Response::text(error.message().to_owned()).with_status(409),
+    })
+}
+
+fn delete_upload(req: &Request) -> Result<Response, Error> {
+    let name = req.param("name").unwrap_or_default();
+    Ok(match req.mount().delete_upload(name) {
+        Ok(deleted) => Response::text(deleted.to_string()),
+        Err(error) => Response::text(error.message().to_owned()).with_status(409),
+    })
+}
+
+/// The migrations the config asks for, run at start:
+/// `"migrations": {"namespace": "x", "steps": ["..."], "database": "name"}`.
+fn migrate_from_config(mount: &Mount) -> Result<(), Error> {
+    let Some(migrations) = mount.config.get("migrations") else {
+        return Ok(());
+    };
+    let namespace = migrations["namespace"].as_str().unwrap_or("probe");
+    let steps: Vec<&str> = migrations["steps"]
+        .as_array()
+        .map(|steps| steps.iter().filter_map(|step| step.as_str()).collect())
+        .unwrap_or_default();
+    let db = mount.database(migrations["database"].as_str().unwrap_or(""))?;
+    db.migrate(namespace, &steps)?;
+    Ok(())
+}
+
 /// Builds the routes; the counter is per mount, to show instances are
 /// independent even when one library is mounted twice.
 pub fn build(mount: &Mount) -> Result<Router, Error> {
     if mount.config.get("fail_init").is_some() {
         return Err(Error::internal("init refused: config has fail_init"));
     }
+    migrate_from_config(mount)?;
     let counter = Arc::new(AtomicU64::new(0));
     let router = Router::new()
         .get("/", "index", shared_hello)
@@ -114,7 +225,11 @@ pub fn build(mount: &Mount) -> Result<Router, Error> {
         .get("/log", "log", log)
         .get("/redirect", "redirect", |req: &Request| {
             Ok(Response::redirect(&req.url_for("index", &[])?))
-        });
+        })
+        .route(&["GET", "POST"], "/db/sql", "sql", sql)
+        .get("/db/services", "services", services)
+        .post("/uploads-store", "store_upload", store_upload)
+        .post("/uploads-delete/<name>", "delete_upload", delete_upload);
     // With `"catch_all": true`, every other path echoes too, so tests can see
     // how the host split any URL into script_root and path.
     if mount.config.get("catch_all").is_some() {
