@@ -6,7 +6,8 @@
 //!   With `--reload`, it also rebuilds and reinstalls the apps when their
 //!   sources change; the host (`host serve --reload`) then restarts on them.
 //! - `cargo xtask install`: the build and install steps alone.
-//! - `cargo xtask new-app NAME [--prefix /PREFIX]`: a new app crate.
+//! - `cargo xtask new-app NAME [--prefix /PREFIX] [--path DIR]`: a new app
+//!   crate, in the workspace or (`--path`) standalone in DIR.
 //! - `cargo xtask bench [--seconds N] [--rounds N] [--quick]`: measures the
 //!   host against a bare hyper baseline (see `bench.rs`).
 
@@ -24,7 +25,7 @@ use std::{
 
 const USAGE: &str = "usage: cargo xtask serve [--reload] [host serve options]
        cargo xtask install
-       cargo xtask new-app NAME [--prefix /PREFIX]
+       cargo xtask new-app NAME [--prefix /PREFIX] [--path DIR]
        cargo xtask bench [--seconds N] [--rounds N] [--quick]";
 
 fn main() -> ExitCode {
@@ -176,19 +177,30 @@ fn sources_stamp(root: &Path) -> (std::time::SystemTime, usize) {
     for app in app_crates(root).unwrap_or_default() {
         walk(&root.join("apps").join(app), &mut newest, &mut count);
     }
-    for dir in ["host/src", "app-api/src", "shared"] {
+    for dir in ["host/src", "host/database/src", "app-api", "shared"] {
         walk(&root.join(dir), &mut newest, &mut count);
     }
     (newest, count)
 }
 
 fn new_app(args: Vec<String>) -> Result<(), String> {
-    let (name, prefix) = match args.as_slice() {
-        [name] => (name, None),
-        [name, flag, prefix] if flag == "--prefix" => (name, Some(prefix.as_str())),
-        _ => return Err(USAGE.to_owned()),
+    let Some((name, mut options)) = args.split_first() else {
+        return Err(USAGE.to_owned());
     };
-    let report = scaffold::new_app(&workspace_root(), name, prefix)?;
+    let (mut prefix, mut path) = (None, None);
+    while let [flag, value, rest @ ..] = options {
+        match flag.as_str() {
+            "--prefix" if prefix.is_none() => prefix = Some(value.as_str()),
+            "--path" if path.is_none() => path = Some(Path::new(value)),
+            _ => return Err(USAGE.to_owned()),
+        }
+        options = rest;
+    }
+    if !options.is_empty() || name.starts_with('-') {
+        return Err(USAGE.to_owned());
+    }
+    let cwd = env::current_dir().map_err(|error| format!("no current folder: {error}"))?;
+    let report = scaffold::new_app(&workspace_root(), &cwd, name, prefix, path)?;
     println!("{report}");
     Ok(())
 }
