@@ -2,8 +2,9 @@
 //! buffers kept from an earlier request on the same thread.
 //!
 //! Every field of an `AppRequest` is an owned abi_stable string or vector
-//! (its layout is frozen, DESIGN.md fact 3), so building a fresh one takes an
-//! allocation per field and two per header, and dropping it as many frees.
+//! (its layout is frozen, `docs/compatibility.md`), so building a fresh one
+//! takes an allocation per field and two per header, and dropping it as many
+//! frees.
 //! Apps only ever see the request through a shared reference, so each
 //! thread keeps one request whose buffers are cleared and refilled in place
 //! for the next request instead: a hello request went from 24,100 to 21,500

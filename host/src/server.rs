@@ -530,7 +530,7 @@ fn log_app_error(live: &LiveMount, method: &Method, uri: &http::Uri, error: &App
 
 /// Turns an app's response into hyper's, without copying the body: the
 /// app-allocated buffer is freed by the app's allocator when hyper is done
-/// (DESIGN.md, fact 8).
+/// (`docs/architecture.md`, "Inside an app").
 fn into_response(response: AppResponse) -> Result<Response<Body>, String> {
     let status = StatusCode::from_u16(response.status)
         .map_err(|_| format!("status {} is not a valid HTTP status", response.status))?;

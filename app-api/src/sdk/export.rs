@@ -67,7 +67,8 @@ fn payload_text(payload: &(dyn Any + Send)) -> &str {
 }
 
 /// Runs `body`, turning a panic into an [`AppError`] so it never crosses the
-/// FFI boundary (where it would abort the host, DESIGN.md fact 4).
+/// FFI boundary, where it would abort the host (`docs/architecture.md`,
+/// "Loading apps").
 fn guard<T>(body: impl FnOnce() -> Result<T, AppError>) -> RResult<T, AppError> {
     match panic::catch_unwind(AssertUnwindSafe(body)) {
         Ok(result) => result.into(),

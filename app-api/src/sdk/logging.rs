@@ -1,11 +1,11 @@
 //! App-side logging: forwards `tracing` events to the host.
 //!
 //! Each app library has its own copy of `tracing`'s globals, so without this
-//! its events would go nowhere (DESIGN.md, fact 5). Every instance owns a
-//! [`Dispatch`] that hands events to the host's log callback, which re-emits
-//! them under the mount's logger name. Handlers run with it as the thread's
-//! default; the first instance of a library also becomes the library's global
-//! default, for threads the app spawns itself. When one library is mounted
+//! its events would go nowhere (`docs/architecture.md`, "Inside an app").
+//! Every instance owns a [`Dispatch`] that hands events to the host's log
+//! callback, which re-emits them under the mount's logger name. Handlers run
+//! with it as the thread's default; the first instance of a library also
+//! becomes the library's global default, for threads the app spawns itself. When one library is mounted
 //! several times, threads started with [`spawn`] keep their own mount's
 //! logger; threads from `std::thread::spawn` log under the first mount's.
 

@@ -2,7 +2,7 @@
 //! mounted wherever the mount table says (e.g. `/admin/archive`, nested
 //! under the admin).
 
-use app_api::prelude::*;
+use app_api::{prelude::*, tracing};
 
 fn index(req: &Request) -> Result<Response, Error> {
     let latest = req.url_for("year", &[("year", "2026")])?;

@@ -2,10 +2,10 @@
 //! access log.
 //!
 //! An app's `tracing` events arrive through the log callback as plain values
-//! (DESIGN.md, fact 5). To make them first-class events whose *target* is
-//! the logger name (so `RUST_LOG=app_admin=debug` filters them), each logger
-//! gets one callsite per level, created once and registered with `tracing`
-//! like the callsites its macros make.
+//! (`docs/architecture.md`, "Inside an app"). To make them first-class
+//! events whose *target* is the logger name (so `RUST_LOG=app_admin=debug`
+//! filters them), each logger gets one callsite per level, created once and
+//! registered with `tracing` like the callsites its macros make.
 
 use std::{
     cell::RefCell,

@@ -46,7 +46,8 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Builds every app library the tests load, once per test binary:
-/// `cargo test` does not produce the apps' `.so` files (DESIGN.md, fact 10).
+/// `cargo test` does not produce the apps' `.so` files
+/// (`docs/architecture.md`, "Tests and the `.so` files").
 pub fn build_apps() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
