@@ -141,6 +141,16 @@ fn schema_describes_the_mount_table_and_tables_may_name_it() {
             .unwrap()
             .contains("starting with '/'")
     );
+    // databases: declared by name with a URL, granted to mounts by name
+    assert_eq!(
+        schema["properties"]["databases"]["additionalProperties"]["$ref"],
+        "#/$defs/RawDatabase"
+    );
+    assert_eq!(schema["$defs"]["RawDatabase"]["required"], json!(["url"]));
+    assert_eq!(
+        raw_mount["properties"]["databases"]["items"]["type"],
+        "string"
+    );
 
     let table = Table::from_value(json!({
         "$schema": "./plugins.schema.json",
