@@ -336,19 +336,11 @@ pub struct Blog {
 
 impl Blog {
     /// The model on `db`, its schema brought up to date (safe when both
-    /// apps start at once: the host runs each step once). A database the
-    /// blog of app-api 1.0 wrote, whose steps counted in `PRAGMA
-    /// user_version`, is adopted as it is.
+    /// apps start at once: the host runs each step once, and logs it). A
+    /// database the blog of app-api 1.0 wrote, whose steps counted in
+    /// `PRAGMA user_version`, is adopted as it is.
     pub fn open(db: Db) -> Result<Blog, Error> {
-        let migrated = db.migrate_from_user_version(MIGRATIONS_NAMESPACE, MIGRATIONS)?;
-        if migrated.after > migrated.before {
-            tracing::info!(
-                database = db.name(),
-                "the blog's schema migrated from step {} to {}",
-                migrated.before,
-                migrated.after
-            );
-        }
+        db.migrate_from_user_version(MIGRATIONS_NAMESPACE, MIGRATIONS)?;
         Ok(Blog { db })
     }
 

@@ -707,14 +707,15 @@ fn table_json(mounts: &[(&str, String, &PathBuf)], static_dir: &Path, dir: &Path
         .iter()
         .map(|(name, prefix, library)| {
             format!(
-                "    {{\"name\": \"{name}\", \"prefix\": \"{prefix}\", \"library\": \"{}\", \"static_folder\": \"{}\"}}",
+                "    {{\"name\": \"{name}\", \"prefix\": \"{prefix}\", \"library\": \"{}\", \"static_folder\": \"{}\", \"databases\": [\"blog\"]}}",
                 library.display(),
                 static_dir.display()
             )
         })
         .collect();
+    // every mount on the blog's database, as in the shipped table
     format!(
-        "{{\n  \"data_dir\": \"{}\",\n  \"log_dir\": \"{}\",\n  \"mounts\": [\n{}\n  ]\n}}\n",
+        "{{\n  \"data_dir\": \"{}\",\n  \"log_dir\": \"{}\",\n  \"databases\": {{\"blog\": {{\"url\": \"sqlite:app.db\"}}}},\n  \"mounts\": [\n{}\n  ]\n}}\n",
         dir.join("data").display(),
         dir.join("logs").display(),
         entries.join(",\n")
