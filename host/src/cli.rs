@@ -219,13 +219,8 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
     }
     for report in services.inspected() {
         println!("database {} ({}):", report.name, report.path.display());
-        match report.inspected {
-            Ok(found) => {
-                for namespace in found {
-                    println!("  {}", describe_migrations(&namespace));
-                }
-            }
-            Err(message) => println!("  {message}"),
+        for namespace in &report.inspected {
+            println!("  {}", describe_migrations(namespace));
         }
     }
     services.close();

@@ -13,12 +13,12 @@ use std::{
     io::{BufRead, IsTerminal, Write},
     panic::{AssertUnwindSafe, catch_unwind},
     path::{Path, PathBuf},
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use app_api_abi::{DbError, DbMigration, DbRows, DbStatement, DbValue, Extension, Host, v1_0};
-use host_database::{Database, Failure, Inspected, Kind};
+use host_database::{Database, Inspected, Kind};
 
 use crate::{
     config::{DatabaseConfig, LEGACY_DATABASE_FILE, Mount, MountTable},
@@ -51,32 +51,36 @@ pub struct DatabaseSlot {
     /// The uploads folder, for the uploads a database of an earlier release
     /// owns (see `Database::open`).
     uploads_folder: PathBuf,
-    database: OnceLock<Result<Database, Failure>>,
+    database: OnceLock<Database>,
+    /// Held while opening, so that one caller opens and the others wait.
+    opening: Mutex<()>,
 }
 
 impl DatabaseSlot {
+    /// The database, opened on the first call. A failure is not kept: the
+    /// next call tries again (the file may have been locked by another
+    /// process for longer than the busy timeout, or the disk full).
     fn get(&self) -> Result<&Database, DbError> {
-        self.database
-            .get_or_init(|| {
-                if self.inspect {
-                    Ok(Database::inspect(&self.config.name, &self.config.path))
-                } else {
-                    let legacy_uploads = || uploads::stored_names(&self.uploads_folder);
-                    Database::open(
-                        &self.config.name,
-                        &self.config.path,
-                        self.max_readers,
-                        &legacy_uploads,
-                    )
-                }
-            })
-            .as_ref()
-            .map_err(|failure| failure.clone().into())
-    }
-
-    /// The database's name.
-    pub fn name(&self) -> &str {
-        &self.config.name
+        if let Some(database) = self.database.get() {
+            return Ok(database);
+        }
+        let _opening = self.opening.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(database) = self.database.get() {
+            return Ok(database);
+        }
+        let opened = if self.inspect {
+            Database::inspect(&self.config.name, &self.config.path)
+        } else {
+            let legacy_uploads = || uploads::stored_names(&self.uploads_folder);
+            Database::open(
+                &self.config.name,
+                &self.config.path,
+                self.max_readers,
+                &legacy_uploads,
+            )
+            .map_err(DbError::from)?
+        };
+        Ok(self.database.get_or_init(|| opened))
     }
 }
 
@@ -96,8 +100,8 @@ pub struct DatabaseReport {
     pub name: String,
     /// Its file.
     pub path: PathBuf,
-    /// What each migration call found, or why it could not be opened.
-    pub inspected: Result<Vec<Inspected>, String>,
+    /// What each migration call found.
+    pub inspected: Vec<Inspected>,
 }
 
 impl SiteServices {
@@ -125,6 +129,7 @@ impl SiteServices {
                     inspect: mode == Mode::Inspect,
                     uploads_folder: uploads_folder.clone(),
                     database: OnceLock::new(),
+                    opening: Mutex::new(()),
                 })
             })
             .collect();
@@ -176,10 +181,7 @@ impl SiteServices {
                 Some(DatabaseReport {
                     name: slot.config.name.clone(),
                     path: slot.config.path.clone(),
-                    inspected: opened
-                        .as_ref()
-                        .map(Database::inspected)
-                        .map_err(|failure| failure.message.clone()),
+                    inspected: opened.inspected(),
                 })
             })
             .collect()
@@ -189,7 +191,7 @@ impl SiteServices {
     /// shutdown), so that their write-ahead logs are folded back.
     pub fn close(&self) {
         for slot in &self.databases {
-            if let Some(Ok(database)) = slot.database.get() {
+            if let Some(database) = slot.database.get() {
                 database.close();
             }
         }
