@@ -385,6 +385,41 @@ fn extensions(mount: &Mount, debug: bool) -> RVec<Extension> {
     extensions
 }
 
+/// Evaluates `$body` with the app's root module and a context for the
+/// mount in the shape of the app's contract; `?` inside returns the
+/// `LoadError` of a context that could not be made.
+macro_rules! with_context {
+    ($library:expr, $mount:expr, $index:expr, $logger:expr, $services:expr, $debug:expr,
+     |$module:ident, $context:ident| $body:expr) => {
+        match $library.module {
+            Module::Current($module) => {
+                let $context = context!(
+                    HostContext,
+                    current_host,
+                    $mount,
+                    $index,
+                    $logger,
+                    $services,
+                    $debug
+                );
+                $body
+            }
+            Module::V1_0($module) => {
+                let $context = context!(
+                    v1_0::HostContext,
+                    host_v1_0,
+                    $mount,
+                    $index,
+                    $logger,
+                    $services,
+                    $debug
+                );
+                $body
+            }
+        }
+    };
+}
+
 /// Creates the app instance for one mount, the one at `index` in the table.
 pub fn instantiate(
     library: Library,
@@ -394,26 +429,15 @@ pub fn instantiate(
     services: &Arc<SiteServices>,
     debug: bool,
 ) -> Result<AppInstance, LoadError> {
-    let outcome = match library.module {
-        Module::Current(module) => (module.instantiate())(context!(
-            HostContext,
-            current_host,
-            mount,
-            index,
-            logger,
-            services,
-            debug
-        )),
-        Module::V1_0(module) => (module.instantiate())(context!(
-            v1_0::HostContext,
-            host_v1_0,
-            mount,
-            index,
-            logger,
-            services,
-            debug
-        )),
-    };
+    let outcome = with_context!(
+        library,
+        mount,
+        index,
+        logger,
+        services,
+        debug,
+        |module, context| (module.instantiate())(context)
+    );
     match outcome {
         RResult::ROk(instance) => Ok(instance),
         RResult::RErr(AppError { message, .. }) => Err(LoadError::Init {
@@ -441,59 +465,25 @@ pub fn run_command(
     services: &Arc<SiteServices>,
     arguments: Vec<String>,
 ) -> Result<String, String> {
-    let no_commands = || {
-        format!(
-            "{}: built before apps could have commands; it has none",
-            mount.library.display()
-        )
-    };
     let arguments: RVec<RString> = arguments.into_iter().map(RString::from).collect();
-    let run = || -> Result<RResult<RString, AppError>, LoadError> {
-        Ok(match library.module {
-            Module::Current(module) => match module.run_command() {
-                Some(run) => run(
-                    context!(
-                        HostContext,
-                        current_host,
-                        mount,
-                        index,
-                        logger,
-                        services,
-                        false
-                    ),
-                    arguments,
-                ),
-                None => return Ok(RResult::RErr(plain_error(no_commands()))),
-            },
-            Module::V1_0(module) => match module.run_command() {
-                Some(run) => run(
-                    context!(
-                        v1_0::HostContext,
-                        host_v1_0,
-                        mount,
-                        index,
-                        logger,
-                        services,
-                        false
-                    ),
-                    arguments,
-                ),
-                None => return Ok(RResult::RErr(plain_error(no_commands()))),
-            },
-        })
+    let run = || -> Result<Option<RResult<RString, AppError>>, LoadError> {
+        Ok(with_context!(
+            library,
+            mount,
+            index,
+            logger,
+            services,
+            false,
+            |module, context| module.run_command().map(|run| run(context, arguments))
+        ))
     };
     match run().map_err(|error| error.to_string())? {
-        RResult::ROk(output) => Ok(output.into()),
-        RResult::RErr(AppError { message, .. }) => Err(message.into()),
-    }
-}
-
-fn plain_error(message: String) -> AppError {
-    AppError {
-        status: 500,
-        message: message.into(),
-        panicked: false,
-        backtrace: abi_stable::std_types::RNone,
+        Some(RResult::ROk(output)) => Ok(output.into()),
+        Some(RResult::RErr(AppError { message, .. })) => Err(message.into()),
+        None => Err(format!(
+            "{}: built before apps could have commands; it has none",
+            mount.library.display()
+        )),
     }
 }
 

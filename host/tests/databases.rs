@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Host, HttpResponse, Table, mount};
+use common::{Host, HttpResponse, Table, mount, snapshot};
 use serde_json::{Value, json};
 
 /// Runs `sql` on the database `database` (`""`: the default) of the probe
@@ -332,26 +332,6 @@ fn a_changed_or_unknown_migration_step_stops_the_mount_with_the_namespace_and_th
         rows(&sql(&host, "/notes", "", "SELECT text FROM notes")),
         &json!([["kept"]])
     );
-}
-
-/// Every file below `folder` with its bytes and modification time.
-fn snapshot(
-    folder: &Path,
-) -> std::collections::BTreeMap<std::path::PathBuf, (Vec<u8>, std::time::SystemTime)> {
-    let mut files = std::collections::BTreeMap::new();
-    let mut pending = vec![folder.to_owned()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
-                files.insert(path.clone(), (std::fs::read(&path).unwrap(), modified));
-            }
-        }
-    }
-    files
 }
 
 #[test]

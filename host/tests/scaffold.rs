@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Host, Table, blog::csrf_in};
+use common::{Host, Table, blog::csrf_in, copy_folder};
 use serde_json::json;
 
 /// Copies the files git tracks (plus uncommitted ones) into `to`.
@@ -113,20 +113,6 @@ fn add_entry(addr: SocketAddr, prefix: &str, message: &str) {
         posted.header("location"),
         Some(format!("{prefix}/").as_str())
     );
-}
-
-/// Copies `from` into `to`, folders too.
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_folder(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn blog_data() -> std::path::PathBuf {

@@ -10,28 +10,13 @@ mod common;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    time::SystemTime,
 };
 
 use common::{
     Host, Table,
     blog::{Client, site_table_value},
-    workspace_root,
+    copy_folder, snapshot, workspace_root,
 };
-
-/// Copies `from` into `to`, folders too.
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_folder(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 fn fixture() -> PathBuf {
     workspace_root().join("testdata/legacy-1.0/data")
@@ -43,24 +28,6 @@ fn site_with_fixture(table: serde_json::Value) -> Table {
     let table = Table::from_value(table);
     copy_folder(&fixture(), &table.dir.path().join("data"));
     table
-}
-
-/// Every file below `folder` with its bytes and modification time.
-fn snapshot(folder: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![folder.to_owned()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
-                files.insert(path.clone(), (std::fs::read(&path).unwrap(), modified));
-            }
-        }
-    }
-    files
 }
 
 /// Every row of the blog's tables, as text, read with SQLite directly.

@@ -414,18 +414,11 @@ mod services {
         ) -> RResult<DbMigration, DbError> {
             guarded(db_panic, || {
                 let steps: Vec<&str> = steps.iter().map(RStr::as_str).collect();
-                let adopt = options
-                    .iter()
-                    .any(|option| option.key == "adopt_user_version" && option.value == "true");
-                let migration = self
+                let adopt = host_database::adopts_user_version(options.as_slice());
+                Ok(self
                     .database(database.as_str())?
-                    .migrate(namespace.as_str(), &steps, adopt)
-                    .map_err(db_error)?;
-                Ok(DbMigration {
-                    before: migration.before,
-                    after: migration.after,
-                    extensions: RVec::new(),
-                })
+                    .migrate(namespace.as_str(), &steps, adopt)?
+                    .into())
             })
         }
     }

@@ -34,7 +34,7 @@ use std::{
 };
 
 use abi_stable::std_types::RVec;
-use app_api_abi::{DbRows, DbStatement, DbValue};
+use app_api_abi::{DbMigration, DbRows, DbStatement, DbValue, Extension};
 use rusqlite::{Connection, OpenFlags};
 
 use authorizer::Authorizer;
@@ -521,6 +521,24 @@ pub fn is_legacy(path: &Path) -> Result<bool, Failure> {
             .is_ok();
         Ok(version > 0 && !served)
     })
+}
+
+/// Whether the options of a migration call (`Host::db_migrate_in`) ask to
+/// adopt the `user_version` of a contract 1.0 app.
+pub fn adopts_user_version(options: &[Extension]) -> bool {
+    options
+        .iter()
+        .any(|option| option.key == "adopt_user_version" && option.value == "true")
+}
+
+impl From<Migration> for DbMigration {
+    fn from(migration: Migration) -> DbMigration {
+        DbMigration {
+            before: migration.before,
+            after: migration.after,
+            extensions: RVec::new(),
+        }
+    }
 }
 
 /// A file path as the path of an SQLite URI (`file:` + this): `?`, `#` and

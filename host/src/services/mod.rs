@@ -482,9 +482,7 @@ impl Host for MountServices {
     ) -> RResult<DbMigration, DbError> {
         guarded(db_panic, || {
             let steps: Vec<&str> = steps.iter().map(RStr::as_str).collect();
-            let adopt = options
-                .iter()
-                .any(|option| option.key == "adopt_user_version" && option.value == "true");
+            let adopt = host_database::adopts_user_version(options.as_slice());
             let database = self.database(database.as_str())?;
             let migration = database.migrate(namespace.as_str(), &steps, adopt)?;
             if migration.after > migration.before {
@@ -497,11 +495,7 @@ impl Host for MountServices {
                     migration.after
                 );
             }
-            Ok(DbMigration {
-                before: migration.before,
-                after: migration.after,
-                extensions: RVec::new(),
-            })
+            Ok(migration.into())
         })
     }
 }
