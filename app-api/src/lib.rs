@@ -112,42 +112,49 @@ macro_rules! export_app {
     (name: $name:literal, init: $init:expr, commands: $commands:expr $(,)?) => {
         #[doc(hidden)]
         pub fn __app_api_root_module() -> $crate::abi::AppModuleRef {
-            use $crate::__private::abi_stable::{
-                prefix_type::PrefixTypeTrait as _,
-                std_types::{RResult, RStr, RString, RVec},
-            };
-            use $crate::abi::{
-                AbiInfo, AppError, AppInstance, AppModule, CommandInfo, HostContext,
-            };
+            // Paths in full and names prefixed: the items of a macro are not
+            // hygienic, and the app's `init` and `commands` expressions are
+            // resolved in here.
+            use $crate::__private::abi_stable::prefix_type::PrefixTypeTrait as _;
 
-            // Item names inside a macro are not hygienic: prefixed, so that
-            // they never shadow the app's own `init` and `commands`.
-            extern "C" fn __app_api_abi_info() -> AbiInfo {
-                AbiInfo {
-                    api_version: RStr::from_str($crate::abi::API_VERSION),
+            extern "C" fn __app_api_abi_info() -> $crate::abi::AbiInfo {
+                $crate::abi::AbiInfo {
+                    api_version: $crate::__private::abi_stable::std_types::RStr::from_str(
+                        $crate::abi::API_VERSION,
+                    ),
                     // Evaluated in the app's own build, where the panic
                     // strategy is decided.
                     panic_unwind: cfg!(panic = "unwind"),
                 }
             }
-            extern "C" fn __app_api_name() -> RStr<'static> {
-                RStr::from_str($name)
+            extern "C" fn __app_api_name() -> $crate::__private::abi_stable::std_types::RStr<'static>
+            {
+                $crate::__private::abi_stable::std_types::RStr::from_str($name)
             }
             extern "C" fn __app_api_instantiate(
-                context: HostContext,
-            ) -> RResult<AppInstance, AppError> {
+                context: $crate::abi::HostContext,
+            ) -> $crate::__private::abi_stable::std_types::RResult<
+                $crate::abi::AppInstance,
+                $crate::abi::AppError,
+            > {
                 $crate::__private::instantiate(context, $init)
             }
-            extern "C" fn __app_api_commands() -> RVec<CommandInfo> {
+            extern "C" fn __app_api_commands()
+            -> $crate::__private::abi_stable::std_types::RVec<$crate::abi::CommandInfo> {
                 $crate::__private::commands($commands)
             }
             extern "C" fn __app_api_run_command(
-                context: HostContext,
-                arguments: RVec<RString>,
-            ) -> RResult<RString, AppError> {
+                context: $crate::abi::HostContext,
+                arguments: $crate::__private::abi_stable::std_types::RVec<
+                    $crate::__private::abi_stable::std_types::RString,
+                >,
+            ) -> $crate::__private::abi_stable::std_types::RResult<
+                $crate::__private::abi_stable::std_types::RString,
+                $crate::abi::AppError,
+            > {
                 $crate::__private::run_command(context, arguments, $commands)
             }
-            AppModule {
+            $crate::abi::AppModule {
                 abi_info: __app_api_abi_info,
                 name: __app_api_name,
                 instantiate: __app_api_instantiate,

@@ -156,7 +156,7 @@ pub trait Host: Send + Sync {
     fn log(&self, level: u8, module: RStr<'_>, message: RStr<'_>);
 
     /// Runs one SQL statement with `params` bound to `?1`, `?2`, ... and
-    /// returns its rows (see [`sdk::db`](crate::sdk::db) for the SQL
+    /// returns its rows (see the SDK's `sdk::db` for the SQL
     /// contract).
     fn db_query(&self, sql: RStr<'_>, params: RSlice<'_, DbValue>) -> RResult<DbRows, DbError>;
 
@@ -476,8 +476,8 @@ pub struct RouteInfo {
     pub endpoint: RString,
 }
 
-/// The root module every app library exports (through
-/// [`export_app!`](crate::export_app)).
+/// The root module every app library exports (through the SDK's
+/// `export_app!`).
 ///
 /// Append-only: new functions go after the last field and are optional.
 #[repr(C)]
