@@ -2,7 +2,7 @@
 //! path it hands to an app is normalised and below the mount.
 #![no_main]
 
-use host::dispatch::{MountPrefix, PrefixTable, Route, route};
+use host::mounts::dispatch::{MountPrefix, PrefixTable, Route, route};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match host::config::parse(text, Path::new("plugins.json")) {
+    match host::table::parse(text, Path::new("plugins.json")) {
         Ok(table) => {
             let mut prefixes = HashSet::new();
             let mut names = HashSet::new();

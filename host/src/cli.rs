@@ -10,12 +10,14 @@ use std::{
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    config,
-    lifecycle::{self, Options},
-    loader::{self, Loader},
     logging,
+    mounts::{
+        loader::{self, Loader},
+        site,
+    },
+    run::{self, Options},
     services::{Mode, SiteServices},
-    site,
+    table,
 };
 
 /// Serves web apps compiled as dynamic libraries side by side on one domain,
@@ -127,8 +129,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serving,
             reload,
             strict,
-        } => lifecycle::serve(
-            config::load(&table.config)?,
+        } => run::serve(
+            table::load(&table.config)?,
             Options {
                 listen: serving.listen,
                 debug: serving.debug,
@@ -146,9 +148,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { table } => check(&table.config),
         Command::Routes { table } => routes(&table.config),
         Command::Reload { table } => {
-            let table = config::load(&table.config)?;
+            let table = table::load(&table.config)?;
             let pid =
-                crate::handover::signal_reload(&table.data_dir).map_err(anyhow::Error::msg)?;
+                crate::run::handover::signal_reload(&table.data_dir).map_err(anyhow::Error::msg)?;
             println!("asked host {pid} to reload");
             Ok(ExitCode::SUCCESS)
         }
@@ -158,7 +160,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             arguments,
         } => command(&table.config, &mount, arguments),
         Command::Schema => {
-            println!("{}", config::schema());
+            println!("{}", table::schema());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -175,9 +177,8 @@ fn run_one(
         Some(name) => name,
         None => Loader::default().library(library)?.name().to_owned(),
     };
-    let table =
-        config::single(&name, prefix, library, static_folder).map_err(anyhow::Error::msg)?;
-    lifecycle::serve(
+    let table = table::single(&name, prefix, library, static_folder).map_err(anyhow::Error::msg)?;
+    run::serve(
         table,
         Options {
             listen: serving.listen,
@@ -190,7 +191,7 @@ fn run_one(
 
 fn check(file: &Path) -> anyhow::Result<ExitCode> {
     logging::init_console();
-    let table = config::load(file)?;
+    let table = table::load(file)?;
     let services = SiteServices::new(&table, Mode::Inspect).map_err(anyhow::Error::msg)?;
     let mut failed = 0;
     println!("{}: {} mounts", file.display(), table.mounts.len());
@@ -256,7 +257,7 @@ fn describe_migrations(found: &host_database::Inspected) -> String {
 
 fn command(file: &Path, name: &str, arguments: Vec<String>) -> anyhow::Result<ExitCode> {
     logging::init_console();
-    let table = config::load(file)?;
+    let table = table::load(file)?;
     let Some(mount) = table.mounts.iter().find(|mount| mount.name == name) else {
         let names: Vec<&str> = table
             .mounts
@@ -311,9 +312,9 @@ fn command(file: &Path, name: &str, arguments: Vec<String>) -> anyhow::Result<Ex
 
 fn routes(file: &Path) -> anyhow::Result<ExitCode> {
     logging::init_console();
-    let table = config::load(file)?;
+    let table = table::load(file)?;
     let services = SiteServices::new(&table, Mode::Inspect).map_err(anyhow::Error::msg)?;
-    let loaded = lifecycle::load_all(&table, &services, false)?;
+    let loaded = run::load_all(&table, &services, false)?;
     let mut rows = vec![(
         "Endpoint".to_owned(),
         "Methods".to_owned(),

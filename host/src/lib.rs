@@ -1,22 +1,24 @@
-//! The `host` binary's modules, as a library so that fuzz targets and
-//! benchmarks can reach the pure parts (the prefix dispatcher, the mount
-//! table parser). The binary is `main.rs`.
+//! The `host` binary's modules, as a library so that the fuzz targets reach
+//! the pure parts (the mount table's parser, the prefix dispatcher). The
+//! binary is `main.rs`.
+//!
+//! A request's way, by folder: `http` accepts the connection and runs the
+//! pipeline; `mounts` says which mount answers (`mounts::dispatch`) and
+//! holds its loaded app; the host serves static files itself
+//! (`static_files`), or `exec` runs the app's handler, which reaches the
+//! host's `services`; `http` turns the outcome into the response, and
+//! `logging` writes its access line. `table` is the mount table those parts
+//! are made from, `run` a serving host's life (start, reload, stop), `cli`
+//! the commands.
 
-pub mod app_request;
 pub mod cli;
-pub mod coalesce;
-pub mod config;
-pub mod dispatch;
-pub mod handler_pool;
-pub mod handover;
-pub mod head_timeout;
-pub mod lifecycle;
-pub mod loader;
-pub mod logging;
-pub mod metrics;
-pub mod periodic;
-pub mod proxy;
-pub mod server;
-pub mod services;
-pub mod site;
-pub mod static_files;
+mod exec;
+mod http;
+mod logging;
+mod metrics;
+pub mod mounts;
+mod periodic;
+mod run;
+mod services;
+mod static_files;
+pub mod table;

@@ -76,7 +76,8 @@ impl Periodic {
         self.signal.notify_all();
     }
 
-    /// Whether the working thread sleeps until woken.
+    /// Whether the working thread sleeps until woken (for tests).
+    #[cfg(test)]
     pub fn asleep(&self) -> bool {
         self.asleep.load(Ordering::SeqCst)
     }

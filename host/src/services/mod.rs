@@ -21,8 +21,8 @@ use app_api_abi::{DbError, DbMigration, DbRows, DbStatement, DbValue, Extension,
 use host_database::{Database, Inspected, Kind};
 
 use crate::{
-    config::{DatabaseConfig, LEGACY_DATABASE_FILE, Mount, MountTable},
     logging::AppLogger,
+    table::{DatabaseConfig, LEGACY_DATABASE_FILE, Mount, MountTable},
 };
 use secret::MasterSecret;
 use uploads::Uploads;

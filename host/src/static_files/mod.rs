@@ -29,7 +29,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
-use crate::server::{Body, empty_body, full_body, streamed_body};
+use crate::http::{Body, empty_body, full_body, streamed_body};
 use cache::FileCache;
 use conditional::{Conditions, Outcome, Validators};
 use range::RangeRequest;
@@ -378,7 +378,7 @@ fn content_type(path: &Path) -> HeaderValue {
 }
 
 fn status(code: StatusCode) -> Response<Body> {
-    crate::server::status_page(code)
+    crate::http::status_page(code)
 }
 
 fn status_empty(code: StatusCode) -> Response<Body> {

@@ -30,18 +30,23 @@ use hyper_util::{
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
+pub(crate) mod coalesce;
+pub(crate) mod head_timeout;
+pub(crate) mod proxy;
+
 use crate::{
-    app_request,
-    coalesce::Coalesced,
-    dispatch::{self, Folder, Route},
-    handler_pool::{Call, CallError},
-    head_timeout::{Activity, Tracked, Watched},
+    exec::{Call, CallError, request as app_request},
     logging::{self, Access, AppLogger},
     metrics::Counters,
-    proxy::{self, Origin},
-    site::{FailedMount, LiveMount, Site, SiteMount},
+    mounts::{
+        dispatch::{self, Folder, Route},
+        site::{FailedMount, LiveMount, Site, SiteMount},
+    },
     static_files::Served,
 };
+use coalesce::Coalesced;
+use head_timeout::{Activity, Tracked, Watched};
+use proxy::Origin;
 
 /// The body type of every response: whole bytes, or a stream (large
 /// files). Whole bodies, nearly every response, are not boxed: a box per

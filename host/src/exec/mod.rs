@@ -39,7 +39,10 @@ use abi_stable::std_types::RResult;
 use app_api_abi::{AppError, AppInstance, AppRequest, AppResponse};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
-use crate::{app_request, logging, periodic::Periodic};
+pub(crate) mod request;
+
+use crate::{logging, periodic::Periodic};
+use request as app_request;
 
 /// An inline call running longer than this marks its mount as slow. Wall
 /// time, so it must stay well above a scheduler time slice: at 5 ms, threads

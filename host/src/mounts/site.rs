@@ -5,15 +5,16 @@ use std::{sync::Arc, time::Duration};
 use app_api_abi::AppInstance;
 
 use crate::{
-    config::{Limits, Mount, MountTable},
-    dispatch::{MountPrefix, PrefixTable},
-    handler_pool::{CallLimits, HandlerPool, InlineGate},
-    loader::{self, Library, LoadError, Loader},
+    exec::{CallLimits, HandlerPool, InlineGate},
     logging::AppLogger,
     metrics::Counters,
-    proxy::TrustedProxies,
+    mounts::{
+        dispatch::{MountPrefix, PrefixTable},
+        loader::{self, Library, LoadError, Loader},
+    },
     services::SiteServices,
     static_files::StaticFolder,
+    table::{Limits, Mount, MountTable, TrustedProxies},
 };
 
 /// One mount with its app instance ready.

@@ -9,34 +9,8 @@ use std::{
 };
 
 use http::HeaderMap;
-use ipnet::IpNet;
 
-/// The addresses and networks whose forwarding headers are believed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<IpNet>);
-
-impl TrustedProxies {
-    /// Parses addresses (`10.0.0.1`, `::1`) and networks (`10.0.0.0/8`).
-    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<TrustedProxies, String> {
-        entries
-            .into_iter()
-            .map(|entry| {
-                entry
-                    .parse::<IpNet>()
-                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        format!("{entry:?} is not an address or a network (e.g. \"10.0.0.0/8\")")
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
-    }
-
-    fn trusts(&self, address: IpAddr) -> bool {
-        let address = address.to_canonical();
-        self.0.iter().any(|net| net.contains(&address))
-    }
-}
+use crate::table::{TrustedProxies, normalize_prefix};
 
 /// Who the client is and what URL it asked for, proxies considered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,8 +84,8 @@ pub fn origin<'a>(
     if let Some(host) = first_value(headers, "x-forwarded-host").filter(plausible_host) {
         origin.host = Some(host.to_owned());
     }
-    if let Some(prefix) = first_value(headers, "x-forwarded-prefix")
-        .and_then(|prefix| crate::config::normalize_prefix(prefix).ok())
+    if let Some(prefix) =
+        first_value(headers, "x-forwarded-prefix").and_then(|prefix| normalize_prefix(prefix).ok())
     {
         origin.prefix = prefix;
     }

@@ -17,14 +17,15 @@ use std::{
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+pub(crate) mod handover;
+
 use crate::{
-    config::MountTable,
-    handler_pool::StallGuard,
-    handover, logging,
+    exec::StallGuard,
+    http as server, logging,
     logging::AppLogger,
-    server,
+    mounts::site::{self, FailedMount, HostPaths, LoadedMount, Site},
     services::{Mode, SiteServices},
-    site::{self, FailedMount, HostPaths, LoadedMount, Site},
+    table::MountTable,
 };
 
 /// How often `--reload` looks at the watched files.
@@ -190,8 +191,8 @@ fn load_tolerant(
     (loaded, failed)
 }
 
-fn log_full_report(mount: &crate::config::Mount, error: &crate::loader::LoadError) {
-    if let crate::loader::LoadError::Incompatible { full, .. } = error {
+fn log_full_report(mount: &crate::table::Mount, error: &crate::mounts::loader::LoadError) {
+    if let crate::mounts::loader::LoadError::Incompatible { full, .. } = error {
         tracing::debug!(mount = %mount.name, "abi_stable's full report:\n{full}");
     }
 }

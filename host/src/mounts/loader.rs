@@ -26,9 +26,9 @@ use app_api_abi::{
 };
 
 use crate::{
-    config::Mount,
     logging::AppLogger,
     services::{MountServices, SiteServices},
+    table::Mount,
 };
 
 /// Why an app library or instance could not be used.

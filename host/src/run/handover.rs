@@ -78,7 +78,7 @@ pub async fn start_successor(listener: &TcpListener) -> Result<u32, String> {
     // Both descriptors must survive the successor's exec.
     fcntl_setfd(&socket, FdFlags::empty()).map_err(|error| error.to_string())?;
     fcntl_setfd(&ready_writer, FdFlags::empty()).map_err(|error| error.to_string())?;
-    let exe = crate::lifecycle::current_exe().map_err(|error| error.to_string())?;
+    let exe = crate::run::current_exe().map_err(|error| error.to_string())?;
     let mut child = Command::new(&exe)
         .args(std::env::args_os().skip(1))
         .env(LISTEN_FD, socket.as_raw_fd().to_string())

@@ -1,0 +1,55 @@
+//! What the mount table means where it says nothing, in one place: the
+//! validation fills these in, and a test checks that the schema's
+//! descriptions, which editors show, state the same values.
+
+use std::ops::RangeInclusive;
+
+/// Where the host listens.
+pub const LISTEN: &str = "127.0.0.1:5000";
+/// The data folder, relative to the table's folder.
+pub const DATA_DIR: &str = "data";
+/// The log folder, relative to the table's folder.
+pub const LOG_DIR: &str = "logs";
+/// Where the host answers its health report.
+pub const HEALTH_PATH: &str = "/_host/health";
+/// Where the host answers its metrics.
+pub const METRICS_PATH: &str = "/_host/metrics";
+/// Open connections at most.
+pub const MAX_CONNECTIONS: usize = 10_000;
+/// Time to send a request's headers, and the longest idle keep-alive.
+pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Headers per request at most (hyper's own limit: see `http`).
+pub const MAX_HEADERS: usize = 100;
+/// Bytes of request line and headers at most.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Where a mount's static folder is served below its prefix.
+pub const STATIC_URL_PATH: &str = "/static";
+/// Seconds static files may be cached (0: `no-cache`).
+pub const STATIC_MAX_AGE: u64 = 0;
+/// Where the stored uploads are served below a mount's prefix.
+pub const UPLOADS_URL_PATH: &str = "/uploads";
+/// Handlers of one mount running at once.
+pub const MAX_CONCURRENCY: usize = 16;
+/// What `max_concurrency` may be.
+pub const MAX_CONCURRENCY_RANGE: RangeInclusive<usize> = 1..=1024;
+/// The largest request body of a mount (1 MiB).
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// How long a request waits for a free handler.
+pub const QUEUE_TIMEOUT_MS: u64 = 10_000;
+/// How long a handler may take before its client gets 504.
+pub const TIMEOUT_MS: u64 = 30_000;
+
+/// A mount's logger (and log file name).
+pub fn logger(mount: &str) -> String {
+    format!("app_{mount}")
+}
+
+/// A mount's session cookie.
+pub fn session_cookie(mount: &str) -> String {
+    format!("{mount}_session")
+}
+
+/// The file of a mount's own database, in the data folder.
+pub fn own_database(mount: &str) -> String {
+    format!("{mount}.db")
+}

@@ -1,0 +1,280 @@
+//! The mount table (`plugins.json`): what the site is made of, as the
+//! operator wrote it.
+//!
+//! Parse raw (`raw`), then validate into [`MountTable`] (`validate`, with
+//! the `defaults`); nothing unvalidated goes further. Every error names the
+//! file, the line and column (`locator`), and the key path
+//! (`mounts[1].prefix`), and says how to fix it.
+
+mod defaults;
+mod locator;
+mod proxies;
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use locator::Locator;
+pub use proxies::TrustedProxies;
+use raw::{RawMount, RawTable};
+pub use validate::normalize_prefix;
+
+/// A validated mount table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountTable {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The folder for the host's data (database, secret), resolved.
+    pub data_dir: PathBuf,
+    /// The folder for log files, resolved.
+    pub log_dir: PathBuf,
+    /// The mounts, in table order.
+    pub mounts: Vec<Mount>,
+    /// The databases: those the table declares, then the private ones of
+    /// mounts that list none, each once.
+    pub databases: Vec<DatabaseConfig>,
+    /// Where the host answers its health report, if anywhere.
+    pub health_path: Option<String>,
+    /// Where the host answers its metrics, if anywhere.
+    pub metrics_path: Option<String>,
+    /// Limits against misbehaving clients.
+    pub limits: Limits,
+    /// Proxies whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Limits against misbehaving clients, for the whole host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, and the longest a
+    /// keep-alive connection may sit idle (against slowloris).
+    pub header_read_timeout_ms: u64,
+    /// Headers in one request at most; more get 431.
+    pub max_headers: usize,
+    /// Bytes of request line and headers at most; more get 431.
+    pub max_header_bytes: usize,
+}
+
+/// One database of the site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// Its name: the key under `databases`, or a mount's name for the
+    /// private database of a mount that lists none.
+    pub name: String,
+    /// The SQLite file, resolved against the data folder.
+    pub path: PathBuf,
+    /// Whether the table declares it (else it is a mount's own).
+    pub declared: bool,
+}
+
+/// The file of the site database of releases before named databases, in
+/// the data folder (the services refuse a table that leaves it out).
+pub const LEGACY_DATABASE_FILE: &str = "app.db";
+
+/// One validated mount.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mount {
+    /// Its unique name, e.g. `admin`.
+    pub name: String,
+    /// The normalised prefix: `""` for the root mount, else `/admin` (no
+    /// trailing slash).
+    pub prefix: String,
+    /// The app library, resolved against the table's folder.
+    pub library: PathBuf,
+    /// The static folder, resolved, if the mount serves one.
+    pub static_folder: Option<PathBuf>,
+    /// The URL path of the static folder below the prefix, e.g. `/static`.
+    pub static_url_path: String,
+    /// Seconds static files may be cached (`Cache-Control`); 0 is `no-cache`.
+    pub static_max_age: u64,
+    /// The URL path below the prefix where the host serves the site's
+    /// stored uploads (`<data_dir>/uploads`), e.g. `/uploads`; `None` when
+    /// turned off.
+    pub uploads_url_path: Option<String>,
+    /// The logger name (`app_<name>` by default).
+    pub logger: String,
+    /// The session cookie name (`<name>_session` by default).
+    pub session_cookie: String,
+    /// The app's own settings, handed to it as JSON.
+    pub config: serde_json::Value,
+    /// The databases the mount may use, by name; the first is its default.
+    /// Never empty: a mount that lists none has its own, named after it.
+    pub databases: Vec<String>,
+    /// Handler threads for this mount.
+    pub max_concurrency: usize,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// How long a request may wait for a free handler (then 503).
+    pub queue_timeout_ms: u64,
+    /// How long a handler may take before the client gets 504.
+    pub timeout_ms: u64,
+}
+
+impl Mount {
+    /// The prefix as people write it: `/` for the root mount.
+    pub fn display_prefix(&self) -> &str {
+        if self.prefix.is_empty() {
+            "/"
+        } else {
+            &self.prefix
+        }
+    }
+}
+
+/// Why a mount table was refused.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file's content is wrong at a place.
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The key path, e.g. `mounts[1].prefix`; empty for the whole file.
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { file, source } => {
+                write!(
+                    f,
+                    "{}: cannot read the mount table: {source}",
+                    file.display()
+                )
+            }
+            ConfigError::Invalid {
+                file,
+                line,
+                column,
+                key,
+                message,
+            } => {
+                write!(f, "{}:{line}:{column}: ", file.display())?;
+                if !key.is_empty() {
+                    write!(f, "{key}: ")?;
+                }
+                f.write_str(message)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            ConfigError::Invalid { .. } => None,
+        }
+    }
+}
+
+/// A one-mount table for `host run`: the library served at `prefix`, with
+/// every other setting at its default, relative to the current folder.
+pub fn single(
+    name: &str,
+    prefix: &str,
+    library: &Path,
+    static_folder: Option<&Path>,
+) -> Result<MountTable, String> {
+    let raw = RawTable {
+        mounts: vec![RawMount {
+            name: name.to_owned(),
+            prefix: prefix.to_owned(),
+            library: library.display().to_string(),
+            static_folder: static_folder.map(|folder| folder.display().to_string()),
+            ..RawMount::default()
+        }],
+        ..RawTable::default()
+    };
+    validate::validate(raw, Path::new("")).map_err(|problem| {
+        format!(
+            "{}: {}",
+            problem.key.replace("mounts[0].", "--"),
+            problem.message
+        )
+    })
+}
+
+/// The JSON Schema of the mount table, for editors (`host schema`).
+pub fn schema() -> String {
+    raw::schema()
+}
+
+/// Reads and validates the mount table at `file`.
+pub fn load(file: &Path) -> Result<MountTable, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    parse(&text, file)
+}
+
+/// Validates the mount table `text`, read from `file` (relative paths in it
+/// resolve against the file's folder).
+pub fn parse(text: &str, file: &Path) -> Result<MountTable, ConfigError> {
+    let invalid = |line, column, key: &str, message: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        line,
+        column,
+        key: key.to_owned(),
+        message,
+    };
+    let from_serde = |key: String, error: &serde_json::Error| {
+        let message = error.to_string();
+        let location = format!(" at line {} column {}", error.line(), error.column());
+        let message = message.strip_suffix(&location).unwrap_or(&message);
+        // serde_path_to_error writes `?` for a key it did not get to read.
+        let key = key.trim_end_matches(".?");
+        let key = if key == "." || key == "?" { "" } else { key };
+        invalid(error.line(), error.column(), key, explain_serde(message))
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let raw: RawTable = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| from_serde(error.path().to_string(), error.inner()))?;
+    deserializer
+        .end()
+        .map_err(|error| from_serde(String::new(), &error))?;
+    let spans = Locator::new(text);
+    let base = file.parent().unwrap_or(Path::new("")).to_owned();
+    let mut table = validate::validate(raw, &base).map_err(|problem| {
+        let (line, column) = spans.position(&problem.key);
+        invalid(line, column, &problem.key, problem.message)
+    })?;
+    table.file = file.to_owned();
+    Ok(table)
+}
+
+/// Rewords serde's messages where a user would not know what to do.
+fn explain_serde(message: &str) -> String {
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return format!("missing required key {field:?}");
+    }
+    message.replace('`', "\"")
+}

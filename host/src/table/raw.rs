@@ -1,0 +1,113 @@
+//! The mount table as it is written: serde's view of `plugins.json`, which
+//! is also its JSON Schema (`host schema`). Every field is optional where
+//! the table may say nothing; `validate` fills in the defaults.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The mount table of `host`: where it listens and which app libraries it
+/// serves under which URL prefixes.
+#[derive(Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "host mount table (plugins.json)")]
+pub(super) struct RawTable {
+    /// The schema this file follows, for editors; ignored by the host.
+    #[serde(rename = "$schema")]
+    #[allow(dead_code)]
+    pub(super) schema: Option<String>,
+    /// Address and port to listen on. Default "127.0.0.1:5000".
+    #[schemars(example = &"127.0.0.1:5000")]
+    pub(super) listen: Option<String>,
+    /// The host's data folder, relative to this file. Default "data".
+    pub(super) data_dir: Option<String>,
+    /// The folder for log files, relative to this file. Default "logs".
+    pub(super) log_dir: Option<String>,
+    /// Where the host answers its JSON health report; "" turns it off.
+    /// Default "/_host/health".
+    pub(super) health_path: Option<String>,
+    /// Where the host answers Prometheus metrics; "" turns them off.
+    /// Default "/_host/metrics".
+    pub(super) metrics_path: Option<String>,
+    /// Open connections at most; more wait in the listen backlog. Default 10000.
+    pub(super) max_connections: Option<usize>,
+    /// Milliseconds a client has to send its request headers, also the
+    /// longest idle time of a keep-alive connection. Default 10000.
+    pub(super) header_read_timeout_ms: Option<u64>,
+    /// Headers in one request at most (more get 431). Default 100.
+    pub(super) max_headers: Option<usize>,
+    /// Bytes of request line and headers at most (more get 431). Default 16384.
+    pub(super) max_header_bytes: Option<usize>,
+    /// Reverse proxies (addresses or networks) whose X-Forwarded-For, -Proto,
+    /// -Host and -Prefix headers are believed. Default: none.
+    #[schemars(example = &["127.0.0.1", "10.0.0.0/8"])]
+    pub(super) trusted_proxies: Option<Vec<String>>,
+    /// The databases mounts may use, by name. A mount lists those it uses
+    /// ("databases": ["blog"]); one that lists none has its own,
+    /// "sqlite:<mount name>.db". Default: none declared.
+    #[schemars(example = &serde_json::json!({"blog": {"url": "sqlite:blog.db"}}))]
+    pub(super) databases: Option<BTreeMap<String, RawDatabase>>,
+    /// The apps, each under its own URL prefix. The longest prefix wins.
+    pub(super) mounts: Vec<RawMount>,
+}
+
+/// One database.
+#[derive(Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatabase {
+    /// Where it is: "sqlite:FILE", relative to data_dir (or absolute).
+    #[schemars(example = &"sqlite:blog.db")]
+    pub(super) url: String,
+}
+
+/// One app library mounted under a URL prefix.
+#[derive(Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMount {
+    /// Unique name: letters, digits, '_' and '-'.
+    #[schemars(example = &"admin")]
+    pub(super) name: String,
+    /// URL prefix, starting with '/'; a trailing '/' is ignored; unique.
+    #[schemars(example = &"/admin")]
+    pub(super) prefix: String,
+    /// The app's .so file, relative to this file.
+    #[schemars(example = &"apps/libadmin.so")]
+    pub(super) library: String,
+    /// Folder of static files the host serves for this mount.
+    pub(super) static_folder: Option<String>,
+    /// Where the static folder is served below the prefix. Default "/static".
+    pub(super) static_url_path: Option<String>,
+    /// Seconds static files may be cached; 0 sends no-cache. Default 0.
+    pub(super) static_max_age: Option<u64>,
+    /// Where the host serves the site's stored uploads (<data_dir>/uploads)
+    /// below the prefix. Default "/uploads"; "" turns it off.
+    pub(super) uploads_url_path: Option<String>,
+    /// Logger name: event target and log file. Default "app_<name>".
+    pub(super) logger: Option<String>,
+    /// Session cookie name. Default "<name>_session".
+    pub(super) session_cookie: Option<String>,
+    /// Settings handed to the app as JSON. Default {}.
+    pub(super) config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The databases (names under the top-level "databases") this mount may
+    /// use; the first is its default. Its own name may be listed without a
+    /// declaration: its private database. Default: only its private
+    /// database, "sqlite:<name>.db", created on first use.
+    #[schemars(example = &["blog"])]
+    pub(super) databases: Option<Vec<String>>,
+    /// Handler threads for this mount, 1 to 1024. Default 16.
+    pub(super) max_concurrency: Option<usize>,
+    /// Largest request body in bytes; larger gets 413. Default 1048576.
+    pub(super) max_body_bytes: Option<u64>,
+    /// Milliseconds a request may wait for a free handler; then 503 with
+    /// Retry-After. Default 10000.
+    pub(super) queue_timeout_ms: Option<u64>,
+    /// Milliseconds a handler may take; then the client gets 504 (the
+    /// handler finishes and is logged as slow). Default 30000.
+    pub(super) timeout_ms: Option<u64>,
+}
+
+/// The JSON Schema of the mount table, for editors (`host schema`).
+pub(super) fn schema() -> String {
+    let schema = schemars::schema_for!(RawTable);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
