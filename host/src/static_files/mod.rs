@@ -24,12 +24,11 @@ use std::{
 
 use bytes::Bytes;
 use futures_core::Stream;
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
-use crate::http::{Body, empty_body, full_body, streamed_body};
 use cache::FileCache;
 use conditional::{Conditions, Outcome, Validators};
 use range::RangeRequest;
@@ -78,19 +77,48 @@ impl FileEntry {
 }
 
 /// Where a file's bytes come from.
-enum Content {
+enum Source {
     /// Small files: all of it, in memory.
     Memory(Bytes),
     /// Large files: read when sent.
     File(File),
 }
 
-/// A served file: the response and how many body bytes it sends.
+/// What serving a request for a file came to. The server makes the
+/// response of it (`http::respond`), as it makes every response.
 pub struct Served {
-    /// The response.
-    pub response: Response<Body>,
+    /// The status.
+    pub status: StatusCode,
+    /// The headers the file or the refusal calls for (validators, ranges,
+    /// `Allow`).
+    pub headers: HeaderMap,
+    /// The body.
+    pub content: Content,
     /// Body bytes sent (0 for `HEAD` and 304).
     pub bytes: u64,
+}
+
+/// The body of a [`Served`].
+pub enum Content {
+    /// The host's short page for the status (404, 405, 412, 416).
+    StatusPage,
+    /// None (`HEAD`, 304).
+    Empty,
+    /// All of it, in memory.
+    Whole(Bytes),
+    /// Read from the file as it is sent.
+    Stream(FileBody),
+}
+
+impl Served {
+    fn refused(status: StatusCode) -> Served {
+        Served {
+            status,
+            headers: HeaderMap::new(),
+            content: Content::StatusPage,
+            bytes: 0,
+        }
+    }
 }
 
 impl StaticFolder {
@@ -120,17 +148,14 @@ impl StaticFolder {
     /// static URL path).
     pub async fn serve(&self, method: &Method, headers: &HeaderMap, url_path: &str) -> Served {
         if method != Method::GET && method != Method::HEAD {
-            let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
-            response
-                .headers_mut()
+            let mut refused = Served::refused(StatusCode::METHOD_NOT_ALLOWED);
+            refused
+                .headers
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Served { response, bytes: 0 };
+            return refused;
         }
-        let Some((entry, content)) = self.load(url_path) else {
-            return Served {
-                response: status(StatusCode::NOT_FOUND),
-                bytes: 0,
-            };
+        let Some((entry, source)) = self.load(url_path) else {
+            return Served::refused(StatusCode::NOT_FOUND);
         };
         let (size, validators) = (entry.size, &entry.validators);
         let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -143,16 +168,16 @@ impl StaticFolder {
         match conditional::evaluate(&conditions, validators) {
             Outcome::Proceed => {}
             Outcome::NotModified => {
-                let mut response = status_empty(StatusCode::NOT_MODIFIED);
-                self.add_validators(response.headers_mut(), &entry);
-                return Served { response, bytes: 0 };
-            }
-            Outcome::Failed => {
+                let mut headers = HeaderMap::new();
+                self.add_validators(&mut headers, &entry);
                 return Served {
-                    response: status(StatusCode::PRECONDITION_FAILED),
+                    status: StatusCode::NOT_MODIFIED,
+                    headers,
+                    content: Content::Empty,
                     bytes: 0,
                 };
             }
+            Outcome::Failed => return Served::refused(StatusCode::PRECONDITION_FAILED),
         }
         let range = match text(header::RANGE) {
             Some(value) if conditional::if_range_allows(text(header::IF_RANGE), validators) => {
@@ -166,35 +191,31 @@ impl StaticFolder {
                 (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
             }
             RangeRequest::Unsatisfiable => {
-                let mut response = status(StatusCode::RANGE_NOT_SATISFIABLE);
-                response.headers_mut().insert(
+                let mut refused = Served::refused(StatusCode::RANGE_NOT_SATISFIABLE);
+                refused.headers.insert(
                     header::CONTENT_RANGE,
                     HeaderValue::from_str(&format!("bytes */{size}")).expect("valid"),
                 );
-                return Served { response, bytes: 0 };
+                return refused;
             }
         };
         let head = method == Method::HEAD;
-        let body = match content {
-            _ if head => empty_body(),
-            Content::Memory(bytes) => {
+        let body = match source {
+            _ if head => Content::Empty,
+            Source::Memory(bytes) => {
                 let (start, end) = (to_usize(start), to_usize(start + length));
-                full_body(bytes.slice(start..end))
+                Content::Whole(bytes.slice(start..end))
             }
-            Content::File(file) => match read_body(file, start, length).await {
+            Source::File(file) => match read_body(file, start, length).await {
                 Ok(body) => body,
                 Err(error) => {
                     tracing::warn!(file = %url_path, %error, "cannot read a static file");
-                    return Served {
-                        response: status(StatusCode::NOT_FOUND),
-                        bytes: 0,
-                    };
+                    return Served::refused(StatusCode::NOT_FOUND);
                 }
             },
         };
-        let mut response = Response::new(body);
-        *response.status_mut() = status_code;
-        let out = response.headers_mut();
+        let mut headers = HeaderMap::new();
+        let out = &mut headers;
         out.insert(header::CONTENT_TYPE, entry.content_type.clone());
         out.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -207,7 +228,9 @@ impl StaticFolder {
         }
         self.add_validators(out, &entry);
         Served {
-            response,
+            status: status_code,
+            headers,
+            content: body,
             bytes: if head { 0 } else { length },
         }
     }
@@ -228,14 +251,14 @@ impl StaticFolder {
 
     /// The file `url_path` names: from the cache, or opened (and, if small,
     /// read and cached).
-    fn load(&self, url_path: &str) -> Option<(Arc<FileEntry>, Content)> {
+    fn load(&self, url_path: &str) -> Option<(Arc<FileEntry>, Source)> {
         if let Some((entry, bytes)) = self.cache.get(url_path) {
-            return Some((entry, Content::Memory(bytes)));
+            return Some((entry, Source::Memory(bytes)));
         }
         let (file, metadata, relative) = self.locate(url_path)?;
         let entry = Arc::new(FileEntry::new(&relative, &metadata));
         if entry.size > cache::MAX_FILE {
-            return Some((entry, Content::File(file)));
+            return Some((entry, Source::File(file)));
         }
         let content = read_range(&file, 0, entry.size).ok()?;
         if content.len() as u64 != entry.size {
@@ -245,7 +268,7 @@ impl StaticFolder {
         let content = Bytes::from(content);
         self.cache
             .insert(url_path, Arc::clone(&entry), content.clone());
-        Some((entry, Content::Memory(content)))
+        Some((entry, Source::Memory(content)))
     }
 
     /// Opens the regular file `url_path` names inside the folder: `None` for
@@ -287,15 +310,15 @@ impl StaticFolder {
 
 /// The body for `length` bytes from `start`: read at once when small,
 /// streamed in chunks otherwise.
-async fn read_body(file: File, start: u64, length: u64) -> io::Result<Body> {
+async fn read_body(file: File, start: u64, length: u64) -> io::Result<Content> {
     if length <= SMALL_FILE {
-        return Ok(full_body(read_range(&file, start, length)?));
+        return Ok(Content::Whole(read_range(&file, start, length)?.into()));
     }
     let mut file = tokio::fs::File::from_std(file);
     if start > 0 {
         tokio::io::AsyncSeekExt::seek(&mut file, SeekFrom::Start(start)).await?;
     }
-    Ok(streamed_body(FileBody {
+    Ok(Content::Stream(FileBody {
         chunks: ReaderStream::with_capacity(file.take(length), CHUNK),
         remaining: length,
     }))
@@ -323,7 +346,7 @@ fn read_range(file: &File, start: u64, length: u64) -> io::Result<Vec<u8>> {
 }
 
 /// A file streamed in chunks of [`CHUNK`] bytes.
-struct FileBody {
+pub struct FileBody {
     chunks: ReaderStream<tokio::io::Take<tokio::fs::File>>,
     remaining: u64,
 }
@@ -375,16 +398,6 @@ fn content_type(path: &Path) -> HeaderValue {
         mime.to_string()
     };
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
-}
-
-fn status(code: StatusCode) -> Response<Body> {
-    crate::http::status_page(code)
-}
-
-fn status_empty(code: StatusCode) -> Response<Body> {
-    let mut response = Response::new(empty_body());
-    *response.status_mut() = code;
-    response
 }
 
 #[cfg(test)]

@@ -1,0 +1,402 @@
+//! One request's way through the host: its id and where it came from
+//! (trusted proxies considered), the host's own pages, the mount that
+//! answers (`mounts::dispatch`), then that mount's static folders or its
+//! app (the body read within the mount's limit, the `Host` checked, the
+//! handler run by `exec`), and last the request's metrics and access line.
+//! What to answer is decided here; `respond` writes every response.
+
+use std::{borrow::Cow, net::SocketAddr, time::Instant};
+
+use abi_stable::std_types::RResult;
+use app_api_abi::{AppError, level};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body as _, Incoming};
+
+use super::{
+    Peer,
+    body::Body,
+    proxy::{self, Origin},
+    request_id::next_request_id,
+    respond,
+};
+use crate::{
+    exec::{Call, CallError, Reply, request as app_request},
+    logging::{self, Access, AppLogger},
+    metrics::Counters,
+    mounts::{
+        dispatch::{self, Folder, Route},
+        site::{LiveMount, Site, SiteMount},
+    },
+};
+
+/// The response header that carries the request's id (also in its log
+/// lines).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the host knows of a request besides its head and body.
+struct Context<'a> {
+    /// Who sent it, proxies considered.
+    origin: Origin<'a>,
+    /// Our end of the connection.
+    local: SocketAddr,
+    /// Its id.
+    request_id: &'a str,
+    /// When the host took it in.
+    arrived: Instant,
+}
+
+/// Who answered a request: its metrics and its access line go there.
+enum Responder<'a> {
+    /// The host itself: its own pages, redirects, paths no mount covers.
+    Host,
+    /// A mount: its app, its static folders, or its 503 when it failed.
+    Mount {
+        logger: AppLogger,
+        counters: &'a Counters,
+    },
+}
+
+/// What the pipeline decided for a request.
+struct Answer<'a> {
+    response: Response<Body>,
+    by: Responder<'a>,
+    /// The body bytes of a file, known apart from its (streamed) body.
+    file_bytes: Option<u64>,
+}
+
+impl<'a> Answer<'a> {
+    fn by_host(response: Response<Body>) -> Answer<'a> {
+        Answer {
+            response,
+            by: Responder::Host,
+            file_bytes: None,
+        }
+    }
+
+    fn by_mount(response: Response<Body>, logger: AppLogger, counters: &'a Counters) -> Answer<'a> {
+        Answer {
+            response,
+            by: Responder::Mount { logger, counters },
+            file_bytes: None,
+        }
+    }
+}
+
+/// Answers one request and writes its access-log line.
+pub(super) async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = next_request_id();
+    let request_id = request_id.as_str();
+    let (request, body) = request.into_parts();
+    let context = Context {
+        origin: proxy::origin(
+            &site.trusted_proxies,
+            peer.address,
+            &peer.text,
+            &request.headers,
+        ),
+        local: peer.local,
+        request_id,
+        arrived: started,
+    };
+    let Answer {
+        mut response,
+        by,
+        file_bytes,
+    } = answer(site, &request, body, &context).await;
+    let finished = Instant::now();
+    let took = finished.saturating_duration_since(started);
+    let (logger, counters) = match by {
+        Responder::Host => (None, &site.host_counters),
+        Responder::Mount { logger, counters } => (Some(logger), counters),
+    };
+    counters.record(response.status().as_u16(), took);
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    let (method, uri) = (&request.method, &request.uri);
+    let access = Access {
+        client: &context.origin.client,
+        method,
+        target: &uri.path_and_query().map_or_else(
+            || Cow::Owned(uri.to_string()),
+            |target| Cow::Borrowed(target.as_str()),
+        ),
+        version: request.version,
+        status: response.status(),
+        bytes: if *method == Method::HEAD {
+            0
+        } else {
+            file_bytes.unwrap_or_else(|| response.body().size_hint().exact().unwrap_or(0))
+        },
+        took,
+        finished,
+    };
+    logging::log_access(logger, request_id, &access);
+    response
+}
+
+/// Decides what answers the request, and answers it.
+async fn answer<'s>(
+    site: &'s Site,
+    request: &http::request::Parts,
+    body: Incoming,
+    context: &Context<'_>,
+) -> Answer<'s> {
+    let (method, uri) = (&request.method, &request.uri);
+    if let Some(response) = host_page(site, method, uri.path()) {
+        return Answer::by_host(response);
+    }
+    match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
+        Route::App { mount, path } => match site.mount(mount) {
+            SiteMount::Live(live) => {
+                let _in_flight = live.counters.start();
+                let response = call_app(site, live, &path, request, body, context).await;
+                Answer::by_mount(response, live.app.logger, &live.counters)
+            }
+            SiteMount::Failed(failed) => {
+                let _in_flight = failed.counters.start();
+                let response = respond::unavailable(failed.mount.display_prefix());
+                Answer::by_mount(response, failed.logger, &failed.counters)
+            }
+        },
+        Route::Static {
+            mount,
+            folder,
+            file,
+        } => match site.mount(mount) {
+            SiteMount::Live(live) => {
+                let _in_flight = live.counters.start();
+                let folder = match folder {
+                    Folder::Static => live.app.static_folder.as_ref(),
+                    Folder::Uploads => live.app.uploads.as_deref(),
+                };
+                // the dispatcher routes here only for mounts with the folder
+                let Some(folder) = folder else {
+                    let response = respond::status_page(StatusCode::NOT_FOUND);
+                    return Answer::by_mount(response, live.app.logger, &live.counters);
+                };
+                let served = folder.serve(method, &request.headers, &file).await;
+                let file_bytes = Some(served.bytes);
+                Answer {
+                    response: respond::file(served),
+                    by: Responder::Mount {
+                        logger: live.app.logger,
+                        counters: &live.counters,
+                    },
+                    file_bytes,
+                }
+            }
+            SiteMount::Failed(failed) => {
+                let _in_flight = failed.counters.start();
+                let response = respond::unavailable(failed.mount.display_prefix());
+                Answer::by_mount(response, failed.logger, &failed.counters)
+            }
+        },
+        // behind a proxy that removed a prefix, the client needs it back
+        Route::Redirect(location) => Answer::by_host(respond::redirect(&format!(
+            "{}{location}",
+            context.origin.prefix
+        ))),
+        Route::NotFound => Answer::by_host(respond::status_page(StatusCode::NOT_FOUND)),
+        Route::BadRequest(reason) => Answer::by_host(respond::bad_request(reason)),
+    }
+}
+
+/// The host's own pages (health, metrics), if `path` is one of them.
+fn host_page(site: &Site, method: &Method, path: &str) -> Option<Response<Body>> {
+    let is = |configured: &Option<String>| configured.as_deref() == Some(path);
+    let response = if is(&site.paths.health) {
+        let (healthy, report) = site.health();
+        respond::health(healthy, report)
+    } else if is(&site.paths.metrics) {
+        respond::metrics(site.metrics())
+    } else {
+        return None;
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return Some(respond::get_or_head_only());
+    }
+    Some(response)
+}
+
+/// Runs the request through the mount's app: reads its body within the
+/// mount's limit, checks `Host`, hands the request to `exec`, and answers
+/// the reply, or why there is none.
+async fn call_app(
+    site: &Site,
+    live: &LiveMount,
+    path: &str,
+    parts: &http::request::Parts,
+    body: Incoming,
+    context: &Context<'_>,
+) -> Response<Body> {
+    let Context {
+        origin,
+        local,
+        request_id,
+        arrived,
+    } = context;
+    let mount = &live.app.mount;
+    let body = match read_body(body, &parts.headers, mount.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let host = origin.host.as_deref().or_else(|| {
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str))
+    });
+    let local_text;
+    let host = match host {
+        Some(host) => host,
+        // RFC 9112, section 3.2: a 1.1 request without Host is a 400.
+        None if parts.version == Version::HTTP_11 => {
+            return respond::bad_request("missing Host header");
+        }
+        None => {
+            local_text = local.to_string();
+            &local_text
+        }
+    };
+    let abi_parts = app_request::Parts {
+        method: parts.method.as_str(),
+        scheme: origin.scheme,
+        host,
+        script_root: [&origin.prefix, &mount.prefix],
+        path,
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body,
+        remote_addr: &origin.client,
+        request_id,
+    };
+    let call = app_request::with_request(abi_parts, |request| {
+        live.pool.call(&site.inline, request, *arrived)
+    });
+    let reply = match call {
+        Call::Done(reply) => reply,
+        Call::Waiting(reply) => reply.await,
+    };
+    match reply {
+        Ok(reply) => reply_response(site, live, parts, context, reply),
+        Err(CallError::Closed) => respond::status_page(StatusCode::SERVICE_UNAVAILABLE),
+        Err(CallError::Busy) => respond::busy(),
+        Err(CallError::TimedOut(limit)) => {
+            logging::with_request_id(request_id, || {
+                live.app.logger.emit(
+                    level::WARN,
+                    "host",
+                    &format!(
+                        "{} {}: no answer within {limit:?}: 504 sent, the handler runs on",
+                        parts.method, parts.uri
+                    ),
+                );
+            });
+            respond::status_page(StatusCode::GATEWAY_TIMEOUT)
+        }
+    }
+}
+
+/// The request body, read whole within `limit` bytes; else the response
+/// that refuses it (413, or 400 when it cannot be read).
+async fn read_body(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    limit: u64,
+) -> Result<Bytes, Response<Body>> {
+    if body.is_end_stream() {
+        // most requests have no body: nothing to check or collect
+        return Ok(Bytes::new());
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(respond::too_large(limit));
+    }
+    let most = usize::try_from(limit).unwrap_or(usize::MAX);
+    // boxed: the collecting future would otherwise make every request's
+    // future larger, and it is moved several times
+    match Box::pin(Limited::new(body, most).collect()).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(respond::too_large(limit))
+        }
+        Err(error) => {
+            tracing::debug!(%error, "could not read the request body");
+            Err(respond::bad_request("the request body could not be read"))
+        }
+    }
+}
+
+/// The response to the app's reply: its own, or for an error a status page
+/// (with `--debug`, for a client on this machine, the debug page), the
+/// error logged under the mount's logger.
+fn reply_response(
+    site: &Site,
+    live: &LiveMount,
+    parts: &http::request::Parts,
+    context: &Context<'_>,
+    reply: Reply,
+) -> Response<Body> {
+    let request_id = context.request_id;
+    match reply {
+        RResult::ROk(response) => respond::app_reply(response).unwrap_or_else(|problem| {
+            logging::with_request_id(request_id, || {
+                live.app.logger.emit(
+                    level::ERROR,
+                    "host",
+                    &format!(
+                        "{} {}: invalid response from the app: {problem}",
+                        parts.method, parts.uri
+                    ),
+                );
+            });
+            respond::status_page(StatusCode::INTERNAL_SERVER_ERROR)
+        }),
+        RResult::RErr(error) => {
+            if error.panicked {
+                live.counters.panicked();
+            }
+            logging::with_request_id(request_id, || {
+                log_app_error(live, &parts.method, &parts.uri, &error)
+            });
+            let status = StatusCode::from_u16(error.status)
+                .ok()
+                .filter(|status| status.is_client_error() || status.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            // Like Werkzeug's debugger, minus code execution: only with
+            // --debug, and only for clients on this machine.
+            if respond::shows_debug_page(site.debug, &context.origin.client) {
+                return respond::debug_page(
+                    status,
+                    &live.app.mount.name,
+                    &parts.method,
+                    &parts.uri,
+                    &error,
+                );
+            }
+            respond::status_page(status)
+        }
+    }
+}
+
+fn log_app_error(live: &LiveMount, method: &Method, uri: &http::Uri, error: &AppError) {
+    let what = if error.panicked {
+        "handler panicked"
+    } else {
+        "handler failed"
+    };
+    let mut message = format!("{method} {uri}: {what}: {}", error.message);
+    if let Some(backtrace) = error.backtrace.as_ref().into_option() {
+        message.push('\n');
+        message.push_str(backtrace);
+    }
+    live.app.logger.emit(level::ERROR, "host", &message);
+}
