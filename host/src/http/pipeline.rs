@@ -276,7 +276,7 @@ async fn call_app(
         request_id,
     };
     let call = app_request::with_request(abi_parts, |request| {
-        live.pool.call(&site.inline, request, *arrived)
+        live.runner.call(&site.inline, request, *arrived)
     });
     let reply = match call {
         Call::Done(reply) => reply,

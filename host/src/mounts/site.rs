@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use app_api_abi::AppInstance;
 
 use crate::{
-    exec::{CallLimits, HandlerPool, InlineGate},
+    exec::{CallLimits, InlineGate, Runner},
     logging::AppLogger,
     metrics::Counters,
     mounts::{
@@ -119,7 +119,7 @@ pub struct LiveMount {
     /// The loaded app.
     pub app: LoadedMount,
     /// Its handler threads.
-    pub pool: HandlerPool,
+    pub runner: Runner,
     /// Its request metrics.
     pub counters: Counters,
 }
@@ -213,10 +213,10 @@ impl Site {
                     queue_timeout: Duration::from_millis(app.mount.queue_timeout_ms),
                     timeout: Duration::from_millis(app.mount.timeout_ms),
                 };
-                let pool = HandlerPool::new(&app.mount.name, limits, Arc::clone(&app.instance));
+                let runner = Runner::new(&app.mount.name, limits, Arc::clone(&app.instance));
                 LiveMount {
                     app,
-                    pool,
+                    runner,
                     counters: Counters::default(),
                 }
             })
@@ -290,7 +290,7 @@ impl Site {
     /// app instance down.
     pub fn shut_down(&self) {
         for live in &self.mounts {
-            live.pool.stop();
+            live.runner.stop();
             live.app.instance.shutdown();
         }
     }

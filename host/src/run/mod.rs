@@ -411,7 +411,7 @@ fn inherited_listener() -> anyhow::Result<Option<std::net::TcpListener>> {
 /// How many async workers to run on `cpus` CPUs (what the scheduler
 /// affinity and the cgroup's CPU quota allow): one per CPU, and at least two.
 ///
-/// Handlers run inline on all workers but one (see `handler_pool`), so that a
+/// Handlers run inline on all workers but one (see `exec`), so that a
 /// worker is always free to accept while a handler runs. One worker per CPU
 /// measured best on two (one more was slower: more wake-ups between them),
 /// but on one CPU (a container with `--cpus=1`, a small VM) it would leave
