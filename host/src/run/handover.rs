@@ -5,6 +5,9 @@
 //! (an invalid mount table, a broken library), the running host keeps
 //! serving and logs why. Both processes accept on the same socket for a
 //! moment, so no connection is refused or dropped.
+//!
+//! Also here: the listening socket a predecessor (or systemd) handed to this
+//! process, the pid file `host reload` reads, and this binary's own path.
 
 use std::{
     io::{Read, Write},
@@ -78,7 +81,7 @@ pub async fn start_successor(listener: &TcpListener) -> Result<u32, String> {
     // Both descriptors must survive the successor's exec.
     fcntl_setfd(&socket, FdFlags::empty()).map_err(|error| error.to_string())?;
     fcntl_setfd(&ready_writer, FdFlags::empty()).map_err(|error| error.to_string())?;
-    let exe = crate::run::current_exe().map_err(|error| error.to_string())?;
+    let exe = current_exe().map_err(|error| error.to_string())?;
     let mut child = Command::new(&exe)
         .args(std::env::args_os().skip(1))
         .env(LISTEN_FD, socket.as_raw_fd().to_string())
@@ -152,4 +155,48 @@ pub fn signal_reload(data_dir: &Path) -> Result<u32, String> {
     rustix::process::kill_process(pid, rustix::process::Signal::HUP)
         .map_err(|error| format!("cannot signal host {}: {error}", pid.as_raw_nonzero()))?;
     Ok(pid.as_raw_nonzero().get() as u32)
+}
+
+/// This binary's path. After a rebuild replaced the file, Linux reports the
+/// old one as `<path> (deleted)`; the new one is at `<path>`.
+pub fn current_exe() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(
+        match exe
+            .to_str()
+            .and_then(|path| path.strip_suffix(" (deleted)"))
+        {
+            Some(path) => PathBuf::from(path),
+            None => exe,
+        },
+    )
+}
+
+/// The listening socket handed over by the process this one replaced
+/// (`HOST_LISTEN_FD`), or by systemd socket activation (`LISTEN_FDS`).
+/// Called first thing, before any file is opened, so that descriptor 3 can
+/// only be what the parent passed.
+pub(super) fn inherited_listener() -> anyhow::Result<Option<std::net::TcpListener>> {
+    use std::os::fd::IntoRawFd;
+    let owned = match take_inherited(LISTEN_FD).map_err(anyhow::Error::msg)? {
+        Some(owned) => owned,
+        None if std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string())
+            && std::env::var("LISTEN_FDS")
+                .is_ok_and(|count| count.parse::<u32>().unwrap_or(0) >= 1) =>
+        {
+            // systemd passes its sockets from descriptor 3 (sd_listen_fds(3)).
+            take_fd(3).map_err(anyhow::Error::msg)?
+        }
+        None => return Ok(None),
+    };
+    let is_stream = rustix::net::sockopt::socket_type(&owned)
+        .is_ok_and(|socket_type| socket_type == rustix::net::SocketType::STREAM);
+    if !is_stream {
+        // Not ours to close: let go of it untouched.
+        let fd = owned.into_raw_fd();
+        anyhow::bail!("the inherited descriptor {fd} is not a listening stream socket");
+    }
+    let listener = std::net::TcpListener::from(owned);
+    listener.set_nonblocking(true)?;
+    Ok(Some(listener))
 }

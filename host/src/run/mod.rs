@@ -1,23 +1,15 @@
-//! A serving host's life: start (on a fresh or inherited socket), serve,
-//! restart itself when its files change (`--reload`), stop on a signal.
-//!
-//! A restart keeps the listening socket open across `exec`, so clients
-//! queue in the kernel's backlog instead of being refused while the new
-//! process loads the apps.
+//! A serving host's life: start (on a fresh socket, or one a predecessor
+//! or systemd handed over), load the mounts, serve, and stop on a signal,
+//! hand over to a successor on `SIGHUP` (`handover`), or restart in place
+//! when its files change (`watch`, for `--reload`).
 
-use std::{
-    net::SocketAddr,
-    os::{fd::AsRawFd, unix::process::CommandExt},
-    path::{Path, PathBuf},
-    process::{Command, ExitCode},
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+pub(crate) mod handover;
+mod watch;
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-
-pub(crate) mod handover;
 
 use crate::{
     exec::StallGuard,
@@ -27,9 +19,6 @@ use crate::{
     services::{Mode, SiteServices},
     table::MountTable,
 };
-
-/// How often `--reload` looks at the watched files.
-const WATCH_EVERY: Duration = Duration::from_millis(300);
 
 /// How `serve` runs.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +45,7 @@ enum Stop {
 /// Loads every mount of `table` and serves them until a signal, or until a
 /// watched file changes (then the process replaces itself).
 pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
-    let inherited = inherited_listener()?;
+    let inherited = handover::inherited_listener()?;
     let loggers: Vec<&str> = table
         .mounts
         .iter()
@@ -103,7 +92,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let stall_guard = StallGuard::start(&site.inline, runtime.handle().clone())
         .context("cannot start the stall guard thread")?;
-    let watched = watched_files(&table, options.reload.as_deref());
+    let watched = watch::watched_files(&table, options.reload.as_deref());
     let (stop, listener) = runtime.block_on(async {
         let listener = match inherited {
             Some(listener) => TcpListener::from_std(listener)?,
@@ -130,7 +119,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         let stop = async {
             tokio::select! {
                 () = stop_signal() => Stop::Signal,
-                change = watch(watched) => Stop::Reload(change),
+                change = watch::watch(watched) => Stop::Reload(change),
                 pid = upgrade_on_hangup(&shared) => Stop::HandedOver(pid),
             }
         };
@@ -155,7 +144,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         Stop::Reload(change) => {
             tracing::info!("restarting: {change}");
             drop(log_guards);
-            Err(re_exec(listener))
+            Err(watch::re_exec(listener))
         }
     }
 }
@@ -265,147 +254,6 @@ async fn stop_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
     }
-}
-
-/// This binary's path. After a rebuild replaced the file, Linux reports the
-/// old one as `<path> (deleted)`; the new one is at `<path>`.
-pub fn current_exe() -> std::io::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    Ok(
-        match exe
-            .to_str()
-            .and_then(|path| path.strip_suffix(" (deleted)"))
-        {
-            Some(path) => PathBuf::from(path),
-            None => exe,
-        },
-    )
-}
-
-/// The files `--reload` watches: the table, every mounted library and the
-/// host binary itself.
-fn watched_files(table: &MountTable, reload: Option<&Path>) -> Option<(PathBuf, Vec<PathBuf>)> {
-    let config = reload?.to_owned();
-    let mut files = vec![config.clone()];
-    if let Ok(exe) = current_exe() {
-        files.push(exe);
-    }
-    for mount in &table.mounts {
-        if !files.contains(&mount.library) {
-            files.push(mount.library.clone());
-        }
-    }
-    Some((config, files))
-}
-
-/// What identifies a file's version: replacing it by rename changes the
-/// inode, rewriting it changes the time or size.
-fn stamp(file: &Path) -> Option<(u64, SystemTime, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = std::fs::metadata(file).ok()?;
-    Some((metadata.ino(), metadata.modified().ok()?, metadata.len()))
-}
-
-/// Completes with a description of the change once a watched file changed
-/// and the new mount table and libraries pass `host check` (run as a child
-/// process, so that a broken library cannot harm this one). Never completes
-/// without `--reload`.
-async fn watch(watched: Option<(PathBuf, Vec<PathBuf>)>) -> String {
-    let Some((config, files)) = watched else {
-        return std::future::pending().await;
-    };
-    let mut stamps: Vec<_> = files.iter().map(|file| stamp(file)).collect();
-    loop {
-        tokio::time::sleep(WATCH_EVERY).await;
-        let now: Vec<_> = files.iter().map(|file| stamp(file)).collect();
-        if now == stamps {
-            continue;
-        }
-        let changed: Vec<String> = files
-            .iter()
-            .zip(stamps.iter().zip(&now))
-            .filter(|(_, (before, after))| before != after)
-            .map(|(file, _)| file.display().to_string())
-            .collect();
-        // Let a writer finish (editors and cp write in several steps).
-        tokio::time::sleep(WATCH_EVERY).await;
-        stamps = files.iter().map(|file| stamp(file)).collect();
-        let changed = changed.join(", ");
-        tracing::info!("changed: {changed}; checking the new version");
-        match check_in_child(&config).await {
-            Ok(()) => return format!("changed: {changed}"),
-            Err(report) => tracing::error!(
-                "the changed version does not load, so the running one keeps serving:\n{report}"
-            ),
-        }
-    }
-}
-
-async fn check_in_child(config: &Path) -> Result<(), String> {
-    let exe = current_exe().map_err(|error| error.to_string())?;
-    let output = tokio::process::Command::new(exe)
-        .args(["check", "--config"])
-        .arg(config)
-        .output()
-        .await
-        .map_err(|error| error.to_string())?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        let mut report = String::from_utf8_lossy(&output.stdout).into_owned();
-        report.push_str(&String::from_utf8_lossy(&output.stderr));
-        Err(report.trim().to_owned())
-    }
-}
-
-/// Replaces this process with a fresh copy of itself, same arguments,
-/// handing it the listening socket. Returns only on failure.
-fn re_exec(listener: TcpListener) -> anyhow::Error {
-    let listener = match listener.into_std() {
-        Ok(listener) => listener,
-        Err(error) => return anyhow::anyhow!("cannot keep the socket across the restart: {error}"),
-    };
-    if let Err(error) = rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()) {
-        return anyhow::anyhow!("cannot keep the socket across the restart: {error}");
-    }
-    let exe = match current_exe() {
-        Ok(exe) => exe,
-        Err(error) => return anyhow::anyhow!("cannot find the host binary to restart: {error}"),
-    };
-    let error = Command::new(&exe)
-        .args(std::env::args_os().skip(1))
-        .env(handover::LISTEN_FD, listener.as_raw_fd().to_string())
-        .exec();
-    anyhow::anyhow!("cannot restart {}: {error}", exe.display())
-}
-
-/// The listening socket handed over by the process this one replaced
-/// (`HOST_LISTEN_FD`), or by systemd socket activation (`LISTEN_FDS`).
-/// Called first thing, before any file is opened, so that descriptor 3 can
-/// only be what the parent passed.
-fn inherited_listener() -> anyhow::Result<Option<std::net::TcpListener>> {
-    use std::os::fd::IntoRawFd;
-    let owned = match handover::take_inherited(handover::LISTEN_FD).map_err(anyhow::Error::msg)? {
-        Some(owned) => owned,
-        None if std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string())
-            && std::env::var("LISTEN_FDS")
-                .is_ok_and(|count| count.parse::<u32>().unwrap_or(0) >= 1) =>
-        {
-            // systemd passes its sockets from descriptor 3 (sd_listen_fds(3)).
-            handover::take_fd(3).map_err(anyhow::Error::msg)?
-        }
-        None => return Ok(None),
-    };
-    let is_stream = rustix::net::sockopt::socket_type(&owned)
-        .is_ok_and(|socket_type| socket_type == rustix::net::SocketType::STREAM);
-    if !is_stream {
-        // Not ours to close: let go of it untouched.
-        let fd = owned.into_raw_fd();
-        anyhow::bail!("the inherited descriptor {fd} is not a listening stream socket");
-    }
-    let listener = std::net::TcpListener::from(owned);
-    listener.set_nonblocking(true)?;
-    Ok(Some(listener))
 }
 
 /// How many async workers to run on `cpus` CPUs (what the scheduler
