@@ -17,7 +17,7 @@ use crate::periodic::Periodic;
 pub struct InlineGate {
     limit: usize,
     epoch: Instant,
-    /// Shared with the [`StallGuard`](super::StallGuard).
+    /// Shared with the stall guard.
     pub(super) shared: Arc<GateShared>,
 }
 

@@ -21,18 +21,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use abi_stable::std_types::RResult;
-use app_api_abi::{AppError, AppInstance, AppRequest, AppResponse};
+use app_api_abi::{AppInstance, AppRequest};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use crate::logging;
 use demotion::{Demotion, Verdict};
 pub use gate::InlineGate;
+pub use pool::Reply;
 use pool::{Job, Pool};
 pub use stall_guard::StallGuard;
-
-/// What a handler answers.
-pub type Reply = RResult<AppResponse, AppError>;
 
 /// Why a call got no reply from the app.
 #[derive(Debug)]
@@ -224,7 +221,7 @@ mod tests {
         sabi_trait::TD_Opaque,
         std_types::{RResult, RVec},
     };
-    use app_api_abi::{App, App_TO, RouteInfo};
+    use app_api_abi::{App, App_TO, AppResponse, RouteInfo};
 
     use super::*;
 

@@ -9,11 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app_api_abi::{AppInstance, AppRequest};
+use abi_stable::std_types::RResult;
+use app_api_abi::{AppError, AppInstance, AppRequest, AppResponse};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::Reply;
 use crate::logging;
+
+/// What a handler answers.
+pub type Reply = RResult<AppResponse, AppError>;
 
 /// A handler to run on a pool thread.
 pub(super) struct Job {

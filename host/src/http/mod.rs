@@ -12,7 +12,7 @@ mod proxy;
 mod request_id;
 mod respond;
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
 use http::Request;
 use hyper::{body::Incoming, service::service_fn};
@@ -25,6 +25,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use crate::{mounts::site::Site, table::Limits};
 use coalesce::Coalesced;
 use head_timeout::{Activity, Tracked, Watched};
+use pipeline::Peer;
 
 /// How many headers hyper accepts unless told otherwise: its own limit,
 /// kept in arrays on the stack. A limit set explicitly, even to the same
@@ -131,15 +132,4 @@ pub async fn serve<T>(
         }
     }
     (reason, listener)
-}
-
-/// The two ends of a connection, and what its watchdog sees of it.
-pub(super) struct Peer {
-    /// The client's end.
-    pub(super) address: SocketAddr,
-    /// `address` as text, made once per connection.
-    pub(super) text: String,
-    /// Our end.
-    pub(super) local: SocketAddr,
-    activity: Arc<Activity>,
 }

@@ -5,7 +5,7 @@
 //! handler run by `exec`), and last the request's metrics and access line.
 //! What to answer is decided here; `respond` writes every response.
 
-use std::{borrow::Cow, net::SocketAddr, time::Instant};
+use std::{borrow::Cow, net::SocketAddr, sync::Arc, time::Instant};
 
 use abi_stable::std_types::RResult;
 use app_api_abi::{AppError, level};
@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
 use super::{
-    Peer,
     body::Body,
+    head_timeout::Activity,
     proxy::{self, Origin},
     request_id::next_request_id,
     respond,
@@ -34,6 +34,17 @@ use crate::{
 /// The response header that carries the request's id (also in its log
 /// lines).
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The two ends of a connection, and what its watchdog sees of it.
+pub(super) struct Peer {
+    /// The client's end.
+    pub(super) address: SocketAddr,
+    /// `address` as text, made once per connection.
+    pub(super) text: String,
+    /// Our end.
+    pub(super) local: SocketAddr,
+    pub(super) activity: Arc<Activity>,
+}
 
 /// What the host knows of a request besides its head and body.
 struct Context<'a> {

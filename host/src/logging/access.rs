@@ -15,16 +15,18 @@
 
 use std::{
     cell::RefCell,
-    collections::HashMap,
     fmt::{self, Write as _},
-    sync::OnceLock,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use app_api_abi::level;
 use http::{Method, StatusCode, Version};
 
-use super::{AppLogger, sink::BufferedWriter, with_request_id};
+use super::{
+    AppLogger,
+    sink::{self, BufferedWriter},
+    with_request_id,
+};
 
 /// The `tracing` target of access lines for requests no app answered.
 pub const HOST_TARGET: &str = "host::access";
@@ -101,26 +103,6 @@ fn push_padded(out: &mut Vec<u8>, value: impl itoa::Integer, width: usize) {
     out.extend_from_slice(digits);
 }
 
-/// Where access lines go when they bypass the formatter.
-pub(super) struct Direct {
-    pub console: BufferedWriter,
-    pub host: BufferedWriter,
-    pub apps: HashMap<String, BufferedWriter>,
-}
-
-static DIRECT: OnceLock<Direct> = OnceLock::new();
-
-/// Sends access lines straight to these buffers from now on.
-pub(super) fn write_directly(direct: Direct) {
-    let _ = DIRECT.set(direct);
-}
-
-/// The buffer of the file of the app logger `name`, if lines bypass the
-/// formatter.
-pub(super) fn direct_file(name: &str) -> Option<&'static BufferedWriter> {
-    DIRECT.get().and_then(|direct| direct.apps.get(name))
-}
-
 /// Logs `access` under the request's id: in `logger`'s file, or in
 /// `host.log` for `None`.
 pub fn log_access(logger: Option<AppLogger>, request_id: &str, access: &Access<'_>) {
@@ -129,7 +111,7 @@ pub fn log_access(logger: Option<AppLogger>, request_id: &str, access: &Access<'
             if !logger.enabled(level::INFO) {
                 return;
             }
-            match (DIRECT.get(), logger.direct_file()) {
+            match (sink::direct(), logger.direct_file()) {
                 (Some(direct), Some(file)) => write_line(
                     &[&direct.console, file],
                     logger.name(),
@@ -146,7 +128,7 @@ pub fn log_access(logger: Option<AppLogger>, request_id: &str, access: &Access<'
             if !tracing::enabled!(target: HOST_TARGET, tracing::Level::INFO) {
                 return;
             }
-            match DIRECT.get() {
+            match sink::direct() {
                 Some(direct) => write_line(
                     &[&direct.console, &direct.host],
                     HOST_TARGET,

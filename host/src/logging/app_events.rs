@@ -25,7 +25,7 @@ use tracing::{
     subscriber::Interest,
 };
 
-use super::{access, sink::BufferedWriter};
+use super::sink::{self, BufferedWriter};
 
 thread_local! {
     /// The id of the request this thread is handling, for app events.
@@ -134,7 +134,7 @@ impl AppLogger {
         let callsites = LEVELS.map(|level| new_callsite(target, level));
         let logger = AppLogger {
             callsites,
-            direct_file: access::direct_file(name),
+            direct_file: sink::direct_file(name),
         };
         loggers.insert(name.to_owned(), logger);
         logger

@@ -176,7 +176,7 @@ pub fn init_serving(log_dir: &Path, loggers: &[&str]) -> Result<LogGuards, LogEr
         // Format each event once and copy the line to both destinations
         // (measured: formatting twice cost about 1.5 µs per access line);
         // access lines skip the formatter (see `access`).
-        access::write_directly(access::Direct {
+        sink::write_directly(sink::Direct {
             console: console.clone(),
             host: files.host.clone(),
             apps: files.apps.clone(),

@@ -13,9 +13,10 @@
 //! threads).
 
 use std::{
+    collections::HashMap,
     io::{self, Write},
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     thread::JoinHandle,
@@ -198,6 +199,31 @@ impl Drop for Flusher {
             let _ = thread.join();
         }
     }
+}
+
+/// Where access lines go when they bypass the formatter.
+pub(super) struct Direct {
+    pub console: BufferedWriter,
+    pub host: BufferedWriter,
+    pub apps: HashMap<String, BufferedWriter>,
+}
+
+static DIRECT: OnceLock<Direct> = OnceLock::new();
+
+/// Sends access lines straight to these buffers from now on.
+pub(super) fn write_directly(direct: Direct) {
+    let _ = DIRECT.set(direct);
+}
+
+/// Where access lines go, once they bypass the formatter.
+pub(super) fn direct() -> Option<&'static Direct> {
+    DIRECT.get()
+}
+
+/// The buffer of the file of the app logger `name`, if lines bypass the
+/// formatter.
+pub(super) fn direct_file(name: &str) -> Option<&'static BufferedWriter> {
+    DIRECT.get().and_then(|direct| direct.apps.get(name))
 }
 
 #[cfg(test)]

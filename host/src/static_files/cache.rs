@@ -1,9 +1,9 @@
 //! A short-lived cache of small static files, like nginx's
 //! `open_file_cache`: a hit costs no system call.
 //!
-//! Measured under `cargo xtask bench`: opening, checking, reading and
-//! closing a 400-byte file took a fifth of the host's CPU per request. An
-//! entry lives [`TTL`], so a changed file is served at most that late.
+//! Opening, checking, reading and closing a small file costs more than
+//! answering the request itself (`docs/performance.md`). An entry lives
+//! [`TTL`], so a changed file is served at most that late.
 
 use std::{
     collections::HashMap,
@@ -13,15 +13,15 @@ use std::{
 
 use bytes::Bytes;
 
-use super::FileEntry;
+use super::entry::FileEntry;
 
 /// How long an entry is trusted without looking at the file again.
 pub const TTL: Duration = Duration::from_secs(1);
 
-/// Files larger than this are not cached: those larger than the files read
-/// whole. A 200 KB file took 54 µs of CPU per request read from the page
-/// cache, 44 µs from here (measured under wrk, 64 connections).
-pub const MAX_FILE: u64 = super::SMALL_FILE;
+/// Files larger than this are not cached (nor read whole: they are
+/// streamed). Files up to this size cost less CPU served from here than
+/// read from the page cache each time.
+pub const MAX_FILE: u64 = 256 * 1024;
 
 /// The cache holds at most this many bytes of content...
 const MAX_BYTES: usize = 32 * 1024 * 1024;

@@ -10,6 +10,7 @@
 
 mod cache;
 mod conditional;
+mod entry;
 mod path;
 mod range;
 
@@ -30,13 +31,14 @@ use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
 use cache::FileCache;
-use conditional::{Conditions, Outcome, Validators};
+use conditional::{Conditions, Outcome};
+use entry::FileEntry;
 use range::RangeRequest;
 
 /// Files up to this size are read in one go on the async worker (from the
 /// page cache this is a memcpy, cheaper than a hand-off to a blocking
-/// thread); larger ones are streamed.
-const SMALL_FILE: u64 = 256 * 1024;
+/// thread), and kept in the cache; larger ones are streamed.
+const SMALL_FILE: u64 = cache::MAX_FILE;
 
 /// The chunk size of streamed files.
 const CHUNK: usize = 64 * 1024;
@@ -50,30 +52,6 @@ pub struct StaticFolder {
     directory: File,
     cache_control: HeaderValue,
     cache: FileCache,
-}
-
-/// What is known of one file: its validators and the headers they give.
-pub struct FileEntry {
-    validators: Validators,
-    size: u64,
-    content_type: HeaderValue,
-    etag: Option<HeaderValue>,
-    last_modified: Option<HeaderValue>,
-}
-
-impl FileEntry {
-    fn new(relative: &Path, metadata: &std::fs::Metadata) -> FileEntry {
-        let size = metadata.len();
-        let validators =
-            Validators::new(metadata.modified().unwrap_or(std::time::UNIX_EPOCH), size);
-        FileEntry {
-            etag: HeaderValue::from_str(&validators.etag).ok(),
-            last_modified: HeaderValue::from_str(&validators.http_date()).ok(),
-            validators,
-            size,
-            content_type: content_type(relative),
-        }
-    }
 }
 
 /// Where a file's bytes come from.
@@ -383,23 +361,6 @@ fn to_usize(value: u64) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
 }
 
-/// The content type by extension; text types in UTF-8.
-fn content_type(path: &Path) -> HeaderValue {
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let textual = mime.type_() == mime_guess::mime::TEXT
-        || matches!(mime.subtype().as_str(), "javascript" | "json" | "xml")
-        || matches!(
-            mime.suffix().map(|suffix| suffix.as_str()),
-            Some("json" | "xml")
-        );
-    let value = if textual && mime.get_param("charset").is_none() {
-        format!("{}; charset=utf-8", mime.essence_str())
-    } else {
-        mime.to_string()
-    };
-    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,21 +381,6 @@ mod tests {
         for (start, length, expected) in rows {
             let read = read_range(&file, start, length).unwrap();
             assert!(read == expected, "{start}+{length}: {} bytes", read.len());
-        }
-    }
-
-    #[test]
-    fn content_types_carry_utf8_for_text() {
-        let rows = [
-            ("style.css", "text/css; charset=utf-8"),
-            ("app.js", "text/javascript; charset=utf-8"),
-            ("data.json", "application/json; charset=utf-8"),
-            ("logo.png", "image/png"),
-            ("icon.svg", "image/svg+xml; charset=utf-8"),
-            ("blob", "application/octet-stream"),
-        ];
-        for (file, expected) in rows {
-            assert_eq!(content_type(Path::new(file)), expected, "{file}");
         }
     }
 }

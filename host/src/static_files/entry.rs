@@ -1,0 +1,69 @@
+//! What is known of one static file: its size, its validators and the
+//! headers they give, and its content type.
+
+use std::path::Path;
+
+use http::HeaderValue;
+
+use super::conditional::Validators;
+
+/// What is known of one file: its validators and the headers they give.
+pub struct FileEntry {
+    pub(super) validators: Validators,
+    pub(super) size: u64,
+    pub(super) content_type: HeaderValue,
+    pub(super) etag: Option<HeaderValue>,
+    pub(super) last_modified: Option<HeaderValue>,
+}
+
+impl FileEntry {
+    pub(super) fn new(relative: &Path, metadata: &std::fs::Metadata) -> FileEntry {
+        let size = metadata.len();
+        let validators =
+            Validators::new(metadata.modified().unwrap_or(std::time::UNIX_EPOCH), size);
+        FileEntry {
+            etag: HeaderValue::from_str(&validators.etag).ok(),
+            last_modified: HeaderValue::from_str(&validators.http_date()).ok(),
+            validators,
+            size,
+            content_type: content_type(relative),
+        }
+    }
+}
+
+/// The content type by extension; text types in UTF-8.
+fn content_type(path: &Path) -> HeaderValue {
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let textual = mime.type_() == mime_guess::mime::TEXT
+        || matches!(mime.subtype().as_str(), "javascript" | "json" | "xml")
+        || matches!(
+            mime.suffix().map(|suffix| suffix.as_str()),
+            Some("json" | "xml")
+        );
+    let value = if textual && mime.get_param("charset").is_none() {
+        format!("{}; charset=utf-8", mime.essence_str())
+    } else {
+        mime.to_string()
+    };
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_carry_utf8_for_text() {
+        let rows = [
+            ("style.css", "text/css; charset=utf-8"),
+            ("app.js", "text/javascript; charset=utf-8"),
+            ("data.json", "application/json; charset=utf-8"),
+            ("logo.png", "image/png"),
+            ("icon.svg", "image/svg+xml; charset=utf-8"),
+            ("blob", "application/octet-stream"),
+        ];
+        for (file, expected) in rows {
+            assert_eq!(content_type(Path::new(file)), expected, "{file}");
+        }
+    }
+}
