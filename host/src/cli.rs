@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     logging,
     mounts::{
+        app,
         loader::{self, Loader},
-        site,
     },
     run::{self, Options},
     services::{Mode, SiteServices},
@@ -195,7 +195,7 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
     let services = SiteServices::new(&table, Mode::Inspect).map_err(anyhow::Error::msg)?;
     let mut failed = 0;
     println!("{}: {} mounts", file.display(), table.mounts.len());
-    for (mount, outcome) in site::load_mounts(&table, &services, false) {
+    for (mount, outcome) in app::load_mounts(&table, &services, false) {
         match outcome {
             Ok(app) => {
                 println!(
@@ -320,22 +320,19 @@ fn routes(file: &Path) -> anyhow::Result<ExitCode> {
         "Methods".to_owned(),
         "Rule".to_owned(),
     )];
-    for app in &loaded {
+    for (mount, app) in &loaded {
         for route in app.instance.routes() {
             rows.push((
-                format!("{}.{}", app.mount.name, route.endpoint),
+                format!("{}.{}", mount.name, route.endpoint),
                 route.methods.to_string(),
-                format!("{}{}", app.mount.prefix, route.rule),
+                format!("{}{}", mount.prefix, route.rule),
             ));
         }
         if app.static_folder.is_some() {
             rows.push((
-                format!("{}.static", app.mount.name),
+                format!("{}.static", mount.name),
                 "GET,HEAD".to_owned(),
-                format!(
-                    "{}{}/<path:filename>",
-                    app.mount.prefix, app.mount.static_url_path
-                ),
+                format!("{}{}/<path:filename>", mount.prefix, mount.static_url_path),
             ));
         }
         app.instance.shutdown();

@@ -22,12 +22,12 @@ use super::{
     respond,
 };
 use crate::{
-    exec::{Call, CallError, Reply, request as app_request},
+    exec::{Call, CallError, Reply, Runner, request as app_request},
     logging::{self, Access, AppLogger},
     metrics::Counters,
     mounts::{
         dispatch::{self, Folder, Route},
-        site::{LiveMount, Site, SiteMount},
+        site::{MountState, Site, SiteMount},
     },
 };
 
@@ -82,14 +82,6 @@ impl<'a> Answer<'a> {
         Answer {
             response,
             by: Responder::Host,
-            file_bytes: None,
-        }
-    }
-
-    fn by_mount(response: Response<Body>, logger: AppLogger, counters: &'a Counters) -> Answer<'a> {
-        Answer {
-            response,
-            by: Responder::Mount { logger, counters },
             file_bytes: None,
         }
     }
@@ -160,60 +152,68 @@ async fn answer<'s>(
     if let Some(response) = host_page(site, method, uri.path()) {
         return Answer::by_host(response);
     }
-    match dispatch::route(&site.prefixes, uri.path(), uri.query()) {
-        Route::App { mount, path } => match site.mount(mount) {
-            SiteMount::Live(live) => {
-                let _in_flight = live.counters.start();
-                let response = call_app(site, live, &path, request, body, context).await;
-                Answer::by_mount(response, live.app.logger, &live.counters)
-            }
-            SiteMount::Failed(failed) => {
-                let _in_flight = failed.counters.start();
-                let response = respond::unavailable(failed.mount.display_prefix());
-                Answer::by_mount(response, failed.logger, &failed.counters)
-            }
-        },
+    let route = dispatch::route(&site.prefixes, uri.path(), uri.query());
+    let (index, served) = match route {
+        Route::App { mount, path } => (mount, Served::App(path)),
         Route::Static {
             mount,
             folder,
             file,
-        } => match site.mount(mount) {
-            SiteMount::Live(live) => {
-                let _in_flight = live.counters.start();
-                let folder = match folder {
-                    Folder::Static => live.app.static_folder.as_ref(),
-                    Folder::Uploads => live.app.uploads.as_deref(),
-                };
-                // the dispatcher routes here only for mounts with the folder
-                let Some(folder) = folder else {
-                    let response = respond::status_page(StatusCode::NOT_FOUND);
-                    return Answer::by_mount(response, live.app.logger, &live.counters);
-                };
-                let served = folder.serve(method, &request.headers, &file).await;
-                let file_bytes = Some(served.bytes);
-                Answer {
-                    response: respond::file(served),
-                    by: Responder::Mount {
-                        logger: live.app.logger,
-                        counters: &live.counters,
-                    },
-                    file_bytes,
-                }
-            }
-            SiteMount::Failed(failed) => {
-                let _in_flight = failed.counters.start();
-                let response = respond::unavailable(failed.mount.display_prefix());
-                Answer::by_mount(response, failed.logger, &failed.counters)
-            }
-        },
+        } => (mount, Served::File(folder, file)),
         // behind a proxy that removed a prefix, the client needs it back
-        Route::Redirect(location) => Answer::by_host(respond::redirect(&format!(
-            "{}{location}",
-            context.origin.prefix
-        ))),
-        Route::NotFound => Answer::by_host(respond::status_page(StatusCode::NOT_FOUND)),
-        Route::BadRequest(reason) => Answer::by_host(respond::bad_request(reason)),
+        Route::Redirect(location) => {
+            return Answer::by_host(respond::redirect(&format!(
+                "{}{location}",
+                context.origin.prefix
+            )));
+        }
+        Route::NotFound => return Answer::by_host(respond::status_page(StatusCode::NOT_FOUND)),
+        Route::BadRequest(reason) => return Answer::by_host(respond::bad_request(reason)),
+    };
+    let site_mount = site.mount(index);
+    let by = Responder::Mount {
+        logger: site_mount.logger,
+        counters: &site_mount.counters,
+    };
+    let _in_flight = site_mount.counters.start();
+    let (response, file_bytes) = match (&site_mount.state, served) {
+        (MountState::Failed { .. }, _) => (
+            respond::unavailable(site_mount.mount.display_prefix()),
+            None,
+        ),
+        (MountState::Live { runner, .. }, Served::App(path)) => (
+            call_app(site, site_mount, runner, &path, request, body, context).await,
+            None,
+        ),
+        (MountState::Live { app, .. }, Served::File(folder, file)) => {
+            let folder = match folder {
+                Folder::Static => app.static_folder.as_ref(),
+                Folder::Uploads => app.uploads.as_deref(),
+            };
+            match folder {
+                Some(folder) => {
+                    let served = folder.serve(method, &request.headers, &file).await;
+                    let bytes = served.bytes;
+                    (respond::file(served), Some(bytes))
+                }
+                // the dispatcher routes here only for mounts with the folder
+                None => (respond::status_page(StatusCode::NOT_FOUND), None),
+            }
+        }
+    };
+    Answer {
+        response,
+        by,
+        file_bytes,
     }
+}
+
+/// What a mount serves a request with.
+enum Served<'p> {
+    /// Its app, for the path below the prefix.
+    App(Cow<'p, str>),
+    /// One of the folders the host serves for it, and the file's path.
+    File(Folder, Cow<'p, str>),
 }
 
 /// The host's own pages (health, metrics), if `path` is one of them.
@@ -238,7 +238,8 @@ fn host_page(site: &Site, method: &Method, path: &str) -> Option<Response<Body>>
 /// the reply, or why there is none.
 async fn call_app(
     site: &Site,
-    live: &LiveMount,
+    live: &SiteMount,
+    runner: &Runner,
     path: &str,
     parts: &http::request::Parts,
     body: Incoming,
@@ -250,7 +251,7 @@ async fn call_app(
         request_id,
         arrived,
     } = context;
-    let mount = &live.app.mount;
+    let mount = &live.mount;
     let body = match read_body(body, &parts.headers, mount.max_body_bytes).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -287,7 +288,7 @@ async fn call_app(
         request_id,
     };
     let call = app_request::with_request(abi_parts, |request| {
-        live.runner.call(&site.inline, request, *arrived)
+        runner.call(&site.inline, request, *arrived)
     });
     let reply = match call {
         Call::Done(reply) => reply,
@@ -299,7 +300,7 @@ async fn call_app(
         Err(CallError::Busy) => respond::busy(),
         Err(CallError::TimedOut(limit)) => {
             logging::with_request_id(request_id, || {
-                live.app.logger.emit(
+                live.logger.emit(
                     level::WARN,
                     "host",
                     &format!(
@@ -351,7 +352,7 @@ async fn read_body(
 /// error logged under the mount's logger.
 fn reply_response(
     site: &Site,
-    live: &LiveMount,
+    live: &SiteMount,
     parts: &http::request::Parts,
     context: &Context<'_>,
     reply: Reply,
@@ -360,7 +361,7 @@ fn reply_response(
     match reply {
         RResult::ROk(response) => respond::app_reply(response).unwrap_or_else(|problem| {
             logging::with_request_id(request_id, || {
-                live.app.logger.emit(
+                live.logger.emit(
                     level::ERROR,
                     "host",
                     &format!(
@@ -387,7 +388,7 @@ fn reply_response(
             if respond::shows_debug_page(site.debug, &context.origin.client) {
                 return respond::debug_page(
                     status,
-                    &live.app.mount.name,
+                    &live.mount.name,
                     &parts.method,
                     &parts.uri,
                     &error,
@@ -398,7 +399,7 @@ fn reply_response(
     }
 }
 
-fn log_app_error(live: &LiveMount, method: &Method, uri: &http::Uri, error: &AppError) {
+fn log_app_error(live: &SiteMount, method: &Method, uri: &http::Uri, error: &AppError) {
     let what = if error.panicked {
         "handler panicked"
     } else {
@@ -409,5 +410,5 @@ fn log_app_error(live: &LiveMount, method: &Method, uri: &http::Uri, error: &App
         message.push('\n');
         message.push_str(backtrace);
     }
-    live.app.logger.emit(level::ERROR, "host", &message);
+    live.logger.emit(level::ERROR, "host", &message);
 }

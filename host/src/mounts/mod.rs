@@ -1,7 +1,11 @@
-//! The mounts of a site: which one answers a path (`dispatch`), loading
-//! their libraries and creating their app instances (`loader`), and the
-//! live table the server answers from (`site`).
+//! The mounts of a site, in the stages of their life: a mount as the table
+//! says it is `table::Mount`; loading its library and creating its app
+//! instance is `loader`, which `app` uses to make a `LoadedApp` of each
+//! mount with its static folders; the live `site` holds every mount as a
+//! `SiteMount`, serving or failed, and `dispatch` says which one answers a
+//! path.
 
+pub(crate) mod app;
 pub mod dispatch;
 pub(crate) mod loader;
 pub(crate) mod site;

@@ -1,148 +1,51 @@
-//! A site: the mount table with every mount's app loaded and instantiated.
+//! The live site: every mount of the table in its state (serving, or
+//! failed and answering 503), the prefix table that dispatches to them, and
+//! what the server needs besides: the host's own paths, limits, trusted
+//! proxies, the inline gate.
 
 use std::{sync::Arc, time::Duration};
-
-use app_api_abi::AppInstance;
 
 use crate::{
     exec::{CallLimits, InlineGate, Runner},
     logging::AppLogger,
     metrics::Counters,
     mounts::{
+        app::LoadedApp,
         dispatch::{MountPrefix, PrefixTable},
-        loader::{self, Library, LoadError, Loader},
     },
-    services::SiteServices,
-    static_files::StaticFolder,
-    table::{Limits, Mount, MountTable, TrustedProxies},
+    table::{Limits, Mount, TrustedProxies},
 };
 
-/// One mount with its app instance ready.
-pub struct LoadedMount {
-    /// The mount's settings.
+/// One mount of the serving site.
+pub struct SiteMount {
+    /// Its settings.
     pub mount: Mount,
-    /// The library it runs.
-    pub library: Library,
-    /// Its own app instance.
-    pub instance: Arc<AppInstance>,
-    /// Where its events go.
-    pub logger: AppLogger,
-    /// Its static folder, if it has one.
-    pub static_folder: Option<StaticFolder>,
-    /// The site's stored uploads, if the mount serves them.
-    pub uploads: Option<Arc<StaticFolder>>,
-}
-
-/// How long browsers may keep an upload: its name is random and never
-/// reused, so its content never changes.
-const UPLOADS_MAX_AGE: u64 = 365 * 24 * 60 * 60;
-
-/// Loads every mount's library (each file once) and creates its instance
-/// with `services`, in table order; one outcome per mount.
-/// With `debug`, apps capture backtraces for the host's error page.
-pub fn load_mounts(
-    table: &MountTable,
-    services: &Arc<SiteServices>,
-    debug: bool,
-) -> Vec<(Mount, Result<LoadedMount, LoadError>)> {
-    let mut loader = Loader::default();
-    let mut uploads: Option<Arc<StaticFolder>> = None;
-    table
-        .mounts
-        .iter()
-        .enumerate()
-        .map(|(index, mount)| {
-            let outcome = loader.library(&mount.library).and_then(|library| {
-                let static_folder = mount
-                    .static_folder
-                    .as_ref()
-                    .map(|folder| {
-                        StaticFolder::open(folder, mount.static_max_age).map_err(|error| {
-                            LoadError::StaticFolder {
-                                path: folder.clone(),
-                                reason: error.to_string(),
-                            }
-                        })
-                    })
-                    .transpose()?;
-                let uploads = match &mount.uploads_url_path {
-                    Some(_) => uploads_folder(services, &mut uploads)?,
-                    None => None,
-                };
-                let logger = AppLogger::new(&mount.logger);
-                let instance = loader::instantiate(library, mount, index, logger, services, debug)?;
-                Ok(LoadedMount {
-                    mount: mount.clone(),
-                    library,
-                    instance: Arc::new(instance),
-                    logger,
-                    static_folder,
-                    uploads,
-                })
-            });
-            (mount.clone(), outcome)
-        })
-        .collect()
-}
-
-/// The uploads folder all mounts share, opened by the first that serves it;
-/// `None` when only looking at a site whose folder does not exist yet.
-fn uploads_folder(
-    services: &SiteServices,
-    opened: &mut Option<Arc<StaticFolder>>,
-) -> Result<Option<Arc<StaticFolder>>, LoadError> {
-    if let Some(folder) = opened {
-        return Ok(Some(Arc::clone(folder)));
-    }
-    let store = services
-        .uploads()
-        .map_err(|reason| LoadError::StaticFolder {
-            path: services
-                .data_dir()
-                .join(crate::services::uploads::UPLOADS_FOLDER),
-            reason,
-        })?;
-    let Some(store) = store else {
-        return Ok(None);
-    };
-    let folder = StaticFolder::open(store.folder(), UPLOADS_MAX_AGE).map_err(|error| {
-        LoadError::StaticFolder {
-            path: store.folder().to_owned(),
-            reason: error.to_string(),
-        }
-    })?;
-    Ok(Some(Arc::clone(opened.insert(Arc::new(folder)))))
-}
-
-/// A mount that serves requests.
-pub struct LiveMount {
-    /// The loaded app.
-    pub app: LoadedMount,
-    /// Its handler threads.
-    pub runner: Runner,
-    /// Its request metrics.
-    pub counters: Counters,
-}
-
-/// A mount whose app failed to load or start: its prefix answers 503, and
-/// its requests never fall through to a shorter prefix.
-pub struct FailedMount {
-    /// The mount's settings.
-    pub mount: Mount,
-    /// Why it failed (for the log and the health report, not for clients).
-    pub reason: String,
-    /// Where its access lines go.
+    /// Where its events and access lines go.
     pub logger: AppLogger,
     /// Its request metrics.
     pub counters: Counters,
+    /// Serving, or failed.
+    pub state: MountState,
 }
 
-/// A mount of the site, by index.
-pub enum SiteMount<'a> {
-    /// Serving.
-    Live(&'a LiveMount),
-    /// Failed.
-    Failed(&'a FailedMount),
+/// Whether a mount serves.
+// One per mount, read in place: a failed mount's entry being as large as
+// a live one's costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum MountState {
+    /// Its app is loaded, and its handlers run through its runner.
+    Live {
+        /// The app.
+        app: LoadedApp,
+        /// Where its handlers run.
+        runner: Runner,
+    },
+    /// Its app failed to load or start: its prefix answers 503, and its
+    /// requests never fall through to a shorter prefix.
+    Failed {
+        /// Why (for the log and the health report, not for clients).
+        reason: String,
+    },
 }
 
 /// Paths the host answers itself, before any mount.
@@ -156,12 +59,10 @@ pub struct HostPaths {
 
 /// Everything the server needs to answer requests.
 pub struct Site {
-    /// The prefixes; mount indexes count the live mounts, then the failed.
+    /// The prefixes; a mount's index is its place in the table.
     pub prefixes: PrefixTable,
-    /// The mounts that serve, in table order.
-    pub mounts: Vec<LiveMount>,
-    /// The mounts that failed.
-    pub failed: Vec<FailedMount>,
+    /// The mounts, in table order.
+    pub mounts: Vec<SiteMount>,
     /// Metrics of the requests no mount answered.
     pub host_counters: Counters,
     /// The host's own paths.
@@ -177,54 +78,60 @@ pub struct Site {
 }
 
 impl Site {
-    /// Prepares every loaded mount to serve on a runtime with `workers`
-    /// async worker threads (handler threads start on demand).
+    /// Prepares every mount to serve (its app loaded, or the reason it
+    /// failed) on a runtime with `workers` async worker threads; handler
+    /// threads start on demand.
     pub fn start(
-        loaded: Vec<LoadedMount>,
-        failed: Vec<FailedMount>,
+        mounts: Vec<(Mount, Result<LoadedApp, String>)>,
         workers: usize,
         debug: bool,
         paths: HostPaths,
         limits: Limits,
         trusted_proxies: TrustedProxies,
     ) -> Site {
-        let live_prefixes = loaded.iter().map(|app| MountPrefix {
-            prefix: &app.mount.prefix,
-            static_url_path: app
-                .static_folder
-                .as_ref()
-                .map(|_| app.mount.static_url_path.as_str()),
-            uploads_url_path: app
-                .uploads
-                .as_ref()
-                .and(app.mount.uploads_url_path.as_deref()),
-        });
-        let failed_prefixes = failed.iter().map(|failed| MountPrefix {
-            prefix: &failed.mount.prefix,
-            static_url_path: None,
-            uploads_url_path: None,
-        });
-        let prefixes = PrefixTable::new(live_prefixes.chain(failed_prefixes));
-        let mounts = loaded
+        let mounts: Vec<SiteMount> = mounts
             .into_iter()
-            .map(|app| {
-                let limits = CallLimits {
-                    max_concurrency: app.mount.max_concurrency,
-                    queue_timeout: Duration::from_millis(app.mount.queue_timeout_ms),
-                    timeout: Duration::from_millis(app.mount.timeout_ms),
+            .map(|(mount, outcome)| {
+                let state = match outcome {
+                    Ok(app) => {
+                        let limits = CallLimits {
+                            max_concurrency: mount.max_concurrency,
+                            queue_timeout: Duration::from_millis(mount.queue_timeout_ms),
+                            timeout: Duration::from_millis(mount.timeout_ms),
+                        };
+                        let runner = Runner::new(&mount.name, limits, Arc::clone(&app.instance));
+                        MountState::Live { app, runner }
+                    }
+                    Err(reason) => MountState::Failed { reason },
                 };
-                let runner = Runner::new(&app.mount.name, limits, Arc::clone(&app.instance));
-                LiveMount {
-                    app,
-                    runner,
+                SiteMount {
+                    logger: AppLogger::new(&mount.logger),
                     counters: Counters::default(),
+                    mount,
+                    state,
                 }
             })
             .collect();
+        let prefixes = PrefixTable::new(mounts.iter().map(|site_mount| {
+            let mount = &site_mount.mount;
+            let (static_url_path, uploads_url_path) = match &site_mount.state {
+                MountState::Live { app, .. } => (
+                    app.static_folder
+                        .as_ref()
+                        .map(|_| mount.static_url_path.as_str()),
+                    app.uploads.as_ref().and(mount.uploads_url_path.as_deref()),
+                ),
+                MountState::Failed { .. } => (None, None),
+            };
+            MountPrefix {
+                prefix: &mount.prefix,
+                static_url_path,
+                uploads_url_path,
+            }
+        }));
         Site {
             prefixes,
             mounts,
-            failed,
             host_counters: Counters::default(),
             paths,
             limits,
@@ -235,35 +142,33 @@ impl Site {
     }
 
     /// The mount at a dispatcher index.
-    pub fn mount(&self, index: usize) -> SiteMount<'_> {
-        match self.mounts.get(index) {
-            Some(live) => SiteMount::Live(live),
-            None => SiteMount::Failed(&self.failed[index - self.mounts.len()]),
-        }
+    pub fn mount(&self, index: usize) -> &SiteMount {
+        &self.mounts[index]
     }
 
     /// The health report: each mount's state; healthy when all are loaded.
     pub fn health(&self) -> (bool, String) {
-        let mut mounts: Vec<serde_json::Value> = self
+        let mounts: Vec<serde_json::Value> = self
             .mounts
             .iter()
-            .map(|live| {
-                serde_json::json!({
-                    "name": live.app.mount.name,
-                    "prefix": live.app.mount.display_prefix(),
-                    "state": "loaded",
-                })
+            .map(|site_mount| {
+                let mount = &site_mount.mount;
+                match &site_mount.state {
+                    MountState::Live { .. } => serde_json::json!({
+                        "name": mount.name,
+                        "prefix": mount.display_prefix(),
+                        "state": "loaded",
+                    }),
+                    MountState::Failed { reason } => serde_json::json!({
+                        "name": mount.name,
+                        "prefix": mount.display_prefix(),
+                        "state": "failed",
+                        "error": reason,
+                    }),
+                }
             })
             .collect();
-        mounts.extend(self.failed.iter().map(|failed| {
-            serde_json::json!({
-                "name": failed.mount.name,
-                "prefix": failed.mount.display_prefix(),
-                "state": "failed",
-                "error": failed.reason,
-            })
-        }));
-        let healthy = self.failed.is_empty();
+        let healthy = self.failed() == 0;
         let report = serde_json::json!({
             "status": if healthy { "ok" } else { "degraded" },
             "mounts": mounts,
@@ -271,27 +176,32 @@ impl Site {
         (healthy, report.to_string())
     }
 
+    /// How many mounts failed.
+    fn failed(&self) -> usize {
+        self.mounts
+            .iter()
+            .filter(|mount| matches!(mount.state, MountState::Failed { .. }))
+            .count()
+    }
+
     /// The metrics in Prometheus' text format.
     pub fn metrics(&self) -> String {
         let mounts = self
             .mounts
             .iter()
-            .map(|live| (live.app.mount.name.as_str(), &live.counters))
-            .chain(
-                self.failed
-                    .iter()
-                    .map(|failed| (failed.mount.name.as_str(), &failed.counters)),
-            )
+            .map(|site_mount| (site_mount.mount.name.as_str(), &site_mount.counters))
             .chain(std::iter::once(("_host", &self.host_counters)));
-        crate::metrics::render(mounts, self.failed.len())
+        crate::metrics::render(mounts, self.failed())
     }
 
     /// Waits for the handler threads to finish their work, then shuts every
     /// app instance down.
     pub fn shut_down(&self) {
-        for live in &self.mounts {
-            live.runner.stop();
-            live.app.instance.shutdown();
+        for site_mount in &self.mounts {
+            if let MountState::Live { app, runner } = &site_mount.state {
+                runner.stop();
+                app.instance.shutdown();
+            }
         }
     }
 }

@@ -14,10 +14,13 @@ use tokio::net::TcpListener;
 use crate::{
     exec::StallGuard,
     http as server, logging,
-    logging::AppLogger,
-    mounts::site::{self, FailedMount, HostPaths, LoadedMount, Site},
+    mounts::{
+        app::{LoadedApp, load_mounts},
+        loader::LoadError,
+        site::{HostPaths, Site},
+    },
     services::{Mode, SiteServices},
-    table::MountTable,
+    table::{Mount, MountTable},
 };
 
 /// How `serve` runs.
@@ -58,16 +61,19 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         );
     }
     let services = SiteServices::new(&table, Mode::Serve).map_err(anyhow::Error::msg)?;
-    let (loaded, failed) = if options.strict {
-        (load_all(&table, &services, options.debug)?, Vec::new())
+    let mounts = if options.strict {
+        load_all(&table, &services, options.debug)?
+            .into_iter()
+            .map(|(mount, app)| (mount, Ok(app)))
+            .collect()
     } else {
         load_tolerant(&table, &services, options.debug)
     };
-    for app in &loaded {
+    for (mount, _) in mounts.iter().filter(|(_, outcome)| outcome.is_ok()) {
         tracing::info!(
-            mount = %app.mount.name,
-            prefix = %app.mount.display_prefix(),
-            library = %app.mount.library.display(),
+            mount = %mount.name,
+            prefix = %mount.display_prefix(),
+            library = %mount.library.display(),
             "mounted"
         );
     }
@@ -77,8 +83,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         metrics: table.metrics_path.clone(),
     };
     let site = Arc::new(Site::start(
-        loaded,
-        failed,
+        mounts,
         workers,
         options.debug,
         paths,
@@ -149,39 +154,33 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads every mount; a mount that fails is logged and kept as failed, so
-/// that its prefix answers 503 while the others serve (Tomcat's way).
+/// Loads every mount; a mount that fails is logged and kept with its
+/// reason, so that its prefix answers 503 while the others serve (Tomcat's
+/// way).
 fn load_tolerant(
     table: &MountTable,
     services: &Arc<SiteServices>,
     debug: bool,
-) -> (Vec<LoadedMount>, Vec<FailedMount>) {
-    let mut loaded = Vec::new();
-    let mut failed = Vec::new();
-    for (mount, outcome) in site::load_mounts(table, services, debug) {
-        match outcome {
-            Ok(app) => loaded.push(app),
-            Err(error) => {
+) -> Vec<(Mount, Result<LoadedApp, String>)> {
+    load_mounts(table, services, debug)
+        .into_iter()
+        .map(|(mount, outcome)| {
+            let outcome = outcome.map_err(|error| {
                 log_full_report(&mount, &error);
                 tracing::error!(
                     mount = %mount.name,
                     prefix = %mount.display_prefix(),
                     "not serving this mount (its prefix answers 503): {error}"
                 );
-                failed.push(FailedMount {
-                    logger: AppLogger::new(&mount.logger),
-                    reason: error.to_string(),
-                    mount,
-                    counters: Default::default(),
-                });
-            }
-        }
-    }
-    (loaded, failed)
+                error.to_string()
+            });
+            (mount, outcome)
+        })
+        .collect()
 }
 
-fn log_full_report(mount: &crate::table::Mount, error: &crate::mounts::loader::LoadError) {
-    if let crate::mounts::loader::LoadError::Incompatible { full, .. } = error {
+fn log_full_report(mount: &Mount, error: &LoadError) {
+    if let LoadError::Incompatible { full, .. } = error {
         tracing::debug!(mount = %mount.name, "abi_stable's full report:\n{full}");
     }
 }
@@ -191,12 +190,12 @@ pub fn load_all(
     table: &MountTable,
     services: &Arc<SiteServices>,
     debug: bool,
-) -> anyhow::Result<Vec<LoadedMount>> {
+) -> anyhow::Result<Vec<(Mount, LoadedApp)>> {
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
-    for (mount, outcome) in site::load_mounts(table, services, debug) {
+    for (mount, outcome) in load_mounts(table, services, debug) {
         match outcome {
-            Ok(app) => loaded.push(app),
+            Ok(app) => loaded.push((mount, app)),
             Err(error) => {
                 log_full_report(&mount, &error);
                 errors.push(format!("mount {:?}: {error}", mount.name));
@@ -206,7 +205,7 @@ pub fn load_all(
     if errors.is_empty() {
         Ok(loaded)
     } else {
-        for app in &loaded {
+        for (_, app) in &loaded {
             app.instance.shutdown();
         }
         anyhow::bail!("{}", errors.join("\n"))

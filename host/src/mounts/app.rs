@@ -1,0 +1,106 @@
+//! Loading a mount: its library (each file once), its static folders, its
+//! own app instance; one outcome per mount of the table.
+
+use std::sync::Arc;
+
+use app_api_abi::AppInstance;
+
+use crate::{
+    logging::AppLogger,
+    mounts::loader::{self, Library, LoadError, Loader},
+    services::SiteServices,
+    static_files::StaticFolder,
+    table::{Mount, MountTable},
+};
+
+/// A mount's app, loaded: its library, its own instance, and the folders
+/// the host serves for it.
+pub struct LoadedApp {
+    /// The library it runs.
+    pub library: Library,
+    /// Its own app instance.
+    pub instance: Arc<AppInstance>,
+    /// Its static folder, if it has one.
+    pub static_folder: Option<StaticFolder>,
+    /// The site's stored uploads, if the mount serves them.
+    pub uploads: Option<Arc<StaticFolder>>,
+}
+
+/// How long browsers may keep an upload: its name is random and never
+/// reused, so its content never changes.
+const UPLOADS_MAX_AGE: u64 = 365 * 24 * 60 * 60;
+
+/// Loads every mount's library (each file once) and creates its instance
+/// with `services`, in table order; one outcome per mount.
+/// With `debug`, apps capture backtraces for the host's error page.
+pub fn load_mounts(
+    table: &MountTable,
+    services: &Arc<SiteServices>,
+    debug: bool,
+) -> Vec<(Mount, Result<LoadedApp, LoadError>)> {
+    let mut loader = Loader::default();
+    let mut uploads: Option<Arc<StaticFolder>> = None;
+    table
+        .mounts
+        .iter()
+        .enumerate()
+        .map(|(index, mount)| {
+            let outcome = loader.library(&mount.library).and_then(|library| {
+                let static_folder = mount
+                    .static_folder
+                    .as_ref()
+                    .map(|folder| {
+                        StaticFolder::open(folder, mount.static_max_age).map_err(|error| {
+                            LoadError::StaticFolder {
+                                path: folder.clone(),
+                                reason: error.to_string(),
+                            }
+                        })
+                    })
+                    .transpose()?;
+                let uploads = match &mount.uploads_url_path {
+                    Some(_) => uploads_folder(services, &mut uploads)?,
+                    None => None,
+                };
+                let logger = AppLogger::new(&mount.logger);
+                let instance = loader::instantiate(library, mount, index, logger, services, debug)?;
+                Ok(LoadedApp {
+                    library,
+                    instance: Arc::new(instance),
+                    static_folder,
+                    uploads,
+                })
+            });
+            (mount.clone(), outcome)
+        })
+        .collect()
+}
+
+/// The uploads folder all mounts share, opened by the first that serves it;
+/// `None` when only looking at a site whose folder does not exist yet.
+fn uploads_folder(
+    services: &SiteServices,
+    opened: &mut Option<Arc<StaticFolder>>,
+) -> Result<Option<Arc<StaticFolder>>, LoadError> {
+    if let Some(folder) = opened {
+        return Ok(Some(Arc::clone(folder)));
+    }
+    let store = services
+        .uploads()
+        .map_err(|reason| LoadError::StaticFolder {
+            path: services
+                .data_dir()
+                .join(crate::services::uploads::UPLOADS_FOLDER),
+            reason,
+        })?;
+    let Some(store) = store else {
+        return Ok(None);
+    };
+    let folder = StaticFolder::open(store.folder(), UPLOADS_MAX_AGE).map_err(|error| {
+        LoadError::StaticFolder {
+            path: store.folder().to_owned(),
+            reason: error.to_string(),
+        }
+    })?;
+    Ok(Some(Arc::clone(opened.insert(Arc::new(folder)))))
+}
