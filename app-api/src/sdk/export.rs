@@ -120,9 +120,9 @@ impl Instance {
     ///
     /// The default stays set after `body` (until a call for another
     /// instance of this library comes on this thread): setting and
-    /// restoring it per call, as `with_default` does, cost some 180
-    /// instructions and three writes to atomics that every thread running
-    /// this library shares (counted with callgrind on the hello request).
+    /// restoring it per call, as `with_default` does, costs three writes to
+    /// atomics that every thread running this library shares, on every
+    /// call.
     /// A call made while another runs on this thread (not something the
     /// host does) nests with `with_default`.
     fn in_scope<T>(&self, body: impl FnOnce() -> T) -> T {

@@ -88,26 +88,20 @@ impl<'a> Request<'a> {
     /// `http://127.0.0.1:5000/admin/?x=1`.
     pub fn url(&self) -> String {
         let mut url = String::with_capacity(self.url_len());
-        self.write_url(&mut url);
-        url
-    }
-
-    /// Appends [`url`](Self::url) to `out`: a handler that puts the URL in
-    /// a longer text writes it in place, without a string of its own.
-    pub fn write_url(&self, out: &mut String) {
-        self.push_host_url(out);
-        out.extend(utf8_percent_encode(&self.raw.script_root, URL_PATH));
-        out.extend(utf8_percent_encode(&self.raw.path, URL_PATH));
+        self.push_host_url(&mut url);
+        url.extend(utf8_percent_encode(&self.raw.script_root, URL_PATH));
+        url.extend(utf8_percent_encode(&self.raw.path, URL_PATH));
         if !self.raw.query.is_empty() {
-            out.push('?');
-            out.push_str(&self.raw.query);
+            url.push('?');
+            url.push_str(&self.raw.query);
         }
+        url
     }
 
     /// The length of [`url`](Self::url) when its path needs no
     /// percent-encoding, the usual case (the URL is longer when it does):
-    /// the room to reserve before [`write_url`](Self::write_url).
-    pub fn url_len(&self) -> usize {
+    /// the room to reserve, so that the URL is made in one allocation.
+    fn url_len(&self) -> usize {
         let raw = &self.raw;
         let query = if raw.query.is_empty() {
             0
@@ -293,17 +287,17 @@ mod tests {
     use super::Request;
 
     #[test]
-    fn write_url_appends_what_url_makes_and_url_len_is_its_room() {
+    fn urls_are_made_in_the_room_reserved_for_them_unless_the_path_is_encoded() {
         // a path to encode (space, é) makes the URL longer than `url_len`
-        for (path, encoded) in [("/hello", false), ("/a b/é", true)] {
+        for (path, url, encoded) in [
+            ("/hello", "http://localhost/blog/hello?q=1", false),
+            ("/a b/é", "http://localhost/blog/a%20b/%C3%A9?q=1", true),
+        ] {
             let client = TestClient::new(
                 |_: &Mount| {
                     Ok(Router::new().get("/<path:rest>", "any", |req: &Request| {
-                        let mut text = String::from("before ");
-                        req.write_url(&mut text);
                         let url = req.url();
-                        assert_eq!(text, format!("before {url}"));
-                        Ok(Response::text(format!("{} {}", url.len(), req.url_len())))
+                        Ok(Response::text(format!("{url} {}", req.url_len())))
                     }))
                 },
                 Mount::new("blog", "/blog"),
@@ -312,11 +306,12 @@ mod tests {
             let response = client.get(&format!("{path}?q=1"));
             let body = response.body_text();
             let (made, room) = body.split_once(' ').unwrap();
-            let (made, room): (usize, usize) = (made.parse().unwrap(), room.parse().unwrap());
+            assert_eq!(made, url);
+            let room: usize = room.parse().unwrap();
             if encoded {
-                assert!(made > room, "{path}: {made} <= {room}");
+                assert!(made.len() > room, "{path}: {made} within {room}");
             } else {
-                assert_eq!(made, room, "{path}");
+                assert_eq!(made.len(), room, "{path}");
             }
         }
     }

@@ -146,12 +146,9 @@ impl Drop for Pool {
 /// How long a handler thread that finished a job looks for the next one
 /// (yielding the CPU between looks) before it waits to be woken. Under load
 /// the next job comes within that time, and neither the thread's sleep and
-/// wake-up nor the submitter's futex call happen. Measured on the blog's
-/// home page, whose ~40 µs handler mostly finds the one inline slot of two
-/// workers taken and goes to the pool (70,000 of 80,000 requests): 61-70
-/// -> 45-55 µs of CPU per request, 23,000-26,000 -> 28,000-32,000 req/s in
-/// three A/B runs (20 µs and 100 µs measured the same within the noise; the
-/// hello request unchanged).
+/// wake-up nor the submitter's futex call happen: the blog's home page,
+/// mostly served here, needs a quarter less CPU per request
+/// (`docs/performance.md`).
 const SPIN: Duration = Duration::from_micros(50);
 
 /// After a job: looks for the next one for up to `shared.spin`, yielding

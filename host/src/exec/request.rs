@@ -7,10 +7,8 @@
 //! frees.
 //! Apps only ever see the request through a shared reference, so each
 //! thread keeps one request whose buffers are cleared and refilled in place
-//! for the next request instead: a hello request went from 24,100 to 21,500
-//! user-space instructions (callgrind, `cargo xtask bench`'s load), and
-//! filling it in place rather than moving it in and out of the thread's
-//! slot saved 360 more.
+//! for the next request instead, which takes a tenth off a small request's
+//! cost (`docs/performance.md`).
 
 use std::cell::RefCell;
 

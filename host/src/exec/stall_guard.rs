@@ -24,15 +24,13 @@ pub const GUARD_QUIET: Duration = Duration::from_secs(1);
 /// another worker holds the driver, on a condition variable. A worker that
 /// was woken from the driver and then runs a handler inline leaves the
 /// driver unwatched if the other workers sleep on the condition variable:
-/// new connections and requests then wait until the handler returns
-/// (measured: a request sent during a 3 s inline call was answered when the
-/// call ended, in 3 of 25 runs of a test on one CPU). Every [`STALL_CHECK`]
+/// new connections and requests then wait until the handler returns (a
+/// test on one CPU saw it happen in some runs). Every [`STALL_CHECK`]
 /// this guard's thread checks whether a handler runs inline and, if so,
 /// hands the runtime an empty task: that wakes a sleeping worker, which,
 /// finding nothing else to do, parks again, now on the free driver. After
 /// [`GUARD_QUIET`] without inline calls seen it sleeps, and the next inline
-/// call wakes it (looking every 10 ms, it woke 100 times a second on an idle
-/// host).
+/// call wakes it, so that an idle host wakes none of its threads.
 pub struct StallGuard {
     shared: Arc<GateShared>,
     thread: Option<JoinHandle<()>>,

@@ -3,16 +3,13 @@
 //! hyper keeps a response's head and its body in separate buffers and
 //! sends them together with one `writev`. For a small response (a hello,
 //! a page, a small static file, an error page), the kernel takes that
-//! noticeably slower than one `write` of the same bytes: measured in paired
-//! rounds of `/hello` under `cargo xtask bench`'s load, copying the buffers
-//! into one first took the host's system CPU per request from 5.22 to 4.98
-//! µs, and answered 3 to 5% more requests a second (small static file:
-//! 6.5%).
+//! measurably slower than one `write` of the same bytes, so small writes are
+//! copied into one buffer first (`docs/performance.md`).
 //!
 //! hyper's own switch (`writev(false)`) copies every body into its buffer,
-//! large ones too: a 200 KB static file then cost 5.7 µs more user CPU and
-//! 12% of its requests a second. Here, writes above [`MAX_COPIED`] go out
-//! vectored as before, so large bodies are never copied.
+//! large ones too, which costs large files more than it saves small ones.
+//! Here, writes above [`MAX_COPIED`] go out vectored as before, so large
+//! bodies are never copied.
 
 use std::{
     cell::RefCell,

@@ -5,12 +5,11 @@
 //! of opening, or of its previous response, is closed.
 //!
 //! hyper's own `header_read_timeout` arms a timer for every request head and
-//! makes its dispatcher go round once more per request to start it:
-//! measured with callgrind, 1,000 of a hello request's 14,500 user-space
-//! instructions, and in paired rounds 3.1% of its requests a second. Here a
+//! makes its dispatcher go round once more per request to start it, a
+//! fifteenth of a small request's cost (`docs/performance.md`). Here a
 //! connection instead keeps an [`Activity`] record that its socket and its
 //! requests update with plain stores (and a reading of the coarse clock,
-//! some 3 ns against 20 for the precise one), and one tokio sleep per
+//! several times cheaper than the precise one), and one tokio sleep per
 //! connection looks at it only when it fires: at the earliest one timeout
 //! after the last sign of life, so under steady traffic about once per
 //! timeout period, never per request.

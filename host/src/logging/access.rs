@@ -1,10 +1,10 @@
 //! The access log: one line per request, in the log file of the app that
 //! answered (`host.log` when none did) and on the console.
 //!
-//! Through `tracing`'s formatter an access line cost 4,900 instructions per
-//! request, counted by callgrind (a fifth of the host's; the line formatted
-//! into a `String`, the filter asked, the event formatted again with its
-//! timestamp and fields); written as below, 1,200. When the
+//! Through `tracing`'s formatter an access line cost a fifth of a small
+//! request (the line formatted into a `String`, the filter asked, the event
+//! formatted again with its timestamp and fields); written as below, a
+//! quarter of that (`docs/performance.md`). When the
 //! console is not a terminal (files and console then get the same plain
 //! text), lines are instead formatted once into a per-thread buffer, the
 //! timestamp's date and time remade only when the second changes (as nginx

@@ -5,12 +5,10 @@
 //! does not wake it 20 times a second.
 //!
 //! Why not `tracing-appender`'s non-blocking writer: it wakes its worker
-//! thread for every line, one futex wake-up per destination per event.
-//! Measured under `cargo xtask bench`'s load, access logging through it
-//! (console and file) took a hello request from 10 to 18 µs of CPU; with
-//! these buffers the same lines cost about 2 µs. One thread also serves
-//! every file, where the appender started one per file (100 mounts, 100
-//! threads).
+//! thread for every line, one futex wake-up per destination per event,
+//! which nearly doubled a small request's CPU (`docs/performance.md`). One
+//! thread also serves every file, where the appender started one per file
+//! (100 mounts, 100 threads).
 
 use std::{
     collections::HashMap,

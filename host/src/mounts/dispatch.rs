@@ -69,9 +69,8 @@ pub struct MountPrefix<'a> {
 #[derive(Debug, Default)]
 struct Node {
     mount: Option<usize>,
-    /// foldhash, not SipHash: the keys are the mount table's prefixes, so
-    /// request paths cannot choose collisions (measured: a one-segment
-    /// lookup 474 → 343 instructions).
+    /// foldhash, not SipHash, which is slower: the keys are the mount
+    /// table's prefixes, so request paths cannot choose collisions.
     children: HashMap<Box<str>, Node, foldhash::fast::RandomState>,
 }
 

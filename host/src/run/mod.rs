@@ -260,13 +260,11 @@ async fn stop_signal() {
 ///
 /// Handlers run inline on all workers but one (see `exec`), so that a
 /// worker is always free to accept while a handler runs. One worker per CPU
-/// measured best on two (one more was slower: more wake-ups between them),
-/// but on one CPU (a container with `--cpus=1`, a small VM) it would leave
-/// no worker for inline calls and send every request to a handler thread:
-/// measured with the host pinned to one CPU and wrk on another, 57,000
-/// req/s at 17.6 µs of CPU per hello request, against 100,000 req/s at 10
-/// µs with two workers time-sharing the CPU (the bare hyper baseline: 139,000
-/// at 7.2 µs).
+/// is fastest on two (one more means more wake-ups between them), but on
+/// one CPU (a container with `--cpus=1`, a small VM) it would leave no
+/// worker for inline calls and send every request to a handler thread,
+/// which costs more than two workers time-sharing the CPU
+/// (`docs/performance.md`).
 fn async_workers(cpus: usize) -> usize {
     cpus.max(2)
 }
