@@ -9,20 +9,14 @@ use app_api::{
     prelude::*,
     sdk::{HandlerResult, Session},
 };
-use argon2::{
-    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
-    password_hash::{SaltString, rand_core::OsRng},
-};
 use minijinja::context;
 
 use crate::{
     Site,
     model::{User, now},
+    password, session_user,
     templates::flash,
 };
-
-/// The session key of the logged-in user.
-pub const USER_KEY: &str = "user";
 
 /// Failed logins allowed per username and address within [`WINDOW`]...
 pub const MAX_FAILURES: u32 = 5;
@@ -30,29 +24,11 @@ pub const MAX_FAILURES: u32 = 5;
 /// ...seconds; then the login answers 429 until the oldest expires.
 pub const WINDOW: i64 = 15 * 60;
 
-/// An argon2id hash (PHC string) of `password`, with a random salt.
-pub fn hash_password(password: &str) -> Result<String, Error> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|error| Error::internal(format!("hashing a password failed: {error}")))
-}
-
-/// Whether `password` matches the PHC string `hash`.
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-}
-
 /// A hash nobody's password matches, verified for unknown usernames so
 /// that they take as long as known ones.
 fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| hash_password("not a password of anyone").unwrap_or_default())
+    DECOY.get_or_init(|| password::hash("not a password of anyone").unwrap_or_default())
 }
 
 /// Adds the blueprint's routes: `auth.login` and `auth.logout`.
@@ -81,7 +57,7 @@ pub fn register(router: Router, site: &Arc<Site>) -> Router {
 /// The logged-in user of this app's session, checked against the
 /// database (a deleted user is logged out).
 pub fn current_user(site: &Site, session: &Session) -> Result<Option<User>, Error> {
-    match session.get::<User>(USER_KEY) {
+    match session_user::remembered(session) {
         Some(user) => site.blog.user(user.id),
         None => Ok(None),
     }
@@ -187,7 +163,7 @@ fn login(site: &Site, req: &Request) -> HandlerResult {
     let mut session = req.session();
     session.verify_csrf(form.get("csrf_token"))?;
     let username = form.get("username").unwrap_or_default().trim().to_owned();
-    let password = form.get("password").unwrap_or_default();
+    let typed = form.get("password").unwrap_or_default();
     let next = form.get("next").unwrap_or_default().to_owned();
     let address = client_address(req);
     // the form again, with what was typed (but the password) and why
@@ -206,9 +182,9 @@ fn login(site: &Site, req: &Request) -> HandlerResult {
         );
     }
     let user = match site.blog.credentials(&username)? {
-        Some((user, hash)) => verify_password(password, &hash).then_some(user),
+        Some((user, hash)) => password::verify(typed, &hash).then_some(user),
         None => {
-            verify_password(password, decoy_hash());
+            password::verify(typed, decoy_hash());
             None
         }
     };
@@ -222,7 +198,7 @@ fn login(site: &Site, req: &Request) -> HandlerResult {
     tracing::info!(username = %user.username, "logged in");
     // a new session: nothing from before the login carries over
     session.clear();
-    session.insert(USER_KEY, &user);
+    session_user::remember(&mut session, &user);
     flash(&mut session, &format!("Welcome, {}.", user.username));
     Ok(Response::redirect_with(303, &after_login(req, Some(&next))?).with_session(req, &session))
 }
@@ -273,14 +249,5 @@ mod tests {
                 "{root:?} {next:?}"
             );
         }
-    }
-
-    #[test]
-    fn passwords_verify_against_their_argon2id_hash() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"), "{hash}");
-        assert!(verify_password("correct horse", &hash));
-        assert!(!verify_password("wrong horse", &hash));
-        assert!(!verify_password("correct horse", "not a hash"));
     }
 }

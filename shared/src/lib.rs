@@ -7,7 +7,9 @@ pub mod auth;
 pub mod markdown;
 pub mod model;
 pub mod pages;
+mod password;
 pub mod render_cache;
+mod session_user;
 pub mod templates;
 
 use std::sync::Arc;

@@ -59,7 +59,7 @@ impl Templates {
             Some(session) => (
                 Some(session.csrf_token()),
                 take_flashes(session),
-                session.get::<crate::model::User>(crate::auth::USER_KEY),
+                crate::session_user::remembered(session),
             ),
             None => (None, Vec::new(), None),
         };

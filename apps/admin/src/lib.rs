@@ -497,7 +497,8 @@ fn import_posts(mount: &Mount, args: &[String]) -> Result<String, Error> {
             body: body.to_owned(),
             published: !draft,
         };
-        shared::model::Blog::check_post(&input)
+        input
+            .check()
             .map_err(|refusal| Error::bad_request(format!("{file}: {refusal}")))?;
         inputs.push(input);
     }

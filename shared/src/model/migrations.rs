@@ -1,0 +1,55 @@
+//! The blog's schema, one step at a time, under its own namespace.
+
+/// The namespace of the blog's migrations, shared by every app that uses
+/// this model (the frontend and the admin).
+pub const MIGRATIONS_NAMESPACE: &str = "blog";
+
+/// The schema, one step at a time. Append new steps; never edit a released
+/// one (the host refuses a changed step).
+pub const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE posts (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    slug TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0 CHECK (published IN (0, 1)),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX posts_by_date ON posts (published, created_at DESC, id DESC);
+CREATE TABLE images (
+    id INTEGER PRIMARY KEY,
+    file_name TEXT NOT NULL UNIQUE,
+    original_name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE post_images (
+    post_id INTEGER NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE RESTRICT,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (post_id, image_id)
+);
+CREATE INDEX post_images_by_image ON post_images (image_id);
+CREATE TABLE login_failures (
+    username TEXT NOT NULL,
+    address TEXT NOT NULL,
+    failed_at INTEGER NOT NULL
+);
+CREATE INDEX login_failures_by_key ON login_failures (username, address, failed_at);
+"#,
+    r#"
+-- a post's images in order, and its first one, without a sort
+CREATE INDEX post_images_by_position ON post_images (post_id, position, image_id);
+"#,
+];

@@ -1,0 +1,23 @@
+//! The blog's data model on the host's database: users, posts, images and
+//! the ordered post↔image relation.
+//!
+//! - `migrations`: the schema, step by step;
+//! - `entity` and `entities`: the rows as types, each declared once;
+//! - `presentation`: how posts read in templates;
+//! - `validation`: what a change may be, and why one is refused;
+//! - `queries`: [`Blog`], every read and write.
+//!
+//! All SQL here follows the portable contract of [`app_api::sdk::db`]:
+//! numbered placeholders, no `AUTOINCREMENT`, booleans as 0/1, times as
+//! Unix seconds.
+
+mod entities;
+mod entity;
+mod migrations;
+mod presentation;
+mod queries;
+mod validation;
+
+pub use entities::{Image, Post, PostSummary, User, now};
+pub use queries::Blog;
+pub use validation::{Change, PostInput, Refusal, slugify};
