@@ -8,7 +8,7 @@ CPU time per request (docs/performance.md, "Judging a change").
         old=/tmp/old/host:/tmp/old/plugins.json new=target/release/host:plugins.json
 
 Each side is NAME=HOST_BINARY:MOUNT_TABLE; the ratio is the second side's
-over the first's. Needs wrk. Both servers listen on free ports of 127.0.0.1.
+over the first's. Installs wrk when missing (`.ci/install bench`). Both servers listen on free ports of 127.0.0.1.
 """
 
 import argparse
@@ -54,6 +54,8 @@ def main():
     parser.add_argument("--paths", default="/hello")
     parser.add_argument("sides", nargs=2, metavar="NAME=HOST:TABLE")
     options = parser.parse_args()
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([os.path.join(repository, ".ci", "install"), "bench"], check=True)
 
     servers = []
     for side in options.sides:

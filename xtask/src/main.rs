@@ -9,7 +9,7 @@
 //! - `cargo xtask new-app NAME [--prefix /PREFIX] [--path DIR]`: a new app
 //!   crate, in the workspace or (`--path`) standalone in DIR.
 //! - `cargo xtask bench [--seconds N] [--rounds N] [--quick]`: measures the
-//!   host against a bare hyper baseline (see `bench.rs`).
+//!   host against a bare hyper baseline (see `bench/`).
 
 mod bench;
 mod scaffold;

@@ -1,0 +1,42 @@
+//! `cargo xtask bench`'s command line.
+
+/// Settings from the command line.
+pub struct Options {
+    /// Seconds per wrk run.
+    pub seconds: u32,
+    /// A B rounds per scenario.
+    pub rounds: u32,
+}
+
+impl Options {
+    /// Reads `--seconds N`, `--rounds N` and `--quick`.
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            seconds: 5,
+            rounds: 3,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut number = |name: &str| -> Result<u32, String> {
+                args.next()
+                    .and_then(|value| value.parse().ok())
+                    .filter(|value| *value > 0)
+                    .ok_or_else(|| format!("{name} needs a positive number"))
+            };
+            match arg.as_str() {
+                "--seconds" => options.seconds = number("--seconds")?,
+                "--rounds" => options.rounds = number("--rounds")?,
+                "--quick" => {
+                    options.seconds = 2;
+                    options.rounds = 1;
+                }
+                other => {
+                    return Err(format!(
+                        "unknown option {other:?} (use --seconds N, --rounds N, --quick)"
+                    ));
+                }
+            }
+        }
+        Ok(options)
+    }
+}

@@ -1,0 +1,367 @@
+//! The report: the scenarios' tables, the other measures, and the
+//! targets judged on them.
+
+use std::{fmt::Write as _, thread};
+
+use super::{compare::Compared, options::Options};
+
+/// The scenario the targets' hello figures come from, by its name's start.
+pub(super) const HELLO: &str = "`/hello` ";
+/// The small static file's scenario.
+const SMALL_STATIC: &str = "`/static/style.css` ";
+
+/// One scenario measured against the baseline's hello.
+pub(super) struct Scenario {
+    pub(super) name: &'static str,
+    pub(super) connections: u32,
+    /// a: the host, b: the baseline.
+    pub(super) compared: Compared,
+}
+
+/// User-space instructions per hello request, counted by callgrind.
+pub(super) struct Instructions {
+    pub(super) host: f64,
+    pub(super) baseline: f64,
+    /// `/m50/hello` with 100 mounts.
+    pub(super) hundred_mounts: f64,
+    /// `/admin/hello` with 2 mounts: the same path depth.
+    pub(super) two_mounts: f64,
+}
+
+/// Everything one run measured.
+pub(super) struct Results {
+    pub(super) scenarios: Vec<Scenario>,
+    /// Scenarios not measured, and why.
+    pub(super) skipped: Vec<String>,
+    /// 100 mounts (a) against 2 (b).
+    pub(super) mounts: Compared,
+    pub(super) startup_two_ms: f64,
+    pub(super) startup_hundred_ms: f64,
+    /// The host's peak and current resident memory after all the load.
+    pub(super) peak_kib: u64,
+    pub(super) rss_kib: u64,
+    pub(super) instructions: Instructions,
+}
+
+impl Results {
+    /// The scenario whose name starts with `name`, at 64 connections.
+    pub(super) fn at_64(&self, name: &str) -> Option<&Compared> {
+        self.scenarios
+            .iter()
+            .find(|scenario| scenario.connections == 64 && scenario.name.starts_with(name))
+            .map(|scenario| &scenario.compared)
+    }
+}
+
+/// The report in markdown; `hello` is [`HELLO`]'s scenario, which the
+/// caller made sure was measured.
+pub(super) fn write(options: &Options, results: &Results, hello: &Compared) -> String {
+    let (mounts, instructions) = (&results.mounts, &results.instructions);
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# Benchmark: host against a bare hyper baseline\n\n\
+         {} rounds of {} s per side, alternating host and baseline; medians, and for \
+         ratios the median of each round's own ratio. \
+         Load: wrk, keep-alive, on 127.0.0.1; {} cores.\n",
+        options.rounds,
+        options.seconds,
+        thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        report,
+        "| scenario | conns | host req/s | baseline req/s | ratio | host p50 | host p99 | baseline p50 | baseline p99 | p99 ratio |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for Scenario {
+        name,
+        connections,
+        compared,
+    } in &results.scenarios
+    {
+        let Compared {
+            a: host,
+            b: baseline,
+            ratios,
+            ..
+        } = compared;
+        let _ = writeln!(
+            report,
+            "| {} | {connections} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {:.2} |",
+            name,
+            host.run.requests_per_second,
+            baseline.run.requests_per_second,
+            ratios.requests_per_second,
+            format_us(host.run.p50_us),
+            format_us(host.run.p99_us),
+            format_us(baseline.run.p50_us),
+            format_us(baseline.run.p99_us),
+            ratios.p99,
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\nWhat each request cost the machine (medians; the servers' CPU time, with its \
+         user-space part in parentheses, and preemptions from /proc, wrk's CPU time and \
+         sleeps from getrusage). wrk shares the \
+         two cores: where a server takes longer per request, wrk more often runs out of \
+         responses and sleeps, and each response then wakes it and preempts the server.\n\n\
+         | scenario | conns | host CPU/req (user) | baseline CPU/req (user) | CPU ratio | wrk CPU/req, host / baseline | wrk sleeps/req, host / baseline | server preempted/req, host / baseline |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for Scenario {
+        name,
+        connections,
+        compared,
+    } in &results.scenarios
+    {
+        let (host, baseline) = (compared.a.cost, compared.b.cost);
+        let _ = writeln!(
+            report,
+            "| {} | {connections} | {:.2} µs ({:.2}) | {:.2} µs ({:.2}) | {:.2} | {:.2} / {:.2} µs | {:.3} / {:.3} | {:.3} / {:.3} |",
+            name,
+            host.server_cpu_us,
+            host.server_user_us,
+            baseline.server_cpu_us,
+            baseline.server_user_us,
+            compared.ratios.server_cpu,
+            host.load_cpu_us,
+            baseline.load_cpu_us,
+            host.load_sleeps,
+            baseline.load_sleeps,
+            host.server_preempted,
+            baseline.server_preempted,
+        );
+    }
+    for line in &results.skipped {
+        let _ = writeln!(report, "\nNot measured: {line}");
+    }
+    let _ = writeln!(
+        report,
+        "\n| measure | value |\n|---|---:|\n\
+         | 100 mounts `/m50/hello` req/s | {:.0} |\n\
+         | 2 mounts `/admin/hello` req/s | {:.0} |\n\
+         | ratio 100 mounts / 2 mounts | {:.3} |\n\
+         | start-up to first 200, 2 mounts | {:.1} ms |\n\
+         | start-up to first 200, 100 mounts | {:.1} ms |\n\
+         | host peak RSS (after all load) | {:.1} MiB |\n\
+         | host RSS after the load | {:.1} MiB |\n\
+         | user-space instructions per `/hello` request, host (callgrind) | {:.0} |\n\
+         | user-space instructions per `/hello` request, baseline (callgrind) | {:.0} |\n\
+         | instructions ratio host/baseline | {:.2} |\n\
+         | user-space instructions per `/m50/hello` request, 100 mounts (callgrind) | {:.0} |\n\
+         | user-space instructions per `/admin/hello` request, 2 mounts (callgrind) | {:.0} |\n\
+         | instructions ratio 100 mounts / 2 mounts | {:.3} |",
+        mounts.a.run.requests_per_second,
+        mounts.b.run.requests_per_second,
+        mounts.ratios.requests_per_second,
+        results.startup_two_ms,
+        results.startup_hundred_ms,
+        results.peak_kib as f64 / 1024.0,
+        results.rss_kib as f64 / 1024.0,
+        instructions.host,
+        instructions.baseline,
+        instructions.host / instructions.baseline,
+        instructions.hundred_mounts,
+        instructions.two_mounts,
+        instructions.hundred_mounts / instructions.two_mounts,
+    );
+    let figures = Figures {
+        hello: Some(hello.ratios.requests_per_second),
+        hello_p99: Some(hello.ratios.p99),
+        hello_cpu: Some(hello.ratios.server_cpu),
+        small_static: results
+            .at_64(SMALL_STATIC)
+            .map(|row| row.ratios.requests_per_second),
+        mounts: Some(mounts.ratios.requests_per_second),
+        startup_two_ms: Some(results.startup_two_ms),
+        startup_hundred_ms: Some(results.startup_hundred_ms),
+        rss_mib: Some(results.rss_kib as f64 / 1024.0),
+    };
+    let _ = writeln!(
+        report,
+        "\n## Targets\n\n\
+         The `/hello` ratio of each round, in order: {}.\n\n\
+         | target | goal | this run | |\n|---|---|---:|---|",
+        hello
+            .rounds
+            .iter()
+            .map(|ratio| format!("{ratio:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for target in targets(&figures) {
+        let _ = writeln!(
+            report,
+            "| {} | {} | {} | {} |",
+            target.what,
+            target.goal,
+            target.measured,
+            if target.met { "met" } else { "missed" }
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\nhello ratio host/baseline: {:.2} req/s; host CPU per hello request {:.2} µs against \
+         the baseline's {:.2} µs ({:.2})",
+        hello.ratios.requests_per_second,
+        hello.a.cost.server_cpu_us,
+        hello.b.cost.server_cpu_us,
+        hello.ratios.server_cpu,
+    );
+    report
+}
+
+fn format_us(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+/// The figures the targets are about; `None` where the scenario was not
+/// measured.
+struct Figures {
+    /// `/hello` at 64 connections, host / baseline requests per second.
+    hello: Option<f64>,
+    /// Its p99 latency, host / baseline.
+    hello_p99: Option<f64>,
+    /// Its CPU time per request, host / baseline.
+    hello_cpu: Option<f64>,
+    /// The small static file against the baseline's hello, requests per
+    /// second.
+    small_static: Option<f64>,
+    /// 100 mounts / 2 mounts, requests per second.
+    mounts: Option<f64>,
+    startup_two_ms: Option<f64>,
+    startup_hundred_ms: Option<f64>,
+    /// The host's resident memory after all the load.
+    rss_mib: Option<f64>,
+}
+
+/// One target, and whether this run met it.
+#[derive(Debug, PartialEq)]
+struct Target {
+    what: &'static str,
+    goal: &'static str,
+    measured: String,
+    met: bool,
+}
+
+/// The targets, judged on `figures`.
+fn targets(figures: &Figures) -> Vec<Target> {
+    // ratios with three decimals, so that one just under its goal does
+    // not read as the goal
+    let judge = |what, goal, figure: Option<f64>, unit: &str, met: fn(f64) -> bool| Target {
+        what,
+        goal,
+        measured: figure.map_or_else(
+            || "not measured".to_owned(),
+            |value| match unit {
+                "" => format!("{value:.3}"),
+                unit => format!("{value:.1}{unit}"),
+            },
+        ),
+        met: figure.is_some_and(met),
+    };
+    vec![
+        judge(
+            "hello through the ABI, req/s against the baseline",
+            "≥ 0.90",
+            figures.hello,
+            "",
+            |ratio| ratio >= 0.90,
+        ),
+        judge(
+            "hello p99 latency against the baseline's",
+            "≤ 1.5",
+            figures.hello_p99,
+            "",
+            |ratio| ratio <= 1.5,
+        ),
+        judge(
+            "host CPU per hello request against the baseline's",
+            "≤ 1.25",
+            figures.hello_cpu,
+            "",
+            |ratio| ratio <= 1.25,
+        ),
+        judge(
+            "small static file, req/s against the baseline's hello",
+            "≥ 0.55",
+            figures.small_static,
+            "",
+            |ratio| ratio >= 0.55,
+        ),
+        judge(
+            "100 mounts against 2, req/s",
+            "≥ 0.97",
+            figures.mounts,
+            "",
+            |ratio| ratio >= 0.97,
+        ),
+        judge(
+            "start-up to the first 200, 2 mounts",
+            "< 100 ms",
+            figures.startup_two_ms,
+            " ms",
+            |ms| ms < 100.0,
+        ),
+        judge(
+            "start-up to the first 200, 100 mounts",
+            "< 1000 ms",
+            figures.startup_hundred_ms,
+            " ms",
+            |ms| ms < 1000.0,
+        ),
+        judge(
+            "host RSS after the load",
+            "< 40 MiB",
+            figures.rss_mib,
+            " MiB",
+            |mib| mib < 40.0,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_judged_at_their_bounds() {
+        let figures = |hello| Figures {
+            hello: Some(hello),
+            hello_p99: Some(1.5),
+            hello_cpu: Some(1.251),
+            small_static: None,
+            mounts: Some(0.969),
+            startup_two_ms: Some(99.9),
+            startup_hundred_ms: Some(1000.0),
+            rss_mib: Some(39.9),
+        };
+        let verdicts = |hello| {
+            targets(&figures(hello))
+                .into_iter()
+                .map(|target| (target.measured, target.met))
+                .collect::<Vec<_>>()
+        };
+        let expected = |hello: &str, hello_met| {
+            vec![
+                (hello.to_owned(), hello_met),
+                ("1.500".to_owned(), true),
+                ("1.251".to_owned(), false),
+                ("not measured".to_owned(), false),
+                ("0.969".to_owned(), false),
+                ("99.9 ms".to_owned(), true),
+                ("1000.0 ms".to_owned(), false),
+                ("39.9 MiB".to_owned(), true),
+            ]
+        };
+        assert_eq!(verdicts(0.90), expected("0.900", true));
+        // judged on the figure, not on its text
+        assert_eq!(verdicts(0.89996), expected("0.900", false));
+        assert_eq!(verdicts(0.899), expected("0.899", false));
+    }
+}
