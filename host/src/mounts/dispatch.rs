@@ -118,7 +118,7 @@ impl PrefixTable {
 
     /// The mount with the longest prefix of `path` (decoded, starting with
     /// `/`) on a segment boundary, and the length of that prefix in bytes.
-    pub fn lookup(&self, path: &str) -> Option<(usize, usize)> {
+    pub(crate) fn lookup(&self, path: &str) -> Option<(usize, usize)> {
         let mut node = &self.root;
         let mut best = node.mount.map(|mount| (mount, 0));
         let mut end = 0;
@@ -233,7 +233,7 @@ fn unservable(table: &PrefixTable, raw_path: &str, reason: &'static str) -> Rout
 const ENCODED_SLASH: &str = "an encoded slash (%2F) in the path is not allowed";
 
 /// Percent-decodes a request path and resolves its `.` and `..` segments.
-pub fn decode_path(raw_path: &str) -> Result<Cow<'_, str>, &'static str> {
+pub(crate) fn decode_path(raw_path: &str) -> Result<Cow<'_, str>, &'static str> {
     if !raw_path.starts_with('/') {
         return Err("the request target must be a path starting with '/'");
     }

@@ -23,7 +23,7 @@ use std::{
 use locator::Locator;
 pub use proxies::TrustedProxies;
 use raw::{RawMount, RawTable};
-pub use validate::normalize_prefix;
+pub(crate) use validate::normalize_prefix;
 
 /// A validated mount table.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +79,7 @@ pub struct DatabaseConfig {
 
 /// The file of the site database of releases before named databases, in
 /// the data folder (the services refuse a table that leaves it out).
-pub const LEGACY_DATABASE_FILE: &str = "app.db";
+pub(crate) const LEGACY_DATABASE_FILE: &str = "app.db";
 
 /// One validated mount.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,7 +194,7 @@ impl std::error::Error for ConfigError {
 
 /// A one-mount table for `host run`: the library served at `prefix`, with
 /// every other setting at its default, relative to the current folder.
-pub fn single(
+pub(crate) fn single(
     name: &str,
     prefix: &str,
     library: &Path,
@@ -220,12 +220,12 @@ pub fn single(
 }
 
 /// The JSON Schema of the mount table, for editors (`host schema`).
-pub fn schema() -> String {
+pub(crate) fn schema() -> String {
     raw::schema()
 }
 
 /// Reads and validates the mount table at `file`.
-pub fn load(file: &Path) -> Result<MountTable, ConfigError> {
+pub(crate) fn load(file: &Path) -> Result<MountTable, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_owned(),
         source,

@@ -351,7 +351,7 @@ fn mount_databases(
 
 /// Normalises a mount prefix: must start with `/`; trailing slashes are
 /// stripped (Werkzeug loops forever on `/admin/` keys), so `/` becomes `""`.
-pub fn normalize_prefix(prefix: &str) -> Result<String, String> {
+pub(crate) fn normalize_prefix(prefix: &str) -> Result<String, String> {
     if !prefix.starts_with('/') {
         return Err(format!("{prefix:?} must start with '/' (e.g. \"/admin\")"));
     }
