@@ -28,9 +28,11 @@ def free_port():
 
 
 def cpu_seconds(pid):
-    """User and system CPU time of a process, from /proc/PID/stat."""
+    """CPU time of a process, in all and in user space, from /proc/PID/stat."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    user, system = int(fields[11]), int(fields[12])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (user + system) / ticks, user / ticks
 
 
 def wait_listening(port, process):
@@ -80,7 +82,8 @@ def main():
 
 
 def run(server, path, options):
-    """One wrk round against one server: requests a second, CPU µs a request."""
+    """One wrk round against one server: requests a second, and CPU µs a
+    request in all and in user space."""
     _, port, process = server
     before = cpu_seconds(process.pid)
     output = subprocess.run(
@@ -88,10 +91,14 @@ def run(server, path, options):
          f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     ).stdout
-    used = cpu_seconds(process.pid) - before
+    after = cpu_seconds(process.pid)
     per_second = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    return per_second, used / max(requests, 1) * 1e6
+    requests = max(int(re.search(r"(\d+) requests in", output).group(1)), 1)
+    return (
+        per_second,
+        (after[0] - before[0]) / requests * 1e6,
+        (after[1] - before[1]) / requests * 1e6,
+    )
 
 
 def measure(servers, path, options):
@@ -108,7 +115,8 @@ def measure(servers, path, options):
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) >= 4 else [min(ratios), 0, max(ratios)]
     median = lambda values: statistics.median(values)
     described = "; ".join(
-        f"{name} {median([f[0] for f in figures]):.0f} req/s, {median([f[1] for f in figures]):.2f} µs CPU/req"
+        f"{name} {median([f[0] for f in figures]):.0f} req/s, "
+        f"{median([f[1] for f in figures]):.2f} µs CPU/req ({median([f[2] for f in figures]):.2f} user)"
         for name, figures in seen.items()
     )
     print(

@@ -9,7 +9,7 @@ use host::cli;
 /// defines `malloc`, `free` and the rest in this executable, which exports
 /// them, so the app libraries, SQLite and libc allocate with it too (one
 /// allocator in the process, as with `LD_PRELOAD`). The blog's pages
-/// allocate mostly in the apps, and are served a fifth faster than with
+/// allocate mostly in the apps, and are served 10 to 18% faster than with
 /// glibc's malloc (`docs/performance.md`).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -252,9 +252,15 @@ async fn call_app(
         arrived,
     } = context;
     let mount = &live.mount;
-    let body = match read_body(body, &parts.headers, mount.max_body_bytes).await {
-        Ok(body) => body,
-        Err(response) => return response,
+    // most requests have no body: nothing to check or collect, and no
+    // reading future to make
+    let body = if body.is_end_stream() {
+        Bytes::new()
+    } else {
+        match read_body(body, &parts.headers, mount.max_body_bytes).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        }
     };
     let host = origin.host.as_deref().or_else(|| {
         parts
@@ -321,10 +327,6 @@ async fn read_body(
     headers: &http::HeaderMap,
     limit: u64,
 ) -> Result<Bytes, Response<Body>> {
-    if body.is_end_stream() {
-        // most requests have no body: nothing to check or collect
-        return Ok(Bytes::new());
-    }
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
