@@ -221,7 +221,7 @@ mod services {
         sabi_trait::TD_Opaque,
         std_types::{RArc, RResult, RSlice, RStr, RString, RVec},
     };
-    use host_database::{Database, Failure};
+    use host_database::Database;
 
     use crate::{
         abi::{
@@ -253,10 +253,6 @@ mod services {
         ))))
     }
 
-    fn db_error(failure: Failure) -> DbError {
-        failure.into()
-    }
-
     fn guarded<T, E>(
         error: impl FnOnce() -> E,
         body: impl FnOnce() -> Result<T, E>,
@@ -284,7 +280,8 @@ mod services {
                 return Ok(Arc::clone(database));
             }
             let path = self.folder.path().join(format!("{name}.db"));
-            let database = Arc::new(Database::open(name, &path, 4, &Vec::new).map_err(db_error)?);
+            let database =
+                Arc::new(Database::open(name, &path, 4, &Vec::new).map_err(DbError::from)?);
             databases.insert(name.to_owned(), Arc::clone(&database));
             Ok(database)
         }
@@ -322,7 +319,7 @@ mod services {
                 let steps: Vec<&str> = steps.iter().map(RStr::as_str).collect();
                 self.database("")?
                     .migrate_user_version(&steps)
-                    .map_err(db_error)
+                    .map_err(DbError::from)
             })
         }
 
@@ -389,7 +386,7 @@ mod services {
             guarded(db_panic, || {
                 self.database(database.as_str())?
                     .query(sql.as_str(), params.as_slice())
-                    .map_err(db_error)
+                    .map_err(DbError::from)
             })
         }
 
@@ -401,7 +398,7 @@ mod services {
             guarded(db_panic, || {
                 self.database(database.as_str())?
                     .transaction(statements.as_slice())
-                    .map_err(db_error)
+                    .map_err(DbError::from)
             })
         }
 

@@ -284,15 +284,16 @@ pub fn summarize_abi_report(report: &str) -> String {
 }
 
 /// What an app instance is told about its mount (the one at `index` in the
-/// table), in the shape of the app's contract.
+/// table), in the shape of the app's contract: a macro, because the two
+/// shapes are distinct types with the same fields.
 macro_rules! context {
-    ($context:ty, $host:expr, $mount:expr, $index:expr, $logger:expr, $services:expr, $debug:expr) => {{
+    ($context:path, $host:expr, $mount:expr, $index:expr, $logger:expr, $services:expr, $debug:expr) => {{
         let (mount, logger): (&Mount, AppLogger) = ($mount, $logger);
         let secret = $services
             .mount_secret(&mount.name)
             .map_err(|message| LoadError::Secret { message })?;
         let services = MountServices::new(mount, $index, logger, Arc::clone($services));
-        <$context>::from(ContextFields {
+        $context {
             mount_name: mount.name.as_str().into(),
             prefix: mount.prefix.as_str().into(),
             static_url_path: mount.static_url_path.as_str().into(),
@@ -303,56 +304,8 @@ macro_rules! context {
             max_log_level: logger.max_level(),
             host: $host(services),
             extensions: extensions(mount, $debug),
-        })
+        }
     }};
-}
-
-/// The fields both context shapes share, with the host object of one.
-struct ContextFields<H> {
-    mount_name: RString,
-    prefix: RString,
-    static_url_path: RString,
-    logger: RString,
-    session_cookie: RString,
-    config_json: RString,
-    secret: RVec<u8>,
-    max_log_level: u8,
-    host: H,
-    extensions: RVec<Extension>,
-}
-
-impl From<ContextFields<HostServices>> for HostContext {
-    fn from(fields: ContextFields<HostServices>) -> HostContext {
-        HostContext {
-            mount_name: fields.mount_name,
-            prefix: fields.prefix,
-            static_url_path: fields.static_url_path,
-            logger: fields.logger,
-            session_cookie: fields.session_cookie,
-            config_json: fields.config_json,
-            secret: fields.secret,
-            max_log_level: fields.max_log_level,
-            host: fields.host,
-            extensions: fields.extensions,
-        }
-    }
-}
-
-impl From<ContextFields<v1_0::HostServices>> for v1_0::HostContext {
-    fn from(fields: ContextFields<v1_0::HostServices>) -> v1_0::HostContext {
-        v1_0::HostContext {
-            mount_name: fields.mount_name,
-            prefix: fields.prefix,
-            static_url_path: fields.static_url_path,
-            logger: fields.logger,
-            session_cookie: fields.session_cookie,
-            config_json: fields.config_json,
-            secret: fields.secret,
-            max_log_level: fields.max_log_level,
-            host: fields.host,
-            extensions: fields.extensions,
-        }
-    }
 }
 
 fn current_host(services: MountServices) -> HostServices {
