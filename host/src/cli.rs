@@ -148,9 +148,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { table } => check(&table.config),
         Command::Routes { table } => routes(&table.config),
         Command::Reload { table } => {
-            let table = table::load(&table.config)?;
-            let pid =
-                crate::run::handover::signal_reload(&table.data_dir).map_err(anyhow::Error::msg)?;
+            let loaded = table::load(&table.config)?;
+            let pid = crate::run::handover::signal_reload(&loaded.data_dir, &table.config)
+                .map_err(anyhow::Error::msg)?;
             println!("asked host {pid} to reload");
             Ok(ExitCode::SUCCESS)
         }
@@ -195,6 +195,9 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
     let services = SiteServices::new(&table, Mode::Inspect).map_err(anyhow::Error::msg)?;
     let mut failed = 0;
     println!("{}: {} mounts", file.display(), table.mounts.len());
+    for warning in table.warnings() {
+        println!("warn  {warning}");
+    }
     for (mount, outcome) in app::load_mounts(&table, &services, false) {
         match outcome {
             Ok(app) => {

@@ -27,6 +27,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static MALLOC_CONF: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> ExitCode {
+    // Everything the host creates is its own alone unless made otherwise:
+    // the database holds password hashes, the data folder the secret key
+    // and uploads not yet published (log files are made 0640 by hand).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     match cli::run(cli::Cli::parse()) {
         Ok(code) => code,
         Err(error) => {

@@ -168,6 +168,8 @@ fn echoing_behind(trusted: serde_json::Value) -> Host {
     admin["config"] = json!({"catch_all": true});
     Host::start(Table::from_value(json!({
         "trusted_proxies": trusted,
+        "trusted_headers": {"x_host": 1, "x_prefix": 1},
+        "allowed_hosts": ["blog.example.com", "127.0.0.1"],
         "mounts": [mount("frontend", "/", "frontend"), admin],
     })))
 }

@@ -15,9 +15,12 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RNone, RResult, RSome, RString, RVec},
 };
+use percent_encoding::utf8_percent_encode;
 use tracing::{Dispatch, dispatcher::DefaultGuard};
 
-use super::{Commands, Error, Mount, Request, Response, Router, Services, logging, router::Match};
+use super::{
+    Commands, Error, Mount, Request, Response, Router, Services, logging, router::Match, url::PATH,
+};
 use crate::abi::{
     App, App_TO, AppError, AppInstance, AppRequest, AppResponse, CommandInfo, HostContext,
     RouteInfo,
@@ -164,7 +167,11 @@ pub(crate) fn respond(
             .with_status(200)
             .with_header("allow", allowed.join(", "))),
         Match::AddSlash => {
-            let mut location = format!("{}{}/", request.script_root, request.path);
+            // the path is decoded: `?` and `#` in it are the path's own
+            let mut location: String = [request.script_root.as_str(), &request.path, "/"]
+                .into_iter()
+                .flat_map(|piece| utf8_percent_encode(piece, PATH))
+                .collect();
             if !request.query.is_empty() {
                 location.push('?');
                 location.push_str(&request.query);
@@ -309,4 +316,45 @@ pub fn run_command(
             .map(Into::into)
             .map_err(internal_error)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `Location` the router's trailing-slash redirect sends for a
+    /// `GET` of the decoded `path` at the root mount.
+    fn added_slash(path: &str, query: &str) -> String {
+        let router = Router::new().get("/<name>/", "folder", |_: &Request| Ok(Response::text("")));
+        let mount = Mount::new("site", "/");
+        let request = AppRequest {
+            method: "GET".into(),
+            scheme: "http".into(),
+            host: "localhost".into(),
+            script_root: "".into(),
+            path: path.into(),
+            query: query.into(),
+            headers: RVec::new(),
+            body: RVec::new(),
+            remote_addr: "127.0.0.1:1".into(),
+            request_id: "1".into(),
+            extensions: RVec::new(),
+        };
+        let response = respond(&router, &mount, &request).unwrap();
+        assert_eq!(response.status(), 308);
+        response.header("location").unwrap().to_owned()
+    }
+
+    #[test]
+    fn the_trailing_slash_redirect_never_leads_off_site() {
+        for (path, query, location) in [
+            ("/about", "", "/about/"),
+            ("/about", "x=1", "/about/?x=1"),
+            ("/\\evil.example", "", "/%5Cevil.example/"),
+            ("/a b\"<>", "", "/a%20b%22%3C%3E/"),
+            ("/what?#", "", "/what%3F%23/"),
+        ] {
+            assert_eq!(added_slash(path, query), location, "{path:?}");
+        }
+    }
 }

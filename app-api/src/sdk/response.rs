@@ -59,7 +59,11 @@ impl Response {
     }
 
     /// A redirect with a chosen status (301, 302, 303, 307 or 308).
+    /// Characters a URL may not hold are percent-encoded, and a location
+    /// starting with `//` stays on this site (`/%2F...`): write another
+    /// site's address in full, `https://...`.
     pub fn redirect_with(status: u16, location: &str) -> Response {
+        let location = super::url::location(location);
         Response::text(format!("Redirecting to {location}\n"))
             .with_status(status)
             .with_header("location", location)

@@ -100,6 +100,24 @@ fn cdata_text(text: &str) -> String {
     out
 }
 
+/// `xml` without the characters XML 1.0 cannot hold (controls other than
+/// tab, newline and carriage return; U+FFFE and U+FFFF): one in a post's
+/// title or body would make the whole feed unreadable to every reader.
+fn xml_chars(xml: String) -> String {
+    let invalid = |c: char| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{fffe}' | '\u{ffff}')
+    };
+    // nearly always there are none: one scan of the bytes, no copy
+    let suspect = xml
+        .bytes()
+        .any(|b| (b < b' ' && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF);
+    if suspect && xml.contains(invalid) {
+        xml.replace(invalid, "")
+    } else {
+        xml
+    }
+}
+
 fn atom_feed(site: &Site, req: &Request) -> Result<Response, Error> {
     let posts = site.blog.latest_posts(FEED_ENTRIES)?;
     let updated = posts.iter().map(|post| post.updated_at).max().unwrap_or(0);
@@ -124,7 +142,7 @@ fn atom_feed(site: &Site, req: &Request) -> Result<Response, Error> {
     Ok(Response::new(
         200,
         "application/atom+xml; charset=utf-8",
-        xml,
+        xml_chars(xml),
     ))
 }
 
@@ -133,6 +151,19 @@ app_api::export_app!(name: "frontend", init: build);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xml_chars_drops_what_xml_cannot_hold() {
+        for (text, expected) in [
+            ("<t>plain</t>", "<t>plain</t>"),
+            ("<t>a\u{0}b\u{1b}[31mc\u{7f}</t>", "<t>ab[31mc\u{7f}</t>"),
+            ("tab\tnew\nline\r", "tab\tnew\nline\r"),
+            ("\u{fffe}x\u{ffff}\u{fffd}", "x\u{fffd}"),
+            ("caf\u{e9} \u{20ac}", "caf\u{e9} \u{20ac}"),
+        ] {
+            assert_eq!(xml_chars(text.to_owned()), expected, "{text:?}");
+        }
+    }
 
     #[test]
     fn cdata_text_never_ends_its_section_early() {

@@ -134,6 +134,18 @@ impl Runner {
         }
     }
 
+    /// Waits, up to `queue_timeout`, until one of the mount's handlers is
+    /// free, without taking it: a request's body is read only once its
+    /// handler could run, yet no handler sits idle while a slow client
+    /// sends the body (the slot is taken by [`Runner::call`]).
+    pub async fn admit(&self) -> Result<(), CallError> {
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(_) => Ok(()),
+            Err(TryAcquireError::Closed) => Err(CallError::Closed),
+            Err(TryAcquireError::NoPermits) => self.wait_for_slot().await.map(drop),
+        }
+    }
+
     async fn wait_for_slot(&self) -> Result<OwnedSemaphorePermit, CallError> {
         match tokio::time::timeout(
             self.limits.queue_timeout,

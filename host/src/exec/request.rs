@@ -14,7 +14,6 @@ use std::cell::RefCell;
 
 use abi_stable::std_types::{RString, RVec};
 use app_api_abi::{AppRequest, Header};
-use bytes::Bytes;
 use http::HeaderMap;
 
 /// What an [`AppRequest`] is made of, borrowed from hyper's request and the
@@ -37,7 +36,7 @@ pub struct Parts<'a> {
     /// The request headers, in the order the client sent them.
     pub headers: &'a HeaderMap,
     /// The whole body.
-    pub body: Bytes,
+    pub body: Vec<u8>,
     /// The client's address.
     pub remote_addr: &'a str,
     /// The request id.
@@ -152,7 +151,7 @@ fn fill(request: &mut AppRequest, parts: Parts<'_>) {
         count += 1;
     }
     headers.truncate(count);
-    *body = RVec::from(Vec::from(parts.body));
+    *body = RVec::from(parts.body);
     set(remote_addr, &[parts.remote_addr]);
     set(request_id, &[parts.request_id]);
     extensions.clear();
@@ -210,7 +209,7 @@ mod tests {
             path,
             query: if body.is_empty() { "" } else { "x=1&y=2" },
             headers,
-            body: Bytes::from_static(body),
+            body: body.to_vec(),
             remote_addr: "127.0.0.1:40000",
             request_id: "00ff00ff00ff00ff",
         }

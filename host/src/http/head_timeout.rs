@@ -19,8 +19,11 @@
 //! of its body), and bytes written to the client; a write waiting for the
 //! client to read keeps it busy too (a slow download is not cut off, as with
 //! hyper's timer). Bytes read are not: a slowloris client dribbles them.
-//! HTTP/2 connections (recognised by their preface) are not watched, as
-//! hyper's timer did not watch them; their keep-alive pings do that work.
+//!
+//! HTTP/2 connections (recognised by their preface) are busy while a stream
+//! is open, and idle from the end of their last stream: bytes written do
+//! not count there, or a client sending a PING now and then (answered with
+//! an ACK) would hold its connection for ever.
 
 use std::{
     future::Future,
@@ -28,7 +31,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -68,9 +71,11 @@ pub struct Activity {
     last_ms: AtomicU64,
     /// A request is between its head and its response.
     serving: AtomicBool,
+    /// HTTP/2 streams between their head and their response.
+    streams: AtomicUsize,
     /// A write waits for the client to read.
     write_blocked: AtomicBool,
-    /// The client spoke HTTP/2: not watched.
+    /// The client spoke HTTP/2.
     http2: AtomicBool,
 }
 
@@ -80,20 +85,28 @@ impl Activity {
         Activity {
             last_ms: AtomicU64::new(coarse_ms()),
             serving: AtomicBool::new(false),
+            streams: AtomicUsize::new(0),
             write_blocked: AtomicBool::new(false),
             http2: AtomicBool::new(false),
         }
     }
 
     /// Marks the connection busy until the returned guard is dropped (when
-    /// the response is ready); nothing for HTTP/2, whose requests run
-    /// side by side.
-    pub fn serving(&self, version: Version) -> Option<Serving<'_>> {
+    /// the response is ready). HTTP/2's requests run side by side, on
+    /// other tasks: they are counted.
+    pub fn serving(&self, version: Version) -> Serving<'_> {
         if version == Version::HTTP_2 {
-            return None;
+            self.streams.fetch_add(1, Ordering::Relaxed);
+            return Serving {
+                activity: self,
+                stream: true,
+            };
         }
         self.serving.store(true, Ordering::Relaxed);
-        Some(Serving(self))
+        Serving {
+            activity: self,
+            stream: false,
+        }
     }
 
     fn lived(&self) {
@@ -104,6 +117,7 @@ impl Activity {
         Seen {
             last_ms: self.last_ms.load(Ordering::Relaxed),
             busy: self.serving.load(Ordering::Relaxed)
+                || self.streams.load(Ordering::Relaxed) > 0
                 || self.write_blocked.load(Ordering::Relaxed),
         }
     }
@@ -116,12 +130,19 @@ impl Default for Activity {
 }
 
 /// A request being served; see [`Activity::serving`].
-pub struct Serving<'a>(&'a Activity);
+pub struct Serving<'a> {
+    activity: &'a Activity,
+    stream: bool,
+}
 
 impl Drop for Serving<'_> {
     fn drop(&mut self) {
-        self.0.lived();
-        self.0.serving.store(false, Ordering::Relaxed);
+        self.activity.lived();
+        if self.stream {
+            self.activity.streams.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.activity.serving.store(false, Ordering::Relaxed);
+        }
     }
 }
 
@@ -182,9 +203,6 @@ impl<F: Future> Future for Watched<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Poll::Ready(output) = self.connection.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
-        }
-        if self.activity.http2.load(Ordering::Relaxed) {
-            return Poll::Pending;
         }
         loop {
             if self.armed && !self.sleep.is_elapsed() {
@@ -248,7 +266,9 @@ impl<T> Tracked<T> {
     fn wrote(&self, result: &Poll<io::Result<usize>>) {
         match result {
             Poll::Ready(Ok(_)) => {
-                self.activity.lived();
+                if !self.activity.http2.load(Ordering::Relaxed) {
+                    self.activity.lived();
+                }
                 self.activity.write_blocked.store(false, Ordering::Relaxed);
             }
             Poll::Ready(Err(_)) => {}
@@ -386,7 +406,7 @@ mod tests {
     }
 
     #[test]
-    fn serving_marks_http1_requests_busy_until_the_response_is_ready() {
+    fn serving_marks_requests_busy_until_their_responses_are_ready() {
         let activity = Activity::new();
         activity.last_ms.store(0, Ordering::Relaxed);
         let serving = activity.serving(Version::HTTP_11);
@@ -395,7 +415,12 @@ mod tests {
         let seen = activity.seen();
         assert!(!seen.busy);
         assert!(seen.last_ms > 0, "the response stamps the time");
-        assert!(activity.serving(Version::HTTP_2).is_none());
+        // HTTP/2 streams side by side: busy until the last one is answered
+        let first = activity.serving(Version::HTTP_2);
+        let second = activity.serving(Version::HTTP_2);
+        drop(first);
+        assert!(activity.seen().busy);
+        drop(second);
         assert!(!activity.seen().busy);
     }
 }

@@ -7,8 +7,10 @@
 mod body;
 mod coalesce;
 mod head_timeout;
+mod per_address;
 mod pipeline;
 mod proxy;
+mod request_body;
 mod request_id;
 mod respond;
 
@@ -25,13 +27,18 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use crate::{mounts::site::Site, table::Limits};
 use coalesce::Coalesced;
 use head_timeout::{Activity, Tracked, Watched};
+use per_address::PerAddress;
 use pipeline::Peer;
+use request_body::Bodies;
 
 /// How many headers hyper accepts unless told otherwise: its own limit,
 /// kept in arrays on the stack. A limit set explicitly, even to the same
 /// 100, makes it fill a vector of that many per request instead, which
 /// cost a fifth of a bare hyper hello.
 const HYPER_MAX_HEADERS: usize = 100;
+
+/// Streams one HTTP/2 connection may have open at once.
+const HTTP2_MAX_STREAMS: u32 = 128;
 
 /// How long newly accepted connections get to send their request before
 /// idle connections are closed at shutdown.
@@ -61,8 +68,13 @@ pub async fn serve<T>(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(30));
+        .keep_alive_interval(Duration::from_secs(30))
+        // nginx's http2_max_concurrent_streams: one connection may not
+        // start more handlers at once than this
+        .max_concurrent_streams(HTTP2_MAX_STREAMS);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let bodies = Arc::new(Bodies::new(&limits, &site.spool_dir));
+    let per_address = PerAddress::new(limits.max_connections_per_address);
     let mut stop = std::pin::pin!(stop);
     let reason = loop {
         // At the cap, stop accepting: new clients wait in the backlog.
@@ -85,6 +97,17 @@ pub async fn serve<T>(
             },
             reason = &mut stop => break reason,
         };
+        let counted = if site.trusted_proxies.trusts(remote.ip()) {
+            None
+        } else {
+            match per_address.admit(remote.ip()) {
+                Some(counted) => Some(counted),
+                None => {
+                    tracing::debug!(%remote, "closed: the client has max_connections_per_address open");
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(remote);
         let activity = Arc::new(Activity::new());
@@ -93,6 +116,7 @@ pub async fn serve<T>(
             text: remote.to_string(),
             local,
             activity: Arc::clone(&activity),
+            bodies: Arc::clone(&bodies),
         });
         let site = Arc::clone(&site);
         let service = service_fn(move |request: Request<Incoming>| {
@@ -117,7 +141,7 @@ pub async fn serve<T>(
                 }
                 None => tracing::debug!(%remote, "closed: no request head in time"),
             }
-            drop(permit);
+            drop((permit, counted));
         });
     };
     tracing::info!("stopped accepting; finishing in-flight requests");

@@ -5,19 +5,23 @@
 //! handler run by `exec`), and last the request's metrics and access line.
 //! What to answer is decided here; `respond` writes every response.
 
-use std::{borrow::Cow, net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    borrow::Cow,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use abi_stable::std_types::RResult;
 use app_api_abi::{AppError, level};
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
 use super::{
     body::Body,
     head_timeout::Activity,
     proxy::{self, Origin},
+    request_body::{Bodies, Refusal},
     request_id::next_request_id,
     respond,
 };
@@ -27,6 +31,7 @@ use crate::{
     metrics::Counters,
     mounts::{
         dispatch::{self, Folder, Route},
+        routes::AppRoutes,
         site::{MountState, Site, SiteMount},
     },
 };
@@ -44,10 +49,14 @@ pub(super) struct Peer {
     /// Our end.
     pub(super) local: SocketAddr,
     pub(super) activity: Arc<Activity>,
+    /// Where request bodies go while they arrive (the site's, shared).
+    pub(super) bodies: Arc<Bodies>,
 }
 
 /// What the host knows of a request besides its head and body.
 struct Context<'a> {
+    /// Where its body goes while it arrives.
+    bodies: &'a Bodies,
     /// Who sent it, proxies considered.
     origin: Origin<'a>,
     /// Our end of the connection.
@@ -94,6 +103,7 @@ pub(super) async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer)
     let request_id = request_id.as_str();
     let (request, body) = request.into_parts();
     let context = Context {
+        bodies: &peer.bodies,
         origin: proxy::origin(
             &site.trusted_proxies,
             peer.address,
@@ -149,8 +159,12 @@ async fn answer<'s>(
     context: &Context<'_>,
 ) -> Answer<'s> {
     let (method, uri) = (&request.method, &request.uri);
-    if let Some(response) = host_page(site, method, uri.path()) {
+    if let Some(response) = host_page(site, method, uri.path(), &context.origin) {
         return Answer::by_host(response);
+    }
+    if requested_host(&context.origin, request).is_some_and(|host| !site.allowed_hosts.allows(host))
+    {
+        return Answer::by_host(respond::unknown_host());
     }
     let route = dispatch::route(&site.prefixes, uri.path(), uri.query());
     let (index, served) = match route {
@@ -181,8 +195,17 @@ async fn answer<'s>(
             respond::unavailable(site_mount.mount.display_prefix()),
             None,
         ),
-        (MountState::Live { runner, .. }, Served::App(path)) => (
-            call_app(site, site_mount, runner, &path, request, body, context).await,
+        (MountState::Live { app, runner }, Served::App(path)) => (
+            call_app(
+                site,
+                site_mount,
+                (&app.routes, runner),
+                &path,
+                request,
+                body,
+                context,
+            )
+            .await,
             None,
         ),
         (MountState::Live { app, .. }, Served::File(folder, file)) => {
@@ -216,13 +239,28 @@ enum Served<'p> {
     File(Folder, Cow<'p, str>),
 }
 
-/// The host's own pages (health, metrics), if `path` is one of them.
-fn host_page(site: &Site, method: &Method, path: &str) -> Option<Response<Body>> {
+/// The host's own pages (health, metrics), if `path` is one of them. Only
+/// administrators' clients (`Site::is_admin`) read the details and the
+/// metrics: a failed mount's error names files on the server.
+fn host_page(
+    site: &Site,
+    method: &Method,
+    path: &str,
+    origin: &Origin<'_>,
+) -> Option<Response<Body>> {
     let is = |configured: &Option<String>| configured.as_deref() == Some(path);
+    let admin = || origin.ip().is_some_and(|address| site.is_admin(address));
     let response = if is(&site.paths.health) {
-        let (healthy, report) = site.health();
-        respond::health(healthy, report)
+        if admin() {
+            let (healthy, report) = site.health();
+            respond::health(healthy, report)
+        } else {
+            respond::bare_health(site.healthy())
+        }
     } else if is(&site.paths.metrics) {
+        if !admin() {
+            return Some(respond::status_page(StatusCode::NOT_FOUND));
+        }
         respond::metrics(site.metrics())
     } else {
         return None;
@@ -233,57 +271,71 @@ fn host_page(site: &Site, method: &Method, path: &str) -> Option<Response<Body>>
     Some(response)
 }
 
-/// Runs the request through the mount's app: reads its body within the
-/// mount's limit, checks `Host`, hands the request to `exec`, and answers
-/// the reply, or why there is none.
+/// Runs the request through the mount's app: reads its body (only when a
+/// route takes it and a handler is free to run it), checks `Host`, hands
+/// the request to `exec`, and answers the reply, or why there is none.
 async fn call_app(
     site: &Site,
     live: &SiteMount,
-    runner: &Runner,
+    (routes, runner): (&AppRoutes, &Runner),
     path: &str,
     parts: &http::request::Parts,
     body: Incoming,
     context: &Context<'_>,
 ) -> Response<Body> {
     let Context {
+        bodies,
         origin,
         local,
         request_id,
         arrived,
     } = context;
     let mount = &live.mount;
-    // most requests have no body: nothing to check or collect, and no
-    // reading future to make
-    let body = if body.is_end_stream() {
-        Bytes::new()
+    // Most requests have no body: nothing to check or collect, and no
+    // reading future to make. A body no route takes is never read: the
+    // app answers its 404 or 405 without it.
+    let mut received = if body.is_end_stream() || !routes.takes(parts.method.as_str(), path) {
+        None
     } else {
-        match read_body(body, &parts.headers, mount.max_body_bytes).await {
-            Ok(body) => body,
-            Err(response) => return response,
+        if let Err(error) = runner.admit().await {
+            return call_refused(live, parts, request_id, error);
+        }
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        let wait = Duration::from_millis(mount.queue_timeout_ms);
+        match bodies
+            .receive(body, declared, mount.max_body_bytes, wait)
+            .await
+        {
+            Ok(received) => Some(received),
+            Err(refusal) => return body_refused(live, parts, request_id, refusal),
         }
     };
-    let host = origin.host.as_deref().or_else(|| {
-        parts
-            .headers
-            .get(header::HOST)
-            .and_then(|value| value.to_str().ok())
-            .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str))
-    });
+    // `received` keeps the body's share of the memory budget until the
+    // handler is done with the bytes
+    let body = received
+        .as_mut()
+        .map(|received| std::mem::take(&mut received.bytes))
+        .unwrap_or_default();
     let local_text;
-    let host = match host {
-        Some(host) => host,
+    let (scheme, host) = match (&site.public_url, requested_host(origin, parts)) {
+        (Some(public), _) => (public.scheme, public.host.as_str()),
+        (None, Some(host)) => (origin.scheme, host),
         // RFC 9112, section 3.2: a 1.1 request without Host is a 400.
-        None if parts.version == Version::HTTP_11 => {
+        (None, None) if parts.version == Version::HTTP_11 => {
             return respond::bad_request("missing Host header");
         }
-        None => {
+        (None, None) => {
             local_text = local.to_string();
-            &local_text
+            (origin.scheme, local_text.as_str())
         }
     };
     let abi_parts = app_request::Parts {
         method: parts.method.as_str(),
-        scheme: origin.scheme,
+        scheme,
         host,
         script_root: [&origin.prefix, &mount.prefix],
         path,
@@ -302,9 +354,33 @@ async fn call_app(
     };
     match reply {
         Ok(reply) => reply_response(site, live, parts, context, reply),
-        Err(CallError::Closed) => respond::status_page(StatusCode::SERVICE_UNAVAILABLE),
-        Err(CallError::Busy) => respond::busy(),
-        Err(CallError::TimedOut(limit)) => {
+        Err(error) => call_refused(live, parts, request_id, error),
+    }
+}
+
+/// The host the client asked for: from a trusted proxy, else `Host`, else
+/// the request target's authority (HTTP/2's `:authority`).
+fn requested_host<'r>(origin: &'r Origin<'_>, parts: &'r http::request::Parts) -> Option<&'r str> {
+    origin.host.as_deref().or_else(|| {
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str))
+    })
+}
+
+/// The response when the app got no call, or gave no answer in time.
+fn call_refused(
+    live: &SiteMount,
+    parts: &http::request::Parts,
+    request_id: &str,
+    error: CallError,
+) -> Response<Body> {
+    match error {
+        CallError::Closed => respond::status_page(StatusCode::SERVICE_UNAVAILABLE),
+        CallError::Busy => respond::busy(),
+        CallError::TimedOut(limit) => {
             logging::with_request_id(request_id, || {
                 live.logger.emit(
                     level::WARN,
@@ -320,31 +396,30 @@ async fn call_app(
     }
 }
 
-/// The request body, read whole within `limit` bytes; else the response
-/// that refuses it (413, or 400 when it cannot be read).
-async fn read_body(
-    body: Incoming,
-    headers: &http::HeaderMap,
-    limit: u64,
-) -> Result<Bytes, Response<Body>> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(respond::too_large(limit));
-    }
-    let most = usize::try_from(limit).unwrap_or(usize::MAX);
-    // boxed: the collecting future would otherwise make every request's
-    // future larger, and it is moved several times
-    match Box::pin(Limited::new(body, most).collect()).await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(respond::too_large(limit))
-        }
-        Err(error) => {
-            tracing::debug!(%error, "could not read the request body");
-            Err(respond::bad_request("the request body could not be read"))
+/// The response when a request's body was not received.
+fn body_refused(
+    live: &SiteMount,
+    parts: &http::request::Parts,
+    request_id: &str,
+    refusal: Refusal,
+) -> Response<Body> {
+    match refusal {
+        Refusal::TooLarge(limit) => respond::too_large(limit),
+        Refusal::TimedOut => respond::body_timeout(),
+        Refusal::Unreadable => respond::bad_request("the request body could not be read"),
+        Refusal::NoRoom => respond::busy(),
+        Refusal::Spool(error) => {
+            logging::with_request_id(request_id, || {
+                live.logger.emit(
+                    level::ERROR,
+                    "host",
+                    &format!(
+                        "{} {}: cannot spool the request body to a temporary file: {error}",
+                        parts.method, parts.uri
+                    ),
+                );
+            });
+            respond::status_page(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Requests that come through a reverse proxy: `X-Forwarded-For`, `-Proto`,
 //! `-Host` and `-Prefix`, honoured only from the configured
-//! `trusted_proxies` (Werkzeug's `ProxyFix`, without having to count hops).
-//! Pure: no I/O.
+//! `trusted_proxies`, and of each only as many values, counted from the
+//! right, as `trusted_headers` says proxies appended (Werkzeug's
+//! `ProxyFix`): what lies further left was written by the client. Pure: no
+//! I/O.
 
 use std::{
     borrow::Cow,
@@ -27,13 +29,45 @@ pub struct Origin<'a> {
     pub prefix: String,
 }
 
-fn first_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(',').next())
+impl Origin<'_> {
+    /// The client's address without its port.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.client
+            .parse::<SocketAddr>()
+            .map(|address| address.ip())
+            .or_else(|_| self.client.parse::<IpAddr>())
+            .ok()
+    }
+}
+
+/// The value `hops` places from the right of the header `name` (all its
+/// lines, comma-separated), if there are that many: `None` for 0 hops.
+fn hop<'h>(headers: &'h HeaderMap, name: &str, hops: usize) -> Option<&'h str> {
+    if hops == 0 {
+        return None;
+    }
+    let values = || {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+    };
+    let count = values().count();
+    let index = count.checked_sub(hops)?;
+    values()
+        .nth(index)
         .map(str::trim)
         .filter(|value| !value.is_empty())
+}
+
+/// A path prefix made only of characters that need no escaping anywhere
+/// (letters, digits, `-._~` and `/`): it goes into every link the apps
+/// build.
+fn plain_path(prefix: &str) -> bool {
+    prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/'))
 }
 
 /// The request's origin: the peer itself, unless the peer is a trusted
@@ -54,25 +88,13 @@ pub fn origin<'a>(
     if !trusted.trusts(peer.ip()) {
         return origin;
     }
-    // X-Forwarded-For lists the hops left to right; the client is the
-    // rightmost address that is not one of our proxies (the ones to its
-    // left could be forged by the client).
-    let hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-        .collect();
-    if let Some(client) = hops
-        .iter()
-        .rev()
-        .find(|hop| !trusted.trusts(**hop))
-        .or(hops.first())
+    let hops = trusted.headers;
+    if let Some(client) =
+        hop(headers, "x-forwarded-for", hops.x_for).and_then(|hop| hop.parse::<IpAddr>().ok())
     {
         origin.client = Cow::Owned(client.to_string());
     }
-    match first_value(headers, "x-forwarded-proto") {
+    match hop(headers, "x-forwarded-proto", hops.x_proto) {
         Some(scheme) if scheme.eq_ignore_ascii_case("https") => origin.scheme = "https",
         Some(scheme) if scheme.eq_ignore_ascii_case("http") => origin.scheme = "http",
         _ => {}
@@ -81,11 +103,12 @@ pub fn origin<'a>(
         host.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
     };
-    if let Some(host) = first_value(headers, "x-forwarded-host").filter(plausible_host) {
+    if let Some(host) = hop(headers, "x-forwarded-host", hops.x_host).filter(plausible_host) {
         origin.host = Some(host.to_owned());
     }
-    if let Some(prefix) =
-        first_value(headers, "x-forwarded-prefix").and_then(|prefix| normalize_prefix(prefix).ok())
+    if let Some(prefix) = hop(headers, "x-forwarded-prefix", hops.x_prefix)
+        .filter(|prefix| plain_path(prefix))
+        .and_then(|prefix| normalize_prefix(prefix).ok())
     {
         origin.prefix = prefix;
     }
@@ -95,6 +118,7 @@ pub fn origin<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table::TrustedHeaders;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -107,13 +131,23 @@ mod tests {
         map
     }
 
-    fn trusted() -> TrustedProxies {
-        TrustedProxies::parse(["127.0.0.1", "10.0.0.0/8"]).unwrap()
+    /// Proxies at 127.0.0.1 and in 10.0.0.0/8, trusted for `hops` hops of
+    /// every header.
+    fn trusted(hops: usize) -> TrustedProxies {
+        let mut proxies = TrustedProxies::parse(["127.0.0.1", "10.0.0.0/8"]).unwrap();
+        proxies.headers = TrustedHeaders {
+            x_for: hops,
+            x_proto: hops,
+            x_host: hops,
+            x_prefix: hops,
+        };
+        proxies
     }
 
-    /// The origin of a request from `peer` with `headers`.
+    /// The origin of a request from `peer` with `headers`, one hop of each
+    /// header trusted.
     fn from(peer: &'static str, headers: &HeaderMap) -> Origin<'static> {
-        origin(&trusted(), peer.parse().unwrap(), peer, headers)
+        origin(&trusted(1), peer.parse().unwrap(), peer, headers)
     }
 
     #[test]
@@ -147,19 +181,33 @@ mod tests {
     }
 
     #[test]
-    fn the_client_is_the_rightmost_untrusted_hop() {
-        let rows = [
-            // a forged first entry is ignored
-            ("1.1.1.1, 203.0.113.9", "203.0.113.9"),
-            // our own proxies in the chain are skipped
-            ("203.0.113.9, 10.1.2.3", "203.0.113.9"),
-            ("10.0.0.5, 10.1.2.3", "10.0.0.5"),
-            ("garbage, 203.0.113.9", "203.0.113.9"),
-        ];
-        for (chain, client) in rows {
-            let origin = from("10.9.9.9:1", &headers(&[("x-forwarded-for", chain)]));
-            assert_eq!(origin.client, client, "{chain}");
-        }
+    fn each_header_is_believed_for_its_own_number_of_hops() {
+        let forwarded = headers(&[
+            ("x-forwarded-for", "1.1.1.1, 203.0.113.9"),
+            ("x-forwarded-for", "10.1.2.3"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-prefix", "/forged"),
+        ]);
+        let peer = "10.9.9.9:1";
+        // Werkzeug's defaults: one hop of -For and -Proto, no -Host or -Prefix
+        let defaults = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        let origin_of =
+            |proxies: &TrustedProxies| origin(proxies, peer.parse().unwrap(), peer, &forwarded);
+        let one = origin_of(&defaults);
+        assert_eq!(one.client, "10.1.2.3");
+        assert_eq!(one.scheme, "https");
+        assert_eq!(one.host, None);
+        assert_eq!(one.prefix, "");
+        // two proxies in a row: the client is the second value from the right
+        assert_eq!(origin_of(&trusted(2)).client, "203.0.113.9");
+        // a forged first entry is never reached
+        assert_eq!(origin_of(&trusted(3)).client, "1.1.1.1");
+        // more hops trusted than values present: the header is ignored
+        let four = origin_of(&trusted(4));
+        assert_eq!(four.client, peer);
+        assert_eq!(four.host, None);
+        assert_eq!(four.scheme, "http");
     }
 
     #[test]
@@ -170,13 +218,24 @@ mod tests {
                 ("x-forwarded-proto", "gopher"),
                 ("x-forwarded-host", "evil.com/path"),
                 ("x-forwarded-prefix", "no-slash"),
+                ("x-forwarded-for", "not-an-address"),
             ]),
         );
         assert_eq!(origin.scheme, "http");
         assert_eq!(origin.host, None);
         assert_eq!(origin.prefix, "");
+        assert_eq!(origin.client, "127.0.0.1:1");
         let shouted = from("127.0.0.1:1", &headers(&[("x-forwarded-proto", "HTTPS")]));
         assert_eq!(shouted.scheme, "https");
+        for prefix in ["/a\"b", "/<script>", "/it's", "/%2e%2e", "/a/../b", "/a b"] {
+            let origin = from("127.0.0.1:1", &headers(&[("x-forwarded-prefix", prefix)]));
+            assert_eq!(origin.prefix, "", "{prefix}");
+        }
+        let plain = from(
+            "127.0.0.1:1",
+            &headers(&[("x-forwarded-prefix", "/blog-2/en_GB.x~")]),
+        );
+        assert_eq!(plain.prefix, "/blog-2/en_GB.x~");
     }
 
     #[test]

@@ -46,6 +46,14 @@ pub(super) fn bad_request(reason: &str) -> Response<Body> {
     )
 }
 
+/// 400 for a `Host` the site does not answer for (`allowed_hosts`).
+pub(super) fn unknown_host() -> Response<Body> {
+    text(
+        StatusCode::BAD_REQUEST,
+        "400 Bad Request: this site does not answer for that Host\n",
+    )
+}
+
 /// 413: the body is larger than the mount accepts.
 pub(super) fn too_large(limit: u64) -> Response<Body> {
     text(
@@ -54,6 +62,19 @@ pub(super) fn too_large(limit: u64) -> Response<Body> {
             "413 Content Too Large\n\nthe request body is larger than this mount accepts ({limit} bytes)\n"
         ),
     )
+}
+
+/// 408: the client stopped sending its body. The connection closes: what
+/// is left of the body would be read as the next request.
+pub(super) fn body_timeout() -> Response<Body> {
+    let mut response = text(
+        StatusCode::REQUEST_TIMEOUT,
+        "408 Request Timeout\n\nthe request body stopped arriving\n",
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// 503 for a mount whose app failed to load or start (never a
@@ -105,6 +126,16 @@ pub(super) fn health(healthy: bool, report: String) -> Response<Body> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     page(status, "application/json", report)
+}
+
+/// The health status alone, for clients that may not read the details.
+pub(super) fn bare_health(healthy: bool) -> Response<Body> {
+    let report = if healthy {
+        r#"{"status":"ok"}"#
+    } else {
+        r#"{"status":"degraded"}"#
+    };
+    health(healthy, report.to_owned())
 }
 
 /// The metrics, in Prometheus' text format.

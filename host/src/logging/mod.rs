@@ -15,6 +15,7 @@ use std::{
     collections::HashMap,
     fmt, fs,
     io::{self, IsTerminal},
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
 };
 
@@ -130,24 +131,48 @@ impl<'a> MakeWriter<'a> for Tee {
     }
 }
 
-/// Opens `<dir>/<name>.log` for appending, as a buffered destination.
+/// Opens `<dir>/<name>.log` for appending, as a buffered destination. A
+/// new file is made readable by the group too (0640, the host's umask
+/// makes everything else private): log readers such as `adm` are given
+/// the folder's group; a file that exists keeps the mode it has.
 fn open_log(dir: &Path, name: &str, sinks: &mut Sinks) -> Result<BufferedWriter, LogError> {
     let path = dir.join(format!("{name}.log"));
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|source| LogError { path, source })?;
+    let open = |create_new: bool| {
+        fs::OpenOptions::new()
+            .create_new(create_new)
+            .append(true)
+            .open(&path)
+    };
+    let file = match open(true) {
+        Ok(file) => file
+            .set_permissions(fs::Permissions::from_mode(LOG_FILE_MODE))
+            .map(|()| file),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => open(false),
+        Err(error) => Err(error),
+    }
+    .map_err(|source| LogError {
+        path: path.clone(),
+        source,
+    })?;
     Ok(sinks.add(name, file))
 }
+
+/// The mode of new log files, and (with the search bit) of a new log folder.
+const LOG_FILE_MODE: u32 = 0o640;
 
 /// Installs console and file logging for serving: `<log_dir>/<logger>.log`
 /// for each app logger and `<log_dir>/host.log`.
 pub fn init_serving(log_dir: &Path, loggers: &[&str]) -> Result<LogGuards, LogError> {
-    fs::create_dir_all(log_dir).map_err(|source| LogError {
-        path: log_dir.to_owned(),
-        source,
-    })?;
+    let created = !log_dir.exists();
+    fs::create_dir_all(log_dir)
+        .and_then(|()| match created {
+            true => fs::set_permissions(log_dir, fs::Permissions::from_mode(LOG_FILE_MODE | 0o110)),
+            false => Ok(()),
+        })
+        .map_err(|source| LogError {
+            path: log_dir.to_owned(),
+            source,
+        })?;
     let mut sinks = Sinks::default();
     let host = open_log(log_dir, "host", &mut sinks)?;
     let mut apps = HashMap::new();

@@ -7,7 +7,10 @@ use app_api_abi::AppInstance;
 
 use crate::{
     logging::AppLogger,
-    mounts::loader::{self, Library, LoadError, Loader},
+    mounts::{
+        loader::{self, Library, LoadError, Loader},
+        routes::AppRoutes,
+    },
     services::SiteServices,
     static_files::StaticFolder,
     table::{Mount, MountTable},
@@ -24,6 +27,8 @@ pub struct LoadedApp {
     pub static_folder: Option<StaticFolder>,
     /// The site's stored uploads, if the mount serves them.
     pub uploads: Option<Arc<StaticFolder>>,
+    /// Its routes, listed once at load.
+    pub routes: AppRoutes,
 }
 
 /// How long browsers may keep an upload: its name is random and never
@@ -66,6 +71,7 @@ pub fn load_mounts(
                 let instance = loader::instantiate(library, mount, index, logger, services, debug)?;
                 Ok(LoadedApp {
                     library,
+                    routes: AppRoutes::new(&instance.routes()),
                     instance: Arc::new(instance),
                     static_folder,
                     uploads,

@@ -3,7 +3,7 @@
 //! what the server needs besides: the host's own paths, limits, trusted
 //! proxies, the inline gate.
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use crate::{
     exec::{CallLimits, InlineGate, Runner},
@@ -13,7 +13,7 @@ use crate::{
         app::LoadedApp,
         dispatch::{MountPrefix, PrefixTable},
     },
-    table::{Limits, Mount, TrustedProxies},
+    table::{AllowedHosts, Limits, Mount, MountTable, Networks, PublicUrl, TrustedProxies},
 };
 
 /// One mount of the serving site.
@@ -71,23 +71,34 @@ pub struct Site {
     pub limits: Limits,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Clients besides this machine and the trusted proxies that may read
+    /// the health details and the metrics.
+    pub admin_allow: Networks,
+    /// The hosts the site answers for.
+    pub allowed_hosts: AllowedHosts,
+    /// The scheme and host apps build absolute URLs from, if configured.
+    pub public_url: Option<PublicUrl>,
     /// How many handlers may run on the async workers at once.
     pub inline: InlineGate,
     /// Show error pages with backtraces to loopback clients.
     pub debug: bool,
+    /// Where request bodies too large for memory are written as they
+    /// arrive.
+    pub spool_dir: PathBuf,
 }
+
+/// The folder of the data folder where request bodies spool.
+const SPOOL_FOLDER: &str = "tmp";
 
 impl Site {
     /// Prepares every mount to serve (its app loaded, or the reason it
     /// failed) on a runtime with `workers` async worker threads; handler
     /// threads start on demand.
     pub fn start(
+        table: &MountTable,
         mounts: Vec<(Mount, Result<LoadedApp, String>)>,
         workers: usize,
         debug: bool,
-        paths: HostPaths,
-        limits: Limits,
-        trusted_proxies: TrustedProxies,
     ) -> Site {
         let mounts: Vec<SiteMount> = mounts
             .into_iter()
@@ -133,17 +144,38 @@ impl Site {
             prefixes,
             mounts,
             host_counters: Counters::default(),
-            paths,
-            limits,
-            trusted_proxies,
+            paths: HostPaths {
+                health: table.health_path.clone(),
+                metrics: table.metrics_path.clone(),
+            },
+            limits: table.limits,
+            trusted_proxies: table.trusted_proxies.clone(),
+            admin_allow: table.admin_allow.clone(),
+            allowed_hosts: table.allowed_hosts.clone(),
+            public_url: table.public_url.clone(),
             inline: InlineGate::new(workers),
             debug,
+            spool_dir: table.data_dir.join(SPOOL_FOLDER),
         }
     }
 
     /// The mount at a dispatcher index.
     pub fn mount(&self, index: usize) -> &SiteMount {
         &self.mounts[index]
+    }
+
+    /// Whether the client at `address` may read the health details and the
+    /// metrics: this machine, a trusted proxy, or one `admin_allow` lists.
+    pub fn is_admin(&self, address: std::net::IpAddr) -> bool {
+        let address = address.to_canonical();
+        address.is_loopback()
+            || self.trusted_proxies.trusts(address)
+            || self.admin_allow.contains(address)
+    }
+
+    /// Whether every mount serves.
+    pub fn healthy(&self) -> bool {
+        self.failed() == 0
     }
 
     /// The health report: each mount's state; healthy when all are loaded.

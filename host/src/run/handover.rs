@@ -121,24 +121,70 @@ pub fn pid_file(data_dir: &Path) -> PathBuf {
     data_dir.join("host.pid")
 }
 
-/// Records this process's id; the successor overwrites it.
-pub fn write_pid_file(data_dir: &Path) -> std::io::Result<()> {
+/// Records this process's id, when it started and the mount table it
+/// serves; the successor overwrites it.
+pub fn write_pid_file(data_dir: &Path, table: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(data_dir)?;
-    std::fs::write(pid_file(data_dir), format!("{}\n", std::process::id()))
+    let pid = std::process::id();
+    let started = start_time(pid).unwrap_or_default();
+    let table = std::fs::canonicalize(table).unwrap_or_else(|_| table.to_owned());
+    std::fs::write(
+        pid_file(data_dir),
+        format!("{pid}\nstarted {started}\nserves {}\n", table.display()),
+    )
 }
 
 /// Removes the pid file if it still names this process.
 pub fn remove_pid_file(data_dir: &Path) {
     let file = pid_file(data_dir);
-    if std::fs::read_to_string(&file).is_ok_and(|pid| pid.trim() == std::process::id().to_string())
-    {
+    if std::fs::read_to_string(&file).is_ok_and(|text| {
+        text.lines().next().map(str::trim) == Some(std::process::id().to_string().as_str())
+    }) {
         let _ = std::fs::remove_file(file);
     }
 }
 
-/// Sends `SIGHUP` to the host serving the table whose data folder is
-/// `data_dir`. Returns its process id.
-pub fn signal_reload(data_dir: &Path) -> Result<u32, String> {
+/// When process `pid` started, in clock ticks since boot (`/proc/PID/stat`,
+/// field 22): a process id is reused, this pair never is.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name, field 2, is in parentheses and may hold anything
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// What a pid file says: the process, when it started, the table it
+/// serves (the last two missing from files older hosts wrote).
+#[derive(Debug, PartialEq, Eq)]
+struct PidFile {
+    pid: u32,
+    started: Option<u64>,
+    serves: Option<PathBuf>,
+}
+
+fn parse_pid_file(text: &str) -> Option<PidFile> {
+    let mut lines = text.lines();
+    let pid = lines.next()?.trim().parse().ok()?;
+    let mut parsed = PidFile {
+        pid,
+        started: None,
+        serves: None,
+    };
+    for line in lines {
+        if let Some(started) = line.strip_prefix("started ") {
+            parsed.started = started.trim().parse().ok();
+        } else if let Some(table) = line.strip_prefix("serves ") {
+            parsed.serves = Some(PathBuf::from(table));
+        }
+    }
+    Some(parsed)
+}
+
+/// Sends `SIGHUP` to the host serving `table`, whose data folder is
+/// `data_dir`, once sure the process the pid file names is that host: a
+/// stale file's id may since belong to any process, which the signal
+/// would kill. Returns its process id.
+pub fn signal_reload(data_dir: &Path, table: &Path) -> Result<u32, String> {
     let file = pid_file(data_dir);
     let text = std::fs::read_to_string(&file).map_err(|error| {
         format!(
@@ -146,15 +192,54 @@ pub fn signal_reload(data_dir: &Path) -> Result<u32, String> {
             file.display()
         )
     })?;
-    let pid = text
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
+    let named =
+        parse_pid_file(&text).ok_or_else(|| format!("{}: not a process id", file.display()))?;
+    let pid = named.pid;
+    let stale = |why: &str| {
+        format!(
+            "{}: process {pid} {why}: the file is stale; start the host with `host serve` (nothing was signalled)",
+            file.display()
+        )
+    };
+    let running = start_time(pid).ok_or_else(|| stale("is not running"))?;
+    match named.started {
+        Some(started) if started != running => return Err(stale("is another process now")),
+        Some(_) => {}
+        // a file from a host before this check: the process must at least
+        // be this program
+        None if !same_program(pid) => return Err(stale("is not a host")),
+        None => {}
+    }
+    let table = std::fs::canonicalize(table).unwrap_or_else(|_| table.to_owned());
+    if let Some(serves) = &named.serves
+        && *serves != table
+    {
+        return Err(format!(
+            "{}: process {pid} serves {}, not {}: reload it with that mount table (nothing was signalled)",
+            file.display(),
+            serves.display(),
+            table.display()
+        ));
+    }
+    let target = rustix::process::Pid::from_raw(pid as i32)
         .ok_or_else(|| format!("{}: not a process id", file.display()))?;
-    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
-        .map_err(|error| format!("cannot signal host {}: {error}", pid.as_raw_nonzero()))?;
-    Ok(pid.as_raw_nonzero().get() as u32)
+    rustix::process::kill_process(target, rustix::process::Signal::HUP)
+        .map_err(|error| format!("cannot signal host {pid}: {error}"))?;
+    Ok(pid)
+}
+
+/// Whether process `pid` runs a file of the same name as this program.
+fn same_program(pid: u32) -> bool {
+    let name = |path: PathBuf| {
+        let text = path.to_string_lossy().into_owned();
+        let text = text.strip_suffix(" (deleted)").unwrap_or(&text).to_owned();
+        Path::new(&text).file_name().map(|name| name.to_owned())
+    };
+    let theirs = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(name);
+    let ours = std::env::current_exe().ok().and_then(name);
+    theirs.is_some() && theirs == ours
 }
 
 /// This binary's path. After a rebuild replaced the file, Linux reports the
@@ -199,4 +284,37 @@ pub(super) fn inherited_listener() -> anyhow::Result<Option<std::net::TcpListene
     let listener = std::net::TcpListener::from(owned);
     listener.set_nonblocking(true)?;
     Ok(Some(listener))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_files_of_this_and_older_hosts_are_read() {
+        assert_eq!(
+            parse_pid_file("42\nstarted 1234\nserves /srv/site/plugins.json\n"),
+            Some(PidFile {
+                pid: 42,
+                started: Some(1234),
+                serves: Some(PathBuf::from("/srv/site/plugins.json")),
+            })
+        );
+        assert_eq!(
+            parse_pid_file("42\n"),
+            Some(PidFile {
+                pid: 42,
+                started: None,
+                serves: None
+            })
+        );
+        assert_eq!(parse_pid_file("nonsense\n"), None);
+    }
+
+    #[test]
+    fn a_process_start_time_is_read_from_proc() {
+        let mine = start_time(std::process::id()).unwrap();
+        assert_eq!(start_time(std::process::id()), Some(mine));
+        assert!(same_program(std::process::id()));
+    }
 }

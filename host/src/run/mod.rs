@@ -17,7 +17,7 @@ use crate::{
     mounts::{
         app::{LoadedApp, load_mounts},
         loader::LoadError,
-        site::{HostPaths, Site},
+        site::Site,
     },
     services::{Mode, SiteServices},
     table::{Mount, MountTable},
@@ -56,10 +56,29 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         .collect();
     let log_guards = logging::init_serving(&table.log_dir, &loggers)?;
     if options.debug {
+        let listen = options.listen.unwrap_or(table.listen);
+        // a client behind a proxy on this machine would look local: the
+        // backtraces and source lines would reach anyone
+        if !listen.ip().is_loopback() || table.trusted_proxies.any() {
+            anyhow::bail!(
+                "--debug shows backtraces to this machine's clients, so it runs only on a loopback address and with no trusted_proxies (listening on {listen}{}): never debug a server others reach",
+                if table.trusted_proxies.any() {
+                    ", trusting proxies"
+                } else {
+                    ""
+                }
+            );
+        }
         tracing::warn!(
             "debug mode is on: loopback clients get error pages with backtraces; never use it in production"
         );
     }
+    for warning in table.warnings() {
+        tracing::warn!("{warning}");
+    }
+    private_data_dir(&table.data_dir)?;
+    crate::services::secret::check_private(&table.data_dir).map_err(anyhow::Error::msg)?;
+    raise_open_file_limit();
     let services = SiteServices::new(&table, Mode::Serve).map_err(anyhow::Error::msg)?;
     let mounts = if options.strict {
         load_all(&table, &services, options.debug)?
@@ -78,18 +97,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         );
     }
     let workers = async_workers(std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let paths = HostPaths {
-        health: table.health_path.clone(),
-        metrics: table.metrics_path.clone(),
-    };
-    let site = Arc::new(Site::start(
-        mounts,
-        workers,
-        options.debug,
-        paths,
-        table.limits,
-        table.trusted_proxies.clone(),
-    ));
+    let site = Arc::new(Site::start(&table, mounts, workers, options.debug));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -109,7 +117,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
             }
         };
         tracing::info!("listening on http://{}", listener.local_addr()?);
-        if let Err(error) = handover::write_pid_file(&table.data_dir) {
+        if let Err(error) = handover::write_pid_file(&table.data_dir, &table.file) {
             tracing::warn!(
                 "cannot write {}: {error} (host reload will not find this process)",
                 handover::pid_file(&table.data_dir).display()
@@ -152,6 +160,60 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
             Err(watch::re_exec(listener))
         }
     }
+}
+
+/// Raises the soft limit on open files to the hard one, as nginx's
+/// `worker_rlimit_nofile` would: each connection, spooled body and log is
+/// a file, and the usual soft limit of 1024 is below `max_connections`.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(
+            "open files: soft limit raised from {:?} to {:?}",
+            limit.current,
+            limit.maximum
+        ),
+        Err(error) => tracing::warn!(
+            "cannot raise the open files limit from {:?} to {:?}: {error}",
+            limit.current,
+            limit.maximum
+        ),
+    }
+}
+
+/// Makes the data folder the host's alone (0700), creating it if missing: a
+/// folder an older release made with 0755 holds files others could read.
+fn private_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = || {
+        format!(
+            "cannot create or protect the data folder {}",
+            data_dir.display()
+        )
+    };
+    std::fs::create_dir_all(data_dir).with_context(fail)?;
+    let mode = std::fs::metadata(data_dir)
+        .with_context(fail)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(fail)?;
+        tracing::info!(
+            "made the data folder {} private to the host's user (mode {:04o} → 0700)",
+            data_dir.display(),
+            mode & 0o7777
+        );
+    }
+    Ok(())
 }
 
 /// Loads every mount; a mount that fails is logged and kept with its

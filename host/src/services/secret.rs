@@ -5,7 +5,7 @@
 use std::{
     fs::OpenOptions,
     io::{ErrorKind, Read, Write},
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::Path,
 };
 
@@ -109,10 +109,41 @@ fn cannot_read_or_create(file: &Path, error: std::io::Error) -> String {
     )
 }
 
+/// Refuses the secret key in `data_dir` if other users may read it (none
+/// there is fine: it is made private).
+pub fn check_private(data_dir: &Path) -> Result<(), String> {
+    let file = data_dir.join(SECRET_FILE);
+    match std::fs::metadata(&file) {
+        Ok(metadata) => private(&file, &metadata),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Like ssh with a private key: a key others could have read is not a
+/// secret any more, and using it would hide that.
+fn private(file: &Path, metadata: &std::fs::Metadata) -> Result<(), String> {
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "the secret key {} may be read by other users (mode {:04o}): run `chmod 600 {}`, and since it may have been read, consider deleting it instead to have a new one made (every session ends)",
+        file.display(),
+        mode & 0o7777,
+        file.display()
+    ))
+}
+
 fn from_file(file: &Path) -> Result<MasterSecret, String> {
     let mut existing = Vec::new();
-    std::fs::File::open(file)
-        .and_then(|mut opened| opened.read_to_end(&mut existing))
+    let mut opened =
+        std::fs::File::open(file).map_err(|error| cannot_read_or_create(file, error))?;
+    let metadata = opened
+        .metadata()
+        .map_err(|error| cannot_read_or_create(file, error))?;
+    private(file, &metadata)?;
+    opened
+        .read_to_end(&mut existing)
         .map_err(|error| cannot_read_or_create(file, error))?;
     if existing.len() < MIN_SECRET {
         return Err(format!(
@@ -151,5 +182,23 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         MasterSecret::peek(empty.path()).unwrap();
         assert!(!empty.path().join(SECRET_FILE).exists());
+    }
+
+    #[test]
+    fn a_secret_others_may_read_is_refused_with_the_fix() {
+        let folder = tempfile::tempdir().unwrap();
+        MasterSecret::load(folder.path()).unwrap();
+        let file = folder.path().join(SECRET_FILE);
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = MasterSecret::load(folder.path()).err().unwrap();
+            assert!(error.contains(&format!("(mode 0{mode:o})")), "{error}");
+            assert!(
+                error.contains(&format!("chmod 600 {}", file.display())),
+                "{error}"
+            );
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        MasterSecret::load(folder.path()).unwrap();
     }
 }

@@ -16,12 +16,21 @@ pub const HEALTH_PATH: &str = "/_host/health";
 pub const METRICS_PATH: &str = "/_host/metrics";
 /// Open connections at most.
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// Open connections from one client at most.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 /// Time to send a request's headers, and the longest idle keep-alive.
 pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 /// Headers per request at most (hyper's own limit: see `http`).
 pub const MAX_HEADERS: usize = 100;
 /// Bytes of request line and headers at most.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Time allowed between two reads of a request body.
+pub const BODY_READ_TIMEOUT_MS: u64 = 60_000;
+/// Bodies above this many bytes are spooled to a file (1 MiB).
+pub const BODY_BUFFER_BYTES: u64 = 1024 * 1024;
+/// Memory all request bodies together may hold (64 MiB), unless a mount
+/// accepts larger bodies.
+pub const BODY_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 /// Where a mount's static folder is served below its prefix.
 pub const STATIC_URL_PATH: &str = "/static";
 /// Seconds static files may be cached (0: `no-cache`).

@@ -7,6 +7,7 @@
 //! (`mounts[1].prefix`), and says how to fix it.
 
 mod defaults;
+mod hosts;
 mod locator;
 mod proxies;
 mod raw;
@@ -20,8 +21,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use hosts::{AllowedHosts, PublicUrl};
 use locator::Locator;
-pub use proxies::TrustedProxies;
+pub use proxies::{Networks, TrustedHeaders, TrustedProxies};
 use raw::{RawMount, RawTable};
 pub(crate) use validate::normalize_prefix;
 
@@ -49,6 +51,13 @@ pub struct MountTable {
     pub limits: Limits,
     /// Proxies whose X-Forwarded-* headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Clients besides this machine and the trusted proxies that may read
+    /// the health details and the metrics.
+    pub admin_allow: Networks,
+    /// The hosts the site answers for.
+    pub allowed_hosts: AllowedHosts,
+    /// The scheme and host absolute URLs are built from, if configured.
+    pub public_url: Option<PublicUrl>,
 }
 
 /// Limits against misbehaving clients, for the whole host.
@@ -56,6 +65,8 @@ pub struct MountTable {
 pub struct Limits {
     /// Open connections at most; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Open connections from one client at most; more are closed.
+    pub max_connections_per_address: usize,
     /// Time a client has to send a request's headers, and the longest a
     /// keep-alive connection may sit idle (against slowloris).
     pub header_read_timeout_ms: u64,
@@ -63,6 +74,12 @@ pub struct Limits {
     pub max_headers: usize,
     /// Bytes of request line and headers at most; more get 431.
     pub max_header_bytes: usize,
+    /// Time allowed between two reads of a request body; then 408.
+    pub body_read_timeout_ms: u64,
+    /// Bodies larger than this are spooled to a file as they arrive.
+    pub body_buffer_bytes: u64,
+    /// Memory all request bodies together may hold.
+    pub body_memory_bytes: u64,
 }
 
 /// One database of the site.
@@ -118,6 +135,26 @@ pub struct Mount {
     pub queue_timeout_ms: u64,
     /// How long a handler may take before the client gets 504.
     pub timeout_ms: u64,
+}
+
+impl MountTable {
+    /// What is allowed but likely a mistake, one sentence each with the
+    /// fix (`host check` prints them, `host serve` logs them).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.listen.ip().is_loopback() && !self.allowed_hosts.written {
+            warnings.push(format!(
+                "listen {} reaches beyond this machine but allowed_hosts is not set: requests naming any host but this machine's get 400; list the site's names in allowed_hosts (e.g. [\"blog.example.com\"])",
+                self.listen
+            ));
+        }
+        if self.allowed_hosts.any() && self.public_url.is_none() {
+            warnings.push(
+                "allowed_hosts has \"*\" and public_url is not set: absolute URLs (feeds, redirects) take whatever host a client names; set public_url or list the site's names".to_owned(),
+            );
+        }
+        warnings
+    }
 }
 
 impl Mount {

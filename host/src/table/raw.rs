@@ -31,6 +31,10 @@ pub(super) struct RawTable {
     pub(super) metrics_path: Option<String>,
     /// Open connections at most; more wait in the listen backlog. Default 10000.
     pub(super) max_connections: Option<usize>,
+    /// Open connections from one client address at most (an IPv6 client
+    /// counted by its /64; trusted proxies not counted); more are closed at
+    /// once. Default 256.
+    pub(super) max_connections_per_address: Option<usize>,
     /// Milliseconds a client has to send its request headers, also the
     /// longest idle time of a keep-alive connection. Default 10000.
     pub(super) header_read_timeout_ms: Option<u64>,
@@ -38,10 +42,44 @@ pub(super) struct RawTable {
     pub(super) max_headers: Option<usize>,
     /// Bytes of request line and headers at most (more get 431). Default 16384.
     pub(super) max_header_bytes: Option<usize>,
+    /// Milliseconds allowed between two reads of a request body (nginx's
+    /// client_body_timeout); then 408. Default 60000.
+    pub(super) body_read_timeout_ms: Option<u64>,
+    /// Request bodies larger than this many bytes are written to a
+    /// temporary file under data_dir while they arrive instead of being
+    /// kept in memory. Default 1048576.
+    pub(super) body_buffer_bytes: Option<u64>,
+    /// Bytes of memory all request bodies together may hold, while read or
+    /// handed to an app; at least every mount's max_body_bytes. A body
+    /// that finds no room waits like a request for a busy mount.
+    /// Default 67108864, or the largest max_body_bytes if that is more.
+    pub(super) body_memory_bytes: Option<u64>,
+    /// The hosts this site answers for: exact names ("blog.example.com"),
+    /// ".example.com" for a domain and its subdomains, "*" for any. Another
+    /// Host gets 400. Default: the listen address, "localhost", "127.0.0.1"
+    /// and "::1" (and public_url's host).
+    #[schemars(example = &["blog.example.com", ".example.org"])]
+    pub(super) allowed_hosts: Option<Vec<String>>,
+    /// The scheme and host the site is reached at, e.g.
+    /// "https://blog.example.com": apps build absolute URLs (feeds,
+    /// redirects) from it whatever Host a request named. Default: the
+    /// request's own (allowed) host.
+    #[schemars(example = &"https://blog.example.com")]
+    pub(super) public_url: Option<String>,
     /// Reverse proxies (addresses or networks) whose X-Forwarded-For, -Proto,
     /// -Host and -Prefix headers are believed. Default: none.
     #[schemars(example = &["127.0.0.1", "10.0.0.0/8"])]
     pub(super) trusted_proxies: Option<Vec<String>>,
+    /// Clients (addresses or networks) besides this machine and the trusted
+    /// proxies that get the health report's details and the metrics;
+    /// others get a bare status and 404. Default: none.
+    #[schemars(example = &["10.0.0.0/8"])]
+    pub(super) admin_allow: Option<Vec<String>>,
+    /// How many proxies' worth of each forwarding header to believe from a
+    /// trusted proxy, counted from the right (Werkzeug's ProxyFix); 0
+    /// ignores the header. Default {"x_for": 1, "x_proto": 1, "x_host": 0,
+    /// "x_prefix": 0}.
+    pub(super) trusted_headers: Option<RawTrustedHeaders>,
     /// The databases mounts may use, by name. A mount lists those it uses
     /// ("databases": ["blog"]); one that lists none has its own,
     /// "sqlite:<mount name>.db". Default: none declared.
@@ -49,6 +87,20 @@ pub(super) struct RawTable {
     pub(super) databases: Option<BTreeMap<String, RawDatabase>>,
     /// The apps, each under its own URL prefix. The longest prefix wins.
     pub(super) mounts: Vec<RawMount>,
+}
+
+/// How many hops of each forwarding header are believed.
+#[derive(Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTrustedHeaders {
+    /// X-Forwarded-For (the client's address). Default 1.
+    pub(super) x_for: Option<usize>,
+    /// X-Forwarded-Proto (http or https). Default 1.
+    pub(super) x_proto: Option<usize>,
+    /// X-Forwarded-Host (the host the client asked for). Default 0.
+    pub(super) x_host: Option<usize>,
+    /// X-Forwarded-Prefix (the path prefix the proxy removed). Default 0.
+    pub(super) x_prefix: Option<usize>,
 }
 
 /// One database.

@@ -56,6 +56,14 @@ fn defaults_follow_the_mount_name() {
     )
     .unwrap();
     assert_eq!(off.mounts[0].uploads_url_path, None);
+    assert_eq!(off.limits.body_memory_bytes, defaults::BODY_MEMORY_BYTES);
+    // room for the largest body a mount accepts
+    let large = parse(
+        r#"{"mounts": [{"name": "a", "prefix": "/", "library": "x.so", "max_body_bytes": 100000000}]}"#,
+        Path::new("plugins.json"),
+    )
+    .unwrap();
+    assert_eq!(large.limits.body_memory_bytes, 100_000_000);
 }
 
 #[test]
@@ -117,6 +125,14 @@ fn errors_name_file_line_column_and_key() {
         (
             "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"static_url_path\": \"/\"}]}",
             "mounts[0].static_url_path: \"/\" is not a URL path below the prefix (e.g. \"/static\")",
+        ),
+        (
+            "{\"body_memory_bytes\": 1000, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\", \"max_body_bytes\": 2000}]}",
+            "/site/plugins.json:1:23: body_memory_bytes: 1000 is less than mounts[0].max_body_bytes (2000)",
+        ),
+        (
+            "{\"body_read_timeout_ms\": 0, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+            "body_read_timeout_ms: must be at least 1",
         ),
         (
             "{\"mounts\": [] } x",
@@ -315,6 +331,17 @@ fn the_schema_states_the_defaults_the_host_fills_in() {
         "max_header_bytes",
         defaults::MAX_HEADER_BYTES.to_string(),
     );
+    for (key, default) in [
+        ("body_read_timeout_ms", defaults::BODY_READ_TIMEOUT_MS),
+        (
+            "max_connections_per_address",
+            defaults::MAX_CONNECTIONS_PER_ADDRESS as u64,
+        ),
+        ("body_buffer_bytes", defaults::BODY_BUFFER_BYTES),
+        ("body_memory_bytes", defaults::BODY_MEMORY_BYTES),
+    ] {
+        describes(table, key, default.to_string());
+    }
     let mount = &schema["$defs"]["RawMount"]["properties"];
     describes(
         mount,

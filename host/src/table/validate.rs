@@ -9,8 +9,9 @@ use std::{
 
 use super::{
     DatabaseConfig, Limits, Mount, MountTable, defaults,
-    proxies::TrustedProxies,
-    raw::{RawDatabase, RawMount, RawTable},
+    hosts::{AllowedHosts, PublicUrl},
+    proxies::{Networks, TrustedHeaders, TrustedProxies},
+    raw::{RawDatabase, RawMount, RawTable, RawTrustedHeaders},
 };
 
 /// A problem found by [`validate`]: the key path and what is wrong.
@@ -45,7 +46,7 @@ pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem
             "no mounts: add at least one, e.g. {\"name\": \"frontend\", \"prefix\": \"/\", \"library\": \"apps/libfrontend.so\"}",
         ));
     }
-    let limits = limits(&raw)?;
+    let mut limits = limits(&raw)?;
     let data_dir = base.join(raw.data_dir.as_deref().unwrap_or(defaults::DATA_DIR));
     let mut databases = declared_databases(raw.databases.unwrap_or_default(), &data_dir)?;
     let mut names: HashMap<String, usize> = HashMap::new();
@@ -73,6 +74,16 @@ pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem
         }
         mounts.push(mount);
     }
+    limits.body_memory_bytes = body_memory(raw.body_memory_bytes, &mounts)?;
+    let public_url = raw
+        .public_url
+        .as_deref()
+        .map(PublicUrl::parse)
+        .transpose()
+        .map_err(|message| problem("public_url", message))?;
+    let allowed_hosts =
+        AllowedHosts::parse(raw.allowed_hosts.as_deref(), listen, public_url.as_ref())
+            .map_err(|(index, message)| problem(format!("allowed_hosts[{index}]"), message))?;
     Ok(MountTable {
         file: PathBuf::new(),
         listen,
@@ -83,10 +94,11 @@ pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem
         limits,
         health_path: host_path("health_path", raw.health_path, defaults::HEALTH_PATH)?,
         metrics_path: host_path("metrics_path", raw.metrics_path, defaults::METRICS_PATH)?,
-        trusted_proxies: TrustedProxies::parse(
-            raw.trusted_proxies.iter().flatten().map(String::as_str),
-        )
-        .map_err(|message| problem("trusted_proxies", message))?,
+        trusted_proxies: trusted_proxies(raw.trusted_proxies, raw.trusted_headers)?,
+        admin_allow: Networks::parse(raw.admin_allow.iter().flatten().map(String::as_str))
+            .map_err(|message| problem("admin_allow", message))?,
+        allowed_hosts,
+        public_url,
     })
 }
 
@@ -230,6 +242,11 @@ fn limits(raw: &RawTable) -> Result<Limits, Problem> {
             raw.max_connections,
             defaults::MAX_CONNECTIONS,
         )?,
+        max_connections_per_address: positive(
+            "max_connections_per_address",
+            raw.max_connections_per_address,
+            defaults::MAX_CONNECTIONS_PER_ADDRESS,
+        )?,
         header_read_timeout_ms: positive(
             "header_read_timeout_ms",
             raw.header_read_timeout_ms,
@@ -241,7 +258,58 @@ fn limits(raw: &RawTable) -> Result<Limits, Problem> {
             raw.max_header_bytes,
             defaults::MAX_HEADER_BYTES,
         )?,
+        body_read_timeout_ms: positive(
+            "body_read_timeout_ms",
+            raw.body_read_timeout_ms,
+            defaults::BODY_READ_TIMEOUT_MS,
+        )?,
+        body_buffer_bytes: positive(
+            "body_buffer_bytes",
+            raw.body_buffer_bytes,
+            defaults::BODY_BUFFER_BYTES,
+        )?,
+        // set once the mounts' body limits are known
+        body_memory_bytes: defaults::BODY_MEMORY_BYTES,
     })
+}
+
+/// The trusted proxies, and how many hops of each header they vouch for.
+fn trusted_proxies(
+    entries: Option<Vec<String>>,
+    headers: Option<RawTrustedHeaders>,
+) -> Result<TrustedProxies, Problem> {
+    let mut proxies = TrustedProxies::parse(entries.iter().flatten().map(String::as_str))
+        .map_err(|message| problem("trusted_proxies", message))?;
+    let defaults = TrustedHeaders::default();
+    let headers = headers.unwrap_or_default();
+    proxies.headers = TrustedHeaders {
+        x_for: headers.x_for.unwrap_or(defaults.x_for),
+        x_proto: headers.x_proto.unwrap_or(defaults.x_proto),
+        x_host: headers.x_host.unwrap_or(defaults.x_host),
+        x_prefix: headers.x_prefix.unwrap_or(defaults.x_prefix),
+    };
+    Ok(proxies)
+}
+
+/// The memory all bodies may hold: enough for the largest body any mount
+/// accepts, which otherwise could never be handed to its app.
+fn body_memory(written: Option<u64>, mounts: &[Mount]) -> Result<u64, Problem> {
+    let (largest, index) = mounts
+        .iter()
+        .enumerate()
+        .map(|(index, mount)| (mount.max_body_bytes, index))
+        .max()
+        .unwrap_or((0, 0));
+    match written {
+        None => Ok(defaults::BODY_MEMORY_BYTES.max(largest)),
+        Some(bytes) if bytes < largest => Err(problem(
+            "body_memory_bytes",
+            format!(
+                "{bytes} is less than mounts[{index}].max_body_bytes ({largest}): a body that large could never be handed to its app; raise body_memory_bytes or lower max_body_bytes"
+            ),
+        )),
+        Some(bytes) => Ok(bytes),
+    }
 }
 
 /// The file of a database URL: `sqlite:FILE`, relative to the data folder,

@@ -243,6 +243,20 @@ impl Host {
         Host::spawn_command(command, table.dir.path(), &args, &[("RUST_LOG", "info")])
     }
 
+    /// Like [`Host::start_on`], started by `wrapper`: a program and its
+    /// arguments that runs the command after them in its place (`prlimit
+    /// --nofile=256:4096`).
+    pub fn start_through(table: &Table, wrapper: &[&str]) -> Host {
+        let mut command = Command::new(wrapper[0]);
+        command.args(&wrapper[1..]).arg(host_binary());
+        let args = [
+            "serve".as_ref(),
+            "--config".as_ref(),
+            table.file.as_os_str(),
+        ];
+        Host::spawn_command(command, table.dir.path(), &args, &[("RUST_LOG", "info")])
+    }
+
     fn spawn(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Host {
         Host::spawn_command(Command::new(host_binary()), dir, args, env)
     }
@@ -471,6 +485,13 @@ pub fn copy_folder(from: &Path, to: &Path) {
             copy_folder(&entry.path(), &target);
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
+            // git keeps no modes but the executable bit; the host that
+            // wrote a fixture's secret key made it 0600, and a key others
+            // may read is refused
+            if entry.file_name() == "secret.key" {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
         }
     }
 }

@@ -17,7 +17,9 @@ impl Blog {
         page: u32,
         per_page: u32,
     ) -> Result<(Vec<PostSummary>, u32), Error> {
-        let offset = (page.max(1) - 1) * per_page;
+        // in u64: a page number near u32::MAX would overflow u32 (a 500
+        // for `?page=4294967295`); past the last page the page is empty
+        let offset = u64::from(page.max(1) - 1) * u64::from(per_page);
         // LIMIT and OFFSET are written into the SQL, not bound: SQLite
         // re-prepares a statement with a bound LIMIT on every run, several
         // times the cost of the query. They are our own integers, so
