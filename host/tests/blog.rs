@@ -7,9 +7,13 @@ mod common;
 use std::{path::Path, thread};
 
 use common::{
-    Host,
-    blog::{Client, PASSWORD, create_user, host_cmd, sample_png, set_cookie, site_table},
+    Host, Table,
+    blog::{
+        Client, PASSWORD, create_user, host_cmd, sample_png, set_cookie, site_table,
+        site_table_value,
+    },
 };
+use serde_json::json;
 
 /// A started blog with user `alice`.
 fn blog() -> Host {
@@ -170,29 +174,133 @@ fn next_only_redirects_inside_the_mount() {
     }
 }
 
+/// A blog behind a proxy at 127.0.0.1, so that clients can come from any
+/// address, with users alice and bob.
+fn blog_behind_proxy() -> (Table, Host) {
+    let mut value = site_table_value();
+    value["trusted_proxies"] = json!(["127.0.0.1"]);
+    let table = Table::from_value(value);
+    create_user(&table, "alice");
+    create_user(&table, "bob");
+    let host = Host::start_on(&table);
+    (table, host)
+}
+
+/// A client at `address`, through the proxy.
+fn client_at<'h>(host: &'h Host, address: &str) -> Client<'h> {
+    let mut client = Client::new(host);
+    client.forwarded_for = Some(address.to_owned());
+    client
+}
+
 #[test]
-fn five_failed_logins_from_one_address_are_throttled() {
-    let host = blog();
-    let mut client = Client::new(&host);
-    for attempt in 1..=5 {
-        let failed = client.log_in("/admin", "alice", "wrong password");
-        assert_eq!(failed.status, 200, "attempt {attempt}");
+fn failed_logins_are_limited_per_address_and_per_username() {
+    let (_table, host) = blog_behind_proxy();
+    // one address trying many usernames
+    let mut guesser = client_at(&host, "203.0.113.9");
+    for n in 0..10 {
+        let failed = guesser.log_in("/admin", &format!("user{n}"), "wrong password");
+        assert_eq!(failed.status, 200, "attempt {n}");
     }
-    let throttled = client.log_in("/admin", "alice", "wrong password");
-    assert_eq!(throttled.status, 429);
+    let throttled = guesser.log_in("/admin", "alice", PASSWORD);
+    assert_eq!(throttled.status, 429, "even the right password waits");
     let retry_after: u64 = throttled
         .header("retry-after")
         .expect("Retry-After")
         .parse()
         .unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
-    // even the right password waits
-    assert_eq!(client.log_in("/admin", "alice", PASSWORD).status, 429);
-    // the frontend's login shares the count: it is the same account
-    assert_eq!(Client::new(&host).log_in("", "alice", PASSWORD).status, 429);
-    // another username from the same address is not affected
-    let table_user = client.log_in("/admin", "bob", "wrong password");
-    assert_eq!(table_user.status, 200);
+    // an IPv6 subscriber's whole /64 is one address
+    for n in 0..10 {
+        let address = format!("2001:db8:1:2::{n:x}");
+        let failed = client_at(&host, &address).log_in("/admin", &format!("v{n}"), "wrong");
+        assert_eq!(failed.status, 200);
+    }
+    let same_64 = client_at(&host, "2001:db8:1:2:ffff::1").log_in("/admin", "x", "wrong");
+    assert_eq!(same_64.status, 429);
+    let next_64 = client_at(&host, "2001:db8:1:3::1").log_in("/admin", "x", "wrong");
+    assert_eq!(next_64.status, 200);
+    // one username tried from many addresses
+    for n in 0..10 {
+        let failed = client_at(&host, &format!("198.51.100.{n}")).log_in("/admin", "bob", "wrong");
+        assert_eq!(failed.status, 200);
+    }
+    let bob = client_at(&host, "198.51.100.200").log_in("/admin", "bob", PASSWORD);
+    assert_eq!(bob.status, 429);
+    // the frontend's login shares the counts: it is the same account
+    let bob = client_at(&host, "198.51.100.201").log_in("", "bob", PASSWORD);
+    assert_eq!(bob.status, 429);
+    // others are not affected
+    let alice = client_at(&host, "192.0.2.1").log_in("/admin", "alice", PASSWORD);
+    assert_eq!(alice.status, 303);
+}
+
+#[test]
+fn parallel_guesses_cannot_overrun_the_limit() {
+    let (_table, host) = blog_behind_proxy();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..30)
+            .map(|n| {
+                let host = &host;
+                scope.spawn(move || {
+                    client_at(host, &format!("198.51.100.{n}"))
+                        .log_in("/admin", "alice", "wrong password")
+                        .status
+                })
+            })
+            .collect();
+        guesses
+            .into_iter()
+            .map(|guess| guess.join().unwrap())
+            .collect()
+    });
+    let checked = statuses.iter().filter(|&&status| status == 200).count();
+    let refused = statuses.iter().filter(|&&status| status == 429).count();
+    assert!((1..=10).contains(&checked), "{statuses:?}");
+    assert_eq!(checked + refused, 30, "{statuses:?}");
+}
+
+#[test]
+fn overlong_usernames_and_passwords_are_refused_unhashed_and_unrecorded() {
+    let (table, host) = blog_behind_proxy();
+    let long_name = "n".repeat(65);
+    let long_password = "p".repeat(1025);
+    for (username, password) in [(long_name.as_str(), "x"), ("alice", long_password.as_str())] {
+        for _ in 0..12 {
+            let refused = client_at(&host, "203.0.113.1").log_in("/admin", username, password);
+            assert_eq!(refused.status, 400);
+            assert!(
+                refused.text().contains("at most 64 characters"),
+                "{}",
+                refused.text()
+            );
+        }
+    }
+    // none of them counted as a failure
+    let alice = client_at(&host, "203.0.113.1").log_in("/admin", "alice", PASSWORD);
+    assert_eq!(alice.status, 303);
+    // nor reached the log
+    let log = std::fs::read_to_string(table.dir.path().join("logs/app_admin.log")).unwrap();
+    assert!(!log.contains(&long_name), "{log}");
+}
+
+#[test]
+fn what_a_client_typed_cannot_forge_log_lines() {
+    let (table, host) = blog_behind_proxy();
+    let forged = "eve\n2026-01-01T00:00:00Z  INFO forged";
+    let failed = client_at(&host, "203.0.113.1").log_in("/admin", forged, "wrong");
+    assert_eq!(failed.status, 200);
+    let log = host.wait_for_log("failed login");
+    let file = std::fs::read_to_string(table.dir.path().join("logs/app_admin.log")).unwrap();
+    for text in [&log, &file] {
+        assert!(
+            !text
+                .lines()
+                .any(|line| line.starts_with("2026-01-01T00:00:00Z")),
+            "{text}"
+        );
+        assert!(text.contains("eve\\n2026"), "{text}");
+    }
 }
 
 #[test]
@@ -915,7 +1023,19 @@ fn the_secret_from_the_environment_is_used_instead_of_the_file() {
         admin_client(&host).cookies["admin_session"].value.clone()
     };
     let cookie = format!("admin_session={cookie}");
-    // another site with its own secret.key file, same environment key
+    // another site with its own secret.key file, same environment key, and
+    // the same database (where the login is)
+    let (from, to) = (
+        first.dir.path().join("data"),
+        second.dir.path().join("data"),
+    );
+    // (the first host was killed: the login may still be in the WAL)
+    for file in ["app.db", "app.db-wal", "app.db-shm"] {
+        let _ = std::fs::remove_file(to.join(file));
+        if file != "app.db-shm" && from.join(file).exists() {
+            std::fs::copy(from.join(file), to.join(file)).unwrap();
+        }
+    }
     let host = Host::start_with_env(&second, &env);
     assert_eq!(
         host.request("GET", "/admin/", &[("Cookie", &cookie)], b"")
@@ -941,4 +1061,70 @@ fn the_secret_from_the_environment_is_used_instead_of_the_file() {
         host.wait_for_log("HOST_SECRET_KEY is 5 bytes long")
             .contains("at least 32")
     );
+}
+
+#[test]
+fn logging_out_ends_the_session_for_every_copy_of_its_cookie() {
+    let host = blog();
+    let mut browser = admin_client(&host);
+    // someone copied the cookie
+    let mut thief = Client::new(&host);
+    thief.cookies = browser.cookies.clone();
+    assert_eq!(thief.get("/admin/").status, 200);
+    let token = browser.csrf_token("/admin/logout");
+    let out = browser.post_form("/admin/logout", &[("csrf_token", &token)]);
+    assert_eq!(out.status, 303);
+    let denied = thief.get("/admin/");
+    assert_eq!(denied.status, 303, "the copied cookie still works");
+    assert!(
+        denied
+            .header("location")
+            .unwrap()
+            .starts_with("/admin/login")
+    );
+    // the login page does not greet the ended login's user
+    let page = thief.get("/admin/login").text();
+    assert!(!page.contains("alice"), "{page}");
+}
+
+#[test]
+fn a_deleted_users_cookie_never_logs_in_the_next_user_given_its_id() {
+    let table = site_table();
+    create_user(&table, "mallory");
+    let host = Host::start_on(&table);
+    let mut old = Client::new(&host);
+    assert_eq!(old.log_in("/admin", "mallory", PASSWORD).status, 303);
+    assert_eq!(old.get("/admin/").status, 200);
+    // mallory is deleted; the next user gets the same id
+    let database = table.dir.path().join("data/app.db");
+    let connection = rusqlite::Connection::open(&database).unwrap();
+    connection
+        .pragma_update(None, "foreign_keys", "ON")
+        .unwrap();
+    let id: i64 = connection
+        .query_row(
+            "SELECT id FROM users WHERE username = 'mallory'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    connection
+        .execute("DELETE FROM users WHERE id = ?1", [id])
+        .unwrap();
+    drop(connection);
+    create_user(&table, "newcomer");
+    let connection = rusqlite::Connection::open(&database).unwrap();
+    let reused: i64 = connection
+        .query_row(
+            "SELECT id FROM users WHERE username = 'newcomer'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        reused, id,
+        "SQLite gave the id again (the premise of this test)"
+    );
+    let denied = old.get("/admin/");
+    assert_eq!(denied.status, 303, "the old cookie logged in the newcomer");
 }

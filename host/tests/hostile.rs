@@ -523,3 +523,73 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
     assert_eq!(numbers, ["4096", "4096"], "{open_files}");
 }
+
+#[test]
+fn app_responses_carry_safe_headers_unless_the_table_says_otherwise() {
+    let mut relaxed = mount("relaxed", "/relaxed", "probe");
+    relaxed["headers"] = json!({"X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "", "Strict-Transport-Security": "max-age=60"});
+    let host = Host::start(Table::from_value(json!({
+        "mounts": [mount("probe", "/", "probe"), relaxed],
+    })));
+    let page = host.get("/echo");
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        page.header("referrer-policy"),
+        Some("strict-origin-when-cross-origin")
+    );
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    // a page with no session cookie either way may be cached
+    assert_eq!(page.header("cache-control"), None);
+    let changed = host.get("/relaxed/echo");
+    assert_eq!(changed.header("x-frame-options"), Some("SAMEORIGIN"));
+    assert_eq!(changed.header("referrer-policy"), None);
+    assert_eq!(
+        changed.header("strict-transport-security"),
+        Some("max-age=60")
+    );
+    assert_eq!(changed.header("x-content-type-options"), Some("nosniff"));
+    // a request that carries the mount's session cookie: never cached
+    let with_session = host.request("GET", "/echo", &[("Cookie", "a=1; probe_session=xyz")], b"");
+    assert_eq!(with_session.header("cache-control"), Some("no-store"));
+    let other_cookie = host.request("GET", "/echo", &[("Cookie", "xprobe_session=1")], b"");
+    assert_eq!(other_cookie.header("cache-control"), None);
+}
+
+#[test]
+fn a_session_cookie_being_set_is_never_cached() {
+    use common::blog::Client;
+    let host = Host::start(common::blog::site_table());
+    let mut client = Client::new(&host);
+    // the login form sets the session (its CSRF token)
+    let form = client.get("/login");
+    assert!(form.header("set-cookie").is_some());
+    assert_eq!(form.header("cache-control"), Some("no-store"));
+    // the public home page, without a cookie, may be cached
+    let home = host.get("/");
+    assert_eq!(home.header("cache-control"), None);
+}
+
+#[test]
+fn only_images_are_stored_and_uploads_are_served_sandboxed() {
+    let host = probe_host(json!({}), json!({}));
+    for extension in ["html", "svg", "js", "txt"] {
+        let refused = host.request(
+            "POST",
+            &format!("/uploads-store?ext={extension}"),
+            &[],
+            b"<script>",
+        );
+        assert_eq!(refused.status, 409, "{extension}");
+        assert!(
+            refused.text().contains("is not one the host stores"),
+            "{}",
+            refused.text()
+        );
+    }
+    let stored = host.request("POST", "/uploads-store?ext=png", &[], b"png bytes");
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    let served = host.get(&format!("/uploads/{}", stored.text()));
+    assert_eq!(served.status, 200);
+    assert_eq!(served.header("content-security-policy"), Some("sandbox"));
+    assert_eq!(served.header("x-content-type-options"), Some("nosniff"));
+}

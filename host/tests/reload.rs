@@ -45,7 +45,7 @@ fn load(
 fn pid_in(table: &Table) -> Option<u32> {
     std::fs::read_to_string(table.dir.path().join("data/host.pid"))
         .ok()
-        .and_then(|pid| pid.trim().parse().ok())
+        .and_then(|text| text.lines().next()?.trim().parse().ok())
 }
 
 fn terminate(pid: u32) {

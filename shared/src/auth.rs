@@ -3,7 +3,10 @@
 //! cookie, safe `?next=` redirects, throttling of repeated failures, and
 //! [`login_required`] for pages only users may see.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use app_api::{
     prelude::*,
@@ -13,16 +16,27 @@ use minijinja::context;
 
 use crate::{
     Site,
-    model::{User, now},
+    model::{LoginLimits, User, now},
     password, session_user,
     templates::flash,
 };
 
-/// Failed logins allowed per username and address within [`WINDOW`]...
-pub const MAX_FAILURES: u32 = 5;
+/// Failed logins allowed within [`WINDOW`] from one address (an IPv6
+/// client's /64: one subscriber holds all of it), whatever the usernames,
+/// and for one username from anywhere...
+pub const LIMITS: LoginLimits = LoginLimits {
+    per_address: 10,
+    per_username: 10,
+};
 
 /// ...seconds; then the login answers 429 until the oldest expires.
 pub const WINDOW: i64 = 15 * 60;
+
+/// The longest username a login form takes (as long as a user may have).
+pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// The longest password a login form takes: more only costs hashing time.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// A hash nobody's password matches, verified for unknown usernames so
 /// that they take as long as known ones.
@@ -55,11 +69,15 @@ pub fn register(router: Router, site: &Arc<Site>) -> Router {
 }
 
 /// The logged-in user of this app's session, checked against the
-/// database (a deleted user is logged out).
+/// database: a login ended on the server (logged out from any copy of the
+/// cookie, or its user deleted) is no login.
 pub fn current_user(site: &Site, session: &Session) -> Result<Option<User>, Error> {
-    match session_user::remembered(session) {
-        Some(user) => site.blog.user(user.id),
-        None => Ok(None),
+    match (
+        session_user::remembered(session),
+        session_user::login(session),
+    ) {
+        (Some(user), Some(login)) => site.blog.session_user(&login, user.id),
+        _ => Ok(None),
     }
 }
 
@@ -113,14 +131,24 @@ pub fn safe_next(script_root: &str, next: &str) -> Option<String> {
     (inside && !suspicious).then(|| next.to_owned())
 }
 
-/// The client's address without its port: failures are counted per
-/// address, and a client picks a new port for each connection.
+/// Whom failures count against: the client's address without its port (a
+/// client picks a new port for each connection), an IPv6 address as its
+/// /64 (a subscriber gets a whole /64 and may use any address in it).
 fn client_address(req: &Request) -> String {
     let remote = req.remote_addr();
-    remote
+    let address = remote
         .parse::<SocketAddr>()
-        .map(|address| address.ip().to_string())
-        .unwrap_or_else(|_| remote.to_owned())
+        .map(|address| address.ip())
+        .or_else(|_| remote.parse::<IpAddr>());
+    match address.map(|address| address.to_canonical()) {
+        Ok(IpAddr::V6(v6)) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            format!("{}/64", std::net::Ipv6Addr::from(segments))
+        }
+        Ok(v4) => v4.to_string(),
+        Err(_) => remote.to_owned(),
+    }
 }
 
 fn login_page(
@@ -155,6 +183,8 @@ fn login_form(site: &Site, req: &Request) -> HandlerResult {
             &after_login(req, Some(&next))?,
         ));
     }
+    // a login that ended elsewhere: the page must not greet its user
+    session_user::forget(&mut session);
     login_page(site, req, &mut session, &next, "", None)
 }
 
@@ -165,40 +195,63 @@ fn login(site: &Site, req: &Request) -> HandlerResult {
     let username = form.get("username").unwrap_or_default().trim().to_owned();
     let typed = form.get("password").unwrap_or_default();
     let next = form.get("next").unwrap_or_default().to_owned();
+    // no hashing, storing or logging of what no user could have
+    if username.chars().count() > MAX_USERNAME_CHARS || typed.len() > MAX_PASSWORD_BYTES {
+        let shown: String = username.chars().take(MAX_USERNAME_CHARS).collect();
+        let message = format!(
+            "A username has at most {MAX_USERNAME_CHARS} characters and a password at most {MAX_PASSWORD_BYTES} bytes."
+        );
+        return Ok(
+            login_page(site, req, &mut session, &next, &shown, Some(&message))?.with_status(400),
+        );
+    }
     let address = client_address(req);
     // the form again, with what was typed (but the password) and why
     let mut again =
         |message: &str| login_page(site, req, &mut session, &next, &username, Some(message));
-    let (failures, oldest) = site
+    let since = now() - WINDOW;
+    let Some(attempt) = site
         .blog
-        .login_failures(&username, &address, now() - WINDOW)?;
-    if failures >= MAX_FAILURES {
+        .take_login_attempt(&username, &address, since, LIMITS)?
+    else {
+        let oldest = site.blog.oldest_login_failure(&username, &address, since)?;
         let retry_after = (oldest.unwrap_or_else(now) + WINDOW - now()).max(1);
-        tracing::warn!(username = %username, address = %address, "login refused: too many failures");
+        tracing::warn!(username = ?username, address = ?address, "login refused: too many failures");
         return Ok(
             again("Too many failed logins. Wait a few minutes and try again.")?
                 .with_status(429)
                 .with_header("retry-after", retry_after.to_string()),
         );
-    }
-    let user = match site.blog.credentials(&username)? {
-        Some((user, hash)) => password::verify(typed, &hash).then_some(user),
-        None => {
-            password::verify(typed, decoy_hash());
-            None
+    };
+    let checked = match site.blog.credentials(&username)? {
+        Some((user, hash)) => password::verify(typed, &hash).map(|valid| valid.then_some(user)),
+        None => password::verify(typed, decoy_hash()).map(|_| None),
+    };
+    let user = match checked {
+        Ok(user) => user,
+        Err(password::Busy) => {
+            // not the client's failure: the attempt does not count
+            site.blog.withdraw_login_attempt(attempt)?;
+            return Ok(
+                again("The server is busy checking other logins. Try again in a moment.")?
+                    .with_status(503)
+                    .with_header("retry-after", "2"),
+            );
         }
     };
     let Some(user) = user else {
-        site.blog
-            .record_login_failure(&username, &address, now() - WINDOW)?;
-        tracing::info!(username = %username, address = %address, "failed login");
+        // the attempt stays recorded: it is the failure; older ones that no
+        // longer count go
+        site.blog.expire_login_failures(since)?;
+        tracing::info!(username = ?username, address = ?address, "failed login");
         return again("Invalid username or password.");
     };
-    site.blog.clear_login_failures(&username, &address)?;
-    tracing::info!(username = %user.username, "logged in");
+    site.blog.login_succeeded(attempt, &username, &address)?;
+    tracing::info!(username = ?user.username, "logged in");
     // a new session: nothing from before the login carries over
     session.clear();
-    session_user::remember(&mut session, &user);
+    let login = site.blog.open_session(user.id)?;
+    session_user::remember(&mut session, &user, &login);
     flash(&mut session, &format!("Welcome, {}.", user.username));
     Ok(Response::redirect_with(303, &after_login(req, Some(&next))?).with_session(req, &session))
 }
@@ -212,7 +265,11 @@ fn logout(site: &Site, req: &Request) -> HandlerResult {
     let mut session = req.session();
     session.verify_csrf(req.form().get("csrf_token"))?;
     if let Some(user) = current_user(site, &session)? {
-        tracing::info!(username = %user.username, "logged out");
+        tracing::info!(username = ?user.username, "logged out");
+    }
+    // every copy of the cookie is logged out, not only this browser's
+    if let Some(login) = session_user::login(&session) {
+        site.blog.close_session(&login)?;
     }
     session.clear();
     Ok(Response::redirect_with(303, &req.url_for("auth.login", &[])?).with_session(req, &session))

@@ -10,6 +10,8 @@
 //!   crate, in the workspace or (`--path`) standalone in DIR.
 //! - `cargo xtask bench [--seconds N] [--rounds N] [--quick]`: measures the
 //!   host against a bare hyper baseline (see `bench/`).
+//! - `cargo xtask attack`: the slow-body flood against the shipped site; the
+//!   host's memory and its ordinary requests' latency meanwhile.
 
 mod bench;
 mod scaffold;
@@ -26,7 +28,8 @@ use std::{
 const USAGE: &str = "usage: cargo xtask serve [--reload] [host serve options]
        cargo xtask install
        cargo xtask new-app NAME [--prefix /PREFIX] [--path DIR]
-       cargo xtask bench [--seconds N] [--rounds N] [--quick]";
+       cargo xtask bench [--seconds N] [--rounds N] [--quick]
+       cargo xtask attack";
 
 fn main() -> ExitCode {
     let mut args = env::args_os().skip(1);
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Some("install") => build_and_install(&[]).map(|_| ()),
         Some("new-app") => new_app(args.map(|arg| arg.to_string_lossy().into_owned()).collect()),
         Some("bench") => bench(args.map(|arg| arg.to_string_lossy().into_owned()).collect()),
+        Some("attack") => attack(),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -202,6 +206,13 @@ fn new_app(args: Vec<String>) -> Result<(), String> {
     let cwd = env::current_dir().map_err(|error| format!("no current folder: {error}"))?;
     let report = scaffold::new_app(&workspace_root(), &cwd, name, prefix, path)?;
     println!("{report}");
+    Ok(())
+}
+
+fn attack() -> Result<(), String> {
+    let release = build_and_install(&[])?;
+    let report = bench::attack::run(&workspace_root(), &release)?;
+    print!("{report}");
     Ok(())
 }
 

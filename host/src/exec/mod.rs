@@ -189,6 +189,12 @@ impl Runner {
         request: &AppRequest,
         started: Instant,
     ) -> Option<Reply> {
+        // Forms and uploads are where the slow work is (password hashing,
+        // writes, image decoding): they run on the mount's threads, never on
+        // an async worker, and the handoff is nothing beside that work.
+        if !matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+            return None;
+        }
         let now = gate.ms_at(started);
         match self.demotion.verdict(now) {
             Verdict::Inline => {}
@@ -283,7 +289,16 @@ mod tests {
     }
 
     async fn call(runner: &Runner, gate: &InlineGate) -> Result<Reply, CallError> {
+        call_with(runner, gate, "GET").await
+    }
+
+    async fn call_with(
+        runner: &Runner,
+        gate: &InlineGate,
+        method: &str,
+    ) -> Result<Reply, CallError> {
         let mut request = request::empty();
+        request.method = method.into();
         match runner.call(gate, &mut request, Instant::now()) {
             Call::Done(reply) => reply,
             Call::Waiting(reply) => reply.await,
@@ -356,6 +371,29 @@ mod tests {
             let next = thread_of(call(&runner, &gate).await);
             assert!(next.starts_with("probe-"), "on the mount's threads: {next}");
         }
+        runner.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forms_and_uploads_never_run_on_an_async_worker() {
+        let probe = Arc::new(Probe::default());
+        probe.open();
+        let runner = runner(
+            &probe,
+            CallLimits {
+                max_concurrency: 2,
+                queue_timeout: Duration::from_secs(10),
+                timeout: Duration::from_secs(10),
+            },
+        );
+        let gate = InlineGate::new(2);
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            let thread = thread_of(call_with(&runner, &gate, method).await);
+            assert!(thread.starts_with("probe-"), "{method} ran on {thread}");
+        }
+        // the mount is fast: reads still run inline
+        let thread = thread_of(call(&runner, &gate).await);
+        assert!(!thread.starts_with("probe-"), "GET ran on {thread}");
         runner.stop();
     }
 }

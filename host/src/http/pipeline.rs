@@ -162,8 +162,8 @@ async fn answer<'s>(
     if let Some(response) = host_page(site, method, uri.path(), &context.origin) {
         return Answer::by_host(response);
     }
-    if requested_host(&context.origin, request).is_some_and(|host| !site.allowed_hosts.allows(host))
-    {
+    let host = requested_host(&context.origin, request);
+    if host.is_some_and(|host| !site.allowed_hosts.allows(host)) {
         return Answer::by_host(respond::unknown_host());
     }
     let route = dispatch::route(&site.prefixes, uri.path(), uri.query());
@@ -200,7 +200,7 @@ async fn answer<'s>(
                 site,
                 site_mount,
                 (&app.routes, runner),
-                &path,
+                (host, &path),
                 request,
                 body,
                 context,
@@ -278,7 +278,7 @@ async fn call_app(
     site: &Site,
     live: &SiteMount,
     (routes, runner): (&AppRoutes, &Runner),
-    path: &str,
+    (host, path): (Option<&str>, &str),
     parts: &http::request::Parts,
     body: Incoming,
     context: &Context<'_>,
@@ -321,7 +321,7 @@ async fn call_app(
         .map(|received| std::mem::take(&mut received.bytes))
         .unwrap_or_default();
     let local_text;
-    let (scheme, host) = match (&site.public_url, requested_host(origin, parts)) {
+    let (scheme, host) = match (&site.public_url, host) {
         (Some(public), _) => (public.scheme, public.host.as_str()),
         (None, Some(host)) => (origin.scheme, host),
         // RFC 9112, section 3.2: a 1.1 request without Host is a 400.
@@ -436,19 +436,22 @@ fn reply_response(
 ) -> Response<Body> {
     let request_id = context.request_id;
     match reply {
-        RResult::ROk(response) => respond::app_reply(response).unwrap_or_else(|problem| {
-            logging::with_request_id(request_id, || {
-                live.logger.emit(
-                    level::ERROR,
-                    "host",
-                    &format!(
-                        "{} {}: invalid response from the app: {problem}",
-                        parts.method, parts.uri
-                    ),
-                );
-            });
-            respond::status_page(StatusCode::INTERNAL_SERVER_ERROR)
-        }),
+        RResult::ROk(response) => match respond::app_reply(response, &live.mount, &parts.headers) {
+            Ok(response) => response,
+            Err(problem) => {
+                logging::with_request_id(request_id, || {
+                    live.logger.emit(
+                        level::ERROR,
+                        "host",
+                        &format!(
+                            "{} {}: invalid response from the app: {problem}",
+                            parts.method, parts.uri
+                        ),
+                    );
+                });
+                respond::status_page(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        },
         RResult::RErr(error) => {
             if error.panicked {
                 live.counters.panicked();

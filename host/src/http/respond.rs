@@ -7,10 +7,13 @@ use std::net::SocketAddr;
 
 use app_api_abi::{AppError, AppResponse, Header};
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 
 use super::body::{Body, empty_body, full_body, streamed_body};
-use crate::static_files::{Content, Served};
+use crate::{
+    static_files::{Content, Served},
+    table::Mount,
+};
 
 /// A response with a status, a content type and a body.
 fn page(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -163,12 +166,27 @@ pub(super) fn file(served: Served) -> Response<Body> {
 /// Turns an app's response into hyper's, without copying the body: the
 /// app-allocated buffer is freed by the app's allocator when hyper is done
 /// (`docs/architecture.md`, "Inside an app").
-pub(super) fn app_reply(response: AppResponse) -> Result<Response<Body>, String> {
+///
+/// The host adds the mount's `headers` the app did not set, and
+/// `Cache-Control: no-store` when the response sets the mount's session
+/// cookie or answers a request (`request`) that carried it, unless the app
+/// chose its own caching: a shared cache must never hand one user's page,
+/// or cookie, to another. What the app set is noted while its headers are
+/// converted, with no lookup in the map.
+pub(super) fn app_reply(
+    response: AppResponse,
+    mount: &Mount,
+    request: &HeaderMap,
+) -> Result<Response<Body>, String> {
     let status = StatusCode::from_u16(response.status)
         .map_err(|_| format!("status {} is not a valid HTTP status", response.status))?;
     let mut built = Response::new(full_body(Bytes::from_owner(response.body)));
     *built.status_mut() = status;
-    let headers = built.headers_mut();
+    let mut headers = HeaderMap::with_capacity(response.headers.len() + mount.headers.len() + 1);
+    // which of the mount's headers the app set (the table holds at most 64)
+    let mut set: u64 = 0;
+    let (mut caching_chosen, mut sets_session) = (false, false);
+    let cookie = mount.session_cookie.as_bytes();
     for Header { name, value } in response.headers {
         let name = common_name(&name)
             .map_or_else(|| HeaderName::from_bytes(name.as_bytes()), Ok)
@@ -176,19 +194,50 @@ pub(super) fn app_reply(response: AppResponse) -> Result<Response<Body>, String>
         let value = common_value(&value)
             .map_or_else(|| HeaderValue::from_bytes(&value), Ok)
             .map_err(|_| format!("the value of header {name} is not valid"))?;
+        for (index, (added, _)) in mount.headers.iter().enumerate() {
+            if *added == name {
+                set |= 1 << index;
+            }
+        }
+        if name == header::CACHE_CONTROL {
+            caching_chosen = true;
+        } else if name == header::SET_COOKIE && names_cookie(value.as_bytes(), cookie) {
+            sets_session = true;
+        }
         headers.append(name, value);
     }
+    for (index, (name, value)) in mount.headers.iter().enumerate() {
+        if set & (1 << index) == 0 {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let carries_session = || {
+        request.get_all(header::COOKIE).iter().any(|value| {
+            value
+                .as_bytes()
+                .split(|&b| b == b';')
+                .any(|pair| names_cookie(pair.trim_ascii_start(), cookie))
+        })
+    };
+    if !caching_chosen && (sets_session || carries_session()) {
+        headers.append(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    *built.headers_mut() = headers;
     Ok(built)
 }
 
-/// The header names the SDK writes, by their text: a comparison is
-/// cheaper than `HeaderName::from_bytes`'s parse, on every app response.
+/// Whether `pair` (`name=value...`) is the cookie `name`.
+fn names_cookie(pair: &[u8], name: &[u8]) -> bool {
+    pair.starts_with(name) && pair.get(name.len()) == Some(&b'=')
+}
+
 fn common_name(name: &str) -> Option<HeaderName> {
     Some(match name {
         "content-type" => header::CONTENT_TYPE,
         "location" => header::LOCATION,
         "set-cookie" => header::SET_COOKIE,
         "allow" => header::ALLOW,
+        "cache-control" => header::CACHE_CONTROL,
         _ => return None,
     })
 }
@@ -296,6 +345,17 @@ mod tests {
         );
     }
 
+    /// `app_reply` for a mount of the default table, to a request without
+    /// cookies.
+    fn reply(response: AppResponse) -> Result<Response<Body>, String> {
+        let table = crate::table::parse(
+            r#"{"mounts": [{"name": "a", "prefix": "/", "library": "a.so"}]}"#,
+            std::path::Path::new("plugins.json"),
+        )
+        .unwrap();
+        app_reply(response, &table.mounts[0], &HeaderMap::new())
+    }
+
     #[test]
     fn header_values_arrive_as_the_app_sent_them_common_or_not() {
         for value in [
@@ -314,7 +374,7 @@ mod tests {
                 .into(),
                 body: RVec::new(),
             };
-            let built = app_reply(response).unwrap();
+            let built = reply(response).unwrap();
             assert_eq!(built.headers()[header::CONTENT_TYPE], value);
         }
     }
@@ -339,7 +399,7 @@ mod tests {
                 .into(),
                 body: RVec::new(),
             };
-            let built = app_reply(response).unwrap();
+            let built = reply(response).unwrap();
             let (sent, _) = built.headers().iter().next().unwrap();
             assert_eq!(sent, HeaderName::from_bytes(name.as_bytes()).unwrap());
             assert_eq!(sent.as_str(), name.to_ascii_lowercase());
@@ -363,7 +423,7 @@ mod tests {
             .into(),
             body: RVec::new(),
         };
-        let built = app_reply(response).unwrap();
+        let built = reply(response).unwrap();
         assert_eq!(built.headers().get_all("set-cookie").iter().count(), 2);
         let bad = AppResponse {
             status: 200,
@@ -374,12 +434,12 @@ mod tests {
             .into(),
             body: RVec::new(),
         };
-        assert!(app_reply(bad).is_err());
+        assert!(reply(bad).is_err());
         let bad_status = AppResponse {
             status: 1000,
             headers: RVec::new(),
             body: RVec::new(),
         };
-        assert!(app_reply(bad_status).is_err());
+        assert!(reply(bad_status).is_err());
     }
 }

@@ -217,3 +217,40 @@ pub fn init_serving(log_dir: &Path, loggers: &[&str]) -> Result<LogGuards, LogEr
     })?;
     Ok(LogGuards { _flusher: flusher })
 }
+
+/// `text` with its control characters escaped (`\n`, `\r`, `\u{1b}`; tab
+/// kept), so that it stays one log line; borrowed when there are none.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && c != '\t';
+    if !text.contains(escaped) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut line = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            c if escaped(c) => line.extend(c.escape_unicode()),
+            c => line.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_logged_message_stays_on_one_line() {
+        for (text, line) in [
+            ("plain\ttext", "plain\ttext"),
+            ("eve\n2026 INFO forged", "eve\\n2026 INFO forged"),
+            ("a\r\nb", "a\\r\\nb"),
+            ("\u{1b}[31mred", "\\u{1b}[31mred"),
+            ("caf\u{e9}", "caf\u{e9}"),
+        ] {
+            assert_eq!(one_line(text), line, "{text:?}");
+        }
+    }
+}

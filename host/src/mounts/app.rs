@@ -102,11 +102,11 @@ fn uploads_folder(
     let Some(store) = store else {
         return Ok(None);
     };
-    let folder = StaticFolder::open(store.folder(), UPLOADS_MAX_AGE).map_err(|error| {
-        LoadError::StaticFolder {
+    let folder = StaticFolder::open(store.folder(), UPLOADS_MAX_AGE)
+        .map_err(|error| LoadError::StaticFolder {
             path: store.folder().to_owned(),
             reason: error.to_string(),
-        }
-    })?;
+        })?
+        .sandboxed();
     Ok(Some(Arc::clone(opened.insert(Arc::new(folder)))))
 }

@@ -23,6 +23,9 @@ use crate::{
     table::{Mount, MountTable},
 };
 
+/// Threads for the runtime's blocking work (file writes of spooled bodies).
+const MAX_BLOCKING_THREADS: usize = 16;
+
 /// How `serve` runs.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -100,6 +103,10 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     let site = Arc::new(Site::start(&table, mounts, workers, options.debug));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
+        // spooling request bodies writes files on the blocking threads: 300
+        // slow uploads at once must not make 300 threads (each a stack and
+        // an allocator cache)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

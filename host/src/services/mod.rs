@@ -394,7 +394,10 @@ fn service_panic() -> RString {
 impl Host for MountServices {
     fn log(&self, level: u8, module: RStr<'_>, message: RStr<'_>) {
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            self.logger.emit(level, module.as_str(), message.as_str())
+            // one event, one line: a newline an app logs from a client's
+            // input (a username) must not start a forged line
+            let message = crate::logging::one_line(message.as_str());
+            self.logger.emit(level, module.as_str(), &message)
         }));
     }
 

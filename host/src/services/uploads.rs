@@ -9,6 +9,11 @@ use std::{
 /// The folder below the data directory.
 pub const UPLOADS_FOLDER: &str = "uploads";
 
+/// The extensions uploads may have: images only. Served from the site's own
+/// origin, an `.html` or `.svg` file someone uploaded would run script as
+/// the site.
+const STORED_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "gif", "webp", "avif"];
+
 /// The store.
 pub struct Uploads {
     folder: PathBuf,
@@ -48,14 +53,10 @@ impl Uploads {
     /// Writes `data` under a new random name ending in `.{extension}` and
     /// returns the name. The file appears whole or not at all.
     pub fn store(&self, data: &[u8], extension: &str) -> Result<String, String> {
-        if extension.is_empty()
-            || extension.len() > 10
-            || !extension
-                .bytes()
-                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit())
-        {
+        if !STORED_EXTENSIONS.contains(&extension) {
             return Err(format!(
-                "extension {extension:?} must be 1 to 10 lowercase letters or digits"
+                "extension {extension:?} is not one the host stores: uploads are images, {}",
+                STORED_EXTENSIONS.join(", ")
             ));
         }
         let mut random = [0u8; 16];
@@ -136,7 +137,16 @@ mod tests {
             std::fs::read(uploads.folder().join(&first)).unwrap(),
             b"one"
         );
-        for bad in ["", "PNG", "p/g", "..", "averyverylongone"] {
+        for bad in [
+            "",
+            "PNG",
+            "p/g",
+            "..",
+            "html",
+            "svg",
+            "txt",
+            "averyverylongone",
+        ] {
             assert!(uploads.store(b"x", bad).is_err(), "{bad:?}");
         }
         assert_eq!(uploads.delete(&first), Ok(true));

@@ -48,6 +48,15 @@ pub const QUEUE_TIMEOUT_MS: u64 = 10_000;
 /// How long a handler may take before its client gets 504.
 pub const TIMEOUT_MS: u64 = 30_000;
 
+/// The headers added to every app response that does not set them:
+/// browsers must not guess types, leak full URLs to other sites, or let
+/// other sites frame the pages (clickjacking).
+pub const RESPONSE_HEADERS: [(&str, &str); 3] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("x-frame-options", "DENY"),
+];
+
 /// A mount's logger (and log file name).
 pub fn logger(mount: &str) -> String {
     format!("app_{mount}")

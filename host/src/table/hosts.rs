@@ -26,13 +26,14 @@ pub struct AllowedHosts {
 fn name_of(host: &str) -> &str {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                name
-            } else {
-                host
+        // a byte search: `rsplit_once`'s char searcher cost a request 150
+        // instructions
+        None => match host.bytes().rposition(|b| b == b':') {
+            Some(colon) if host.as_bytes()[colon + 1..].iter().all(u8::is_ascii_digit) => {
+                &host[..colon]
             }
-        }),
+            _ => host,
+        },
     };
     name.trim_end_matches('.')
 }
@@ -61,7 +62,9 @@ impl AllowedHosts {
             if !listen.ip().is_unspecified() {
                 hosts.exact.push(listen.ip().to_string());
             }
-            hosts.exact.extend(public.map(|url| name_of(&url.host).to_owned()));
+            hosts
+                .exact
+                .extend(public.map(|url| name_of(&url.host).to_owned()));
             return Ok(hosts);
         };
         for (index, entry) in written.iter().enumerate() {
@@ -76,7 +79,9 @@ impl AllowedHosts {
                 hosts.exact.push(name_of(entry).to_ascii_lowercase());
             }
         }
-        hosts.exact.extend(public.map(|url| name_of(&url.host).to_owned()));
+        hosts
+            .exact
+            .extend(public.map(|url| name_of(&url.host).to_owned()));
         Ok(hosts)
     }
 
@@ -86,7 +91,9 @@ impl AllowedHosts {
             return true;
         }
         let name = name_of(host);
-        self.exact.iter().any(|exact| exact.eq_ignore_ascii_case(name))
+        self.exact
+            .iter()
+            .any(|exact| exact.eq_ignore_ascii_case(name))
             || self.domains.iter().any(|domain| {
                 // `domain` or `<anything>.domain`; byte offsets are safe as
                 // a non-ASCII name never equals an ASCII domain's tail

@@ -122,6 +122,8 @@ pub struct Mount {
     pub logger: String,
     /// The session cookie name (`<name>_session` by default).
     pub session_cookie: String,
+    /// Headers added to the app's responses that lack them.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// The app's own settings, handed to it as JSON.
     pub config: serde_json::Value,
     /// The databases the mount may use, by name; the first is its default.

@@ -138,6 +138,12 @@ pub(super) struct RawMount {
     pub(super) logger: Option<String>,
     /// Session cookie name. Default "<name>_session".
     pub(super) session_cookie: Option<String>,
+    /// Headers added to the app's responses when the app sets none of that
+    /// name; "" drops one of the defaults. Default {"X-Content-Type-Options":
+    /// "nosniff", "Referrer-Policy": "strict-origin-when-cross-origin",
+    /// "X-Frame-Options": "DENY"}.
+    #[schemars(example = &serde_json::json!({"X-Frame-Options": "SAMEORIGIN", "Strict-Transport-Security": "max-age=31536000"}))]
+    pub(super) headers: Option<BTreeMap<String, String>>,
     /// Settings handed to the app as JSON. Default {}.
     pub(super) config: Option<serde_json::Map<String, serde_json::Value>>,
     /// The databases (names under the top-level "databases") this mount may

@@ -106,7 +106,7 @@ pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem
 /// joins `databases` when it has one.
 fn validate_mount(
     index: usize,
-    raw: RawMount,
+    mut raw: RawMount,
     base: &Path,
     data_dir: &Path,
     databases: &mut Vec<DatabaseConfig>,
@@ -170,6 +170,8 @@ fn validate_mount(
         .clone()
         .unwrap_or_else(|| defaults::session_cookie(&raw.name));
     check_cookie_name(&session_cookie).map_err(|message| problem(at("session_cookie"), message))?;
+    let headers = response_headers(raw.headers.take().unwrap_or_default())
+        .map_err(|(name, message)| problem(at(&format!("headers.{name}")), message))?;
     let max_concurrency = raw.max_concurrency.unwrap_or(defaults::MAX_CONCURRENCY);
     if !defaults::MAX_CONCURRENCY_RANGE.contains(&max_concurrency) {
         return Err(problem(
@@ -197,6 +199,7 @@ fn validate_mount(
         uploads_url_path,
         logger,
         session_cookie,
+        headers,
         config: serde_json::Value::Object(raw.config.unwrap_or_default()),
         databases: mount_databases,
         max_concurrency,
@@ -205,6 +208,52 @@ fn validate_mount(
         timeout_ms: raw.timeout_ms.unwrap_or(defaults::TIMEOUT_MS).max(1),
         name: raw.name,
     })
+}
+
+/// The most headers a mount's `headers` may add (the host notes which of
+/// them an app set in one 64-bit word), defaults included.
+const MAX_RESPONSE_HEADERS: usize = 64 - defaults::RESPONSE_HEADERS.len();
+
+/// The defaults with the mount's `headers` over them ("" drops one).
+fn response_headers(
+    written: BTreeMap<String, String>,
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, (String, String)> {
+    let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = defaults::RESPONSE_HEADERS
+        .iter()
+        .map(|(name, value)| {
+            (
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            )
+        })
+        .collect();
+    if written.len() > MAX_RESPONSE_HEADERS {
+        let name = written.keys().next().cloned().unwrap_or_default();
+        return Err((
+            name,
+            format!("more than {MAX_RESPONSE_HEADERS} headers: set the rest in the app"),
+        ));
+    }
+    for (name, value) in written {
+        let parsed = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            (
+                name.clone(),
+                format!("{name:?} is not a header name (e.g. \"X-Frame-Options\")"),
+            )
+        })?;
+        headers.retain(|(existing, _)| *existing != parsed);
+        if value.is_empty() {
+            continue;
+        }
+        let value = http::HeaderValue::from_str(&value).map_err(|_| {
+            (
+                name.clone(),
+                format!("{value:?} cannot be a header value: printable ASCII only"),
+            )
+        })?;
+        headers.push((parsed, value));
+    }
+    Ok(headers)
 }
 
 /// A path the host answers itself (`health_path`, `metrics_path`): `""`

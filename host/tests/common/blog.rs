@@ -85,6 +85,9 @@ pub struct Client<'h> {
     pub cookies: BTreeMap<String, StoredCookie>,
     /// The admin's prefix, for [`Client::create_post`].
     pub admin: String,
+    /// Sent as `X-Forwarded-For`: the client's address, for a host that
+    /// trusts 127.0.0.1 as its proxy.
+    pub forwarded_for: Option<String>,
 }
 
 impl<'h> Client<'h> {
@@ -93,6 +96,7 @@ impl<'h> Client<'h> {
             host,
             cookies: BTreeMap::new(),
             admin: "/admin".to_owned(),
+            forwarded_for: None,
         }
     }
 
@@ -154,6 +158,9 @@ impl<'h> Client<'h> {
         let mut all: Vec<(&str, &str)> = headers.to_vec();
         if let Some(cookie) = &cookie {
             all.push(("Cookie", cookie));
+        }
+        if let Some(address) = &self.forwarded_for {
+            all.push(("X-Forwarded-For", address));
         }
         let response = self.host.request(method, path, &all, body);
         self.keep_cookies(&response);

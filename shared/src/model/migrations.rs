@@ -52,4 +52,17 @@ CREATE INDEX login_failures_by_key ON login_failures (username, address, failed_
 -- a post's images in order, and its first one, without a sort
 CREATE INDEX post_images_by_position ON post_images (post_id, position, image_id);
 "#,
+    r#"
+-- logins the server remembers: logging out ends one for every copy of its
+-- cookie, and deleting a user ends all of theirs (a new user given the
+-- same id has none)
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+-- failed logins are limited per address too, whatever the username
+CREATE INDEX login_failures_by_address ON login_failures (address, failed_at);
+"#,
 ];

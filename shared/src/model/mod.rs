@@ -19,5 +19,5 @@ mod queries;
 mod validation;
 
 pub use entities::{Image, Post, PostSummary, User, now};
-pub use queries::Blog;
+pub use queries::{Blog, LoginLimits};
 pub use validation::{Change, PostInput, Refusal, slugify};

@@ -145,9 +145,11 @@ fn services(req: &Request) -> Result<Response, Error> {
     })))
 }
 
-/// Stores the request body as an upload (`POST`), or deletes one.
+/// Stores the request body as an upload (`POST`) with the extension
+/// `?ext=` (default `png`), or deletes one.
 fn store_upload(req: &Request) -> Result<Response, Error> {
-    Ok(match req.mount().store_upload(req.body(), "txt") {
+    let extension = req.query("ext").unwrap_or_else(|| "png".to_owned());
+    Ok(match req.mount().store_upload(req.body(), &extension) {
         Ok(name) => Response::text(name),
         Err(error) => Response::text(error.message().to_owned()).with_status(409),
     })

@@ -8,6 +8,7 @@
 //! `callgrind` counts instructions per request, and `report` writes the
 //! tables and judges the targets. Load is keep-alive, on 127.0.0.1 only.
 
+pub mod attack;
 mod callgrind;
 mod compare;
 mod options;

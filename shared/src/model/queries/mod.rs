@@ -4,6 +4,8 @@ mod images;
 mod posts;
 mod users;
 
+pub use users::LoginLimits;
+
 use std::sync::LazyLock;
 
 use app_api::{prelude::*, sdk::db::Db};

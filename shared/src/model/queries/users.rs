@@ -9,6 +9,15 @@ use crate::model::{
     validation::{Change, Refusal, check_user},
 };
 
+/// How many failed logins within the window refuse the next attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    /// From one address (an IPv6 client's /64), whatever the usernames.
+    pub per_address: u32,
+    /// For one username, from anywhere.
+    pub per_username: u32,
+}
+
 impl Blog {
     /// Creates a user with an argon2id hash of `password`.
     pub fn create_user(&self, username: &str, password: &str) -> Change<User> {
@@ -44,6 +53,48 @@ impl Blog {
         rows.first().map(|row| User::from_row(&row)).transpose()
     }
 
+    /// Starts a login of `user_id` the server remembers; its id.
+    pub fn open_session(&self, user_id: i64) -> Result<String, Error> {
+        // forget logins older than a session cookie may live
+        let expired = now() - i64::try_from(app_api::sdk::session::MAX_AGE.as_secs()).unwrap_or(0);
+        let rows = self.db.transaction(&[
+            Statement::new(
+                "DELETE FROM sessions WHERE created_at < ?1",
+                params![expired],
+            ),
+            Statement::new(
+                "INSERT INTO sessions (id, user_id, created_at) \
+                 VALUES (lower(hex(randomblob(16))), ?1, ?2) RETURNING id",
+                params![user_id, now()],
+            ),
+        ])?;
+        rows.get(1)
+            .and_then(|rows| rows.first())
+            .map(|row| row.get("id"))
+            .transpose()?
+            .ok_or_else(|| Error::internal("the new session has no id"))
+    }
+
+    /// The user of login `session` if it is still open and is `user_id`'s.
+    pub fn session_user(&self, session: &str, user_id: i64) -> Result<Option<User>, Error> {
+        let rows = self.db.query(
+            &format!(
+                "SELECT {} FROM users WHERE id = ?2 AND EXISTS \
+                 (SELECT 1 FROM sessions WHERE sessions.id = ?1 AND sessions.user_id = users.id)",
+                User::COLUMNS
+            ),
+            params![session, user_id],
+        )?;
+        rows.first().map(|row| User::from_row(&row)).transpose()
+    }
+
+    /// Ends login `session`, for every copy of its cookie.
+    pub fn close_session(&self, session: &str) -> Result<(), Error> {
+        self.db
+            .execute("DELETE FROM sessions WHERE id = ?1", params![session])?;
+        Ok(())
+    }
+
     /// The user and password hash for a login name.
     pub fn credentials(&self, username: &str) -> Result<Option<(User, String)>, Error> {
         let rows = self.db.query(
@@ -58,51 +109,94 @@ impl Blog {
             .transpose()
     }
 
-    /// Failed logins for `username` from `address` since `since`, and the
-    /// time of the oldest of them.
-    pub fn login_failures(
+    /// Takes a login attempt for `username` from `address` (a client's
+    /// address, or an IPv6 client's /64), recorded as a failure until
+    /// [`Blog::login_succeeded`] says otherwise, unless either already has
+    /// its limit of failures since `since`: `None` then. Checking and
+    /// recording are one statement, so parallel attempts cannot all pass a
+    /// check that each alone would fail.
+    pub fn take_login_attempt(
         &self,
         username: &str,
         address: &str,
         since: i64,
-    ) -> Result<(u32, Option<i64>), Error> {
+        limits: LoginLimits,
+    ) -> Result<Option<i64>, Error> {
         let rows = self.db.query(
-            "SELECT COUNT(*) AS failures, MIN(failed_at) AS oldest FROM login_failures \
-             WHERE username = ?1 AND address = ?2 AND failed_at > ?3",
-            params![username, address, since],
+                "INSERT INTO login_failures (username, address, failed_at) \
+                 SELECT ?1, ?2, ?3 \
+                 WHERE (SELECT COUNT(*) FROM login_failures WHERE address = ?2 AND failed_at > ?4) < ?5 \
+                 AND (SELECT COUNT(*) FROM login_failures WHERE username = ?1 AND failed_at > ?4) < ?6 \
+                 RETURNING rowid",
+                params![
+                    username,
+                    address,
+                    now(),
+                    since,
+                    limits.per_address,
+                    limits.per_username
+                ],
         )?;
-        match rows.first() {
-            Some(row) => Ok((row.get("failures")?, row.get("oldest")?)),
-            None => Ok((0, None)),
-        }
+        rows.first().map(|row| row.get("rowid")).transpose()
     }
 
-    /// Records a failed login, forgetting those older than `forget_before`.
-    pub fn record_login_failure(
-        &self,
-        username: &str,
-        address: &str,
-        forget_before: i64,
-    ) -> Result<(), Error> {
-        self.db.transaction(&[
-            Statement::new(
-                "DELETE FROM login_failures WHERE failed_at <= ?1",
-                params![forget_before],
-            ),
-            Statement::new(
-                "INSERT INTO login_failures (username, address, failed_at) VALUES (?1, ?2, ?3)",
-                params![username, address, now()],
-            ),
-        ])?;
+    /// Forgets the failed logins recorded before `before`: they no longer
+    /// count.
+    pub fn expire_login_failures(&self, before: i64) -> Result<(), Error> {
+        self.db.execute(
+            "DELETE FROM login_failures WHERE failed_at <= ?1",
+            params![before],
+        )?;
         Ok(())
     }
 
-    /// Forgets the failed logins for `username` from `address`.
-    pub fn clear_login_failures(&self, username: &str, address: &str) -> Result<(), Error> {
-        self.db.execute(
-            "DELETE FROM login_failures WHERE username = ?1 AND address = ?2",
-            params![username, address],
+    /// When the oldest failure since `since` that counts against `username`
+    /// or `address` was recorded.
+    pub fn oldest_login_failure(
+        &self,
+        username: &str,
+        address: &str,
+        since: i64,
+    ) -> Result<Option<i64>, Error> {
+        let rows = self.db.query(
+            "SELECT MIN(failed_at) AS oldest FROM login_failures \
+             WHERE (username = ?1 OR address = ?2) AND failed_at > ?3",
+            params![username, address, since],
         )?;
+        Ok(rows
+            .first()
+            .map(|row| row.get("oldest"))
+            .transpose()?
+            .flatten())
+    }
+
+    /// Takes back login attempt `attempt`: it was never checked.
+    pub fn withdraw_login_attempt(&self, attempt: i64) -> Result<(), Error> {
+        self.db.execute(
+            "DELETE FROM login_failures WHERE rowid = ?1",
+            params![attempt],
+        )?;
+        Ok(())
+    }
+
+    /// The attempt `attempt` logged in: it is no failure, and the earlier
+    /// failures of `username` from `address` are forgotten.
+    pub fn login_succeeded(
+        &self,
+        attempt: i64,
+        username: &str,
+        address: &str,
+    ) -> Result<(), Error> {
+        self.db.transaction(&[
+            Statement::new(
+                "DELETE FROM login_failures WHERE rowid = ?1",
+                params![attempt],
+            ),
+            Statement::new(
+                "DELETE FROM login_failures WHERE username = ?1 AND address = ?2",
+                params![username, address],
+            ),
+        ])?;
         Ok(())
     }
 }
