@@ -1,8 +1,9 @@
 //! One request's way through the host: its id and where it came from
-//! (trusted proxies considered), the host's own pages, the mount that
-//! answers (`mounts::dispatch`), then that mount's static folders or its
-//! app (the body read within the mount's limit, the `Host` checked, the
-//! handler run by `exec`), and last the request's metrics and access line.
+//! (trusted proxies considered), the host's own pages, the `Host` among the
+//! allowed ones, the mount that answers (`mounts::dispatch`), then that
+//! mount's static folders or its app (the body read only for a route that
+//! takes it, by `request_body`; the handler run by `exec`), and last the
+//! request's metrics and access line.
 //! What to answer is decided here; `respond` writes every response.
 
 use std::{
@@ -272,8 +273,9 @@ fn host_page(
 }
 
 /// Runs the request through the mount's app: reads its body (only when a
-/// route takes it and a handler is free to run it), checks `Host`, hands
-/// the request to `exec`, and answers the reply, or why there is none.
+/// route takes it and a handler is free to run it), gives the app its host
+/// (`public_url`'s, else the one asked for), hands the request to `exec`,
+/// and answers the reply, or why there is none.
 async fn call_app(
     site: &Site,
     live: &SiteMount,
