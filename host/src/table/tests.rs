@@ -131,6 +131,18 @@ fn errors_name_file_line_column_and_key() {
             "/site/plugins.json:1:23: body_memory_bytes: 1000 is less than mounts[0].max_body_bytes (2000)",
         ),
         (
+            "{\"allowed_hosts\": [\"ok.example\", \"http://bad\"], \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+            "/site/plugins.json:1:34: allowed_hosts[1]: \"http://bad\" is not a host name",
+        ),
+        (
+            "{\"public_url\": \"blog.example\", \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+            "/site/plugins.json:1:16: public_url: \"blog.example\" is not an http or https URL",
+        ),
+        (
+            "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\",\n \"headers\": {\"X-Frame-Options\": \"a\\nb\"}}]}",
+            "/site/plugins.json:2:33: mounts[0].headers.X-Frame-Options: \"a\\nb\" cannot be a header value",
+        ),
+        (
             "{\"body_read_timeout_ms\": 0, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
             "body_read_timeout_ms: must be at least 1",
         ),

@@ -44,15 +44,6 @@ impl Blog {
         }
     }
 
-    /// The user with this id.
-    pub fn user(&self, id: i64) -> Result<Option<User>, Error> {
-        let rows = self.db.query(
-            &format!("SELECT {} FROM users WHERE id = ?1", User::COLUMNS),
-            params![id],
-        )?;
-        rows.first().map(|row| User::from_row(&row)).transpose()
-    }
-
     /// Starts a login of `user_id` the server remembers; its id.
     pub fn open_session(&self, user_id: i64) -> Result<String, Error> {
         // forget logins older than a session cookie may live
