@@ -67,7 +67,12 @@ pub use tracing;
 pub mod __private {
     pub use crate::sdk::export::{commands, instantiate, run_command};
     pub use abi_stable;
+    pub use rust_embed;
 }
+
+// `templates!` names the SDK `app_api` (rust-embed's `crate_path` takes a
+// path, not `$crate`): this makes the name resolve inside the SDK too.
+extern crate self as app_api;
 
 /// The symbol under which abi_stable's loader finds an app's root module
 /// (abi_stable's `ROOT_MODULE_LOADER_NAME`; a test checks they agree).
@@ -84,7 +89,9 @@ macro_rules! __root_module_loader_name {
 
 /// The names an app usually needs.
 pub mod prelude {
-    pub use crate::sdk::{Error, Form, Mount, Request, Response, Router};
+    pub use crate::sdk::{
+        Blueprint, Error, Form, Mount, Request, Response, Router, Routes, StatusCode,
+    };
 }
 
 /// Exports an app from a `cdylib` crate: its default name, the function

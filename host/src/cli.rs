@@ -13,7 +13,7 @@ use crate::{
     logging,
     mounts::{
         app,
-        loader::{self, Loader},
+        loader::{self, Loader, RunFlags},
     },
     run::{self, Options},
     services::{Mode, SiteServices},
@@ -198,7 +198,7 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
     for warning in table.warnings() {
         println!("warn  {warning}");
     }
-    for (mount, outcome) in app::load_mounts(&table, &services, false) {
+    for (mount, outcome) in app::load_mounts(&table, &services, RunFlags::default()) {
         match outcome {
             Ok(app) => {
                 println!(
@@ -317,7 +317,7 @@ fn routes(file: &Path) -> anyhow::Result<ExitCode> {
     logging::init_console();
     let table = table::load(file)?;
     let services = SiteServices::new(&table, Mode::Inspect).map_err(anyhow::Error::msg)?;
-    let loaded = run::load_all(&table, &services, false)?;
+    let loaded = run::load_all(&table, &services, RunFlags::default())?;
     let mut rows = vec![(
         "Endpoint".to_owned(),
         "Methods".to_owned(),

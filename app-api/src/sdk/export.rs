@@ -15,12 +15,9 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RNone, RResult, RSome, RString, RVec},
 };
-use percent_encoding::utf8_percent_encode;
 use tracing::{Dispatch, dispatcher::DefaultGuard};
 
-use super::{
-    Commands, Error, Mount, Request, Response, Router, Services, logging, router::Match, url::PATH,
-};
+use super::{Commands, Error, Mount, Router, Services, logging};
 use crate::abi::{
     App, App_TO, AppError, AppInstance, AppRequest, AppResponse, CommandInfo, HostContext,
     RouteInfo,
@@ -149,60 +146,12 @@ impl Instance {
     }
 }
 
-/// Answers one request with the mount's router: the handler's response,
-/// or 404, 405, `OPTIONS` and trailing-slash redirects.
-pub(crate) fn respond(
-    router: &Router,
-    mount: &Mount,
-    request: &AppRequest,
-) -> Result<Response, Error> {
-    match router.find(&request.method, &request.path) {
-        Match::Found(handler, params) => handler(&Request::new(request, mount, router, params)),
-        Match::MethodNotAllowed(allowed) => Ok(Response::from(Error::new(
-            405,
-            "The method is not allowed for the requested URL.",
-        ))
-        .with_header("allow", allowed.join(", "))),
-        Match::Options(allowed) => Ok(Response::text("")
-            .with_status(200)
-            .with_header("allow", allowed.join(", "))),
-        Match::AddSlash => {
-            // the path is decoded: `?` and `#` in it are the path's own
-            let mut location: String = [request.script_root.as_str(), &request.path, "/"]
-                .into_iter()
-                .flat_map(|piece| utf8_percent_encode(piece, PATH))
-                .collect();
-            if !request.query.is_empty() {
-                location.push('?');
-                location.push_str(&request.query);
-            }
-            Ok(Response::redirect_with(308, &location))
-        }
-        Match::NotFound => Err(Error::not_found()),
-    }
-}
-
-impl Instance {
-    /// The page for a client error: the router's error handler's, else
-    /// the SDK's plain one.
-    fn client_error(&self, request: &AppRequest, error: &Error) -> Response {
-        match self.router.error_page() {
-            Some(page) => page(
-                &Request::new(request, &self.mount, &self.router, Vec::new()),
-                error,
-            ),
-            None => Response::from(error.clone()),
-        }
-    }
-}
-
 impl App for Instance {
     fn handle(&self, request: &AppRequest) -> RResult<AppResponse, AppError> {
         guard(|| {
-            self.in_scope(|| match respond(&self.router, &self.mount, request) {
+            self.in_scope(|| match self.router.dispatch(&self.mount, request) {
                 Ok(response) => Ok(response.into_abi()),
-                Err(error) if error.status() >= 500 => Err(internal_error(error)),
-                Err(error) => Ok(self.client_error(request, &error).into_abi()),
+                Err(error) => Err(internal_error(error)),
             })
         })
     }
@@ -259,6 +208,7 @@ fn mount_from_context(context: HostContext) -> Result<(Mount, Dispatch), AppErro
         config,
         secret: context.secret.into(),
         uploads_url_path,
+        reload: extension("reload").as_deref() == Some("true"),
         host: Some(Services(host)),
     };
     Ok((mount, dispatch))
@@ -316,45 +266,4 @@ pub fn run_command(
             .map(Into::into)
             .map_err(internal_error)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The `Location` the router's trailing-slash redirect sends for a
-    /// `GET` of the decoded `path` at the root mount.
-    fn added_slash(path: &str, query: &str) -> String {
-        let router = Router::new().get("/<name>/", "folder", |_: &Request| Ok(Response::text("")));
-        let mount = Mount::new("site", "/");
-        let request = AppRequest {
-            method: "GET".into(),
-            scheme: "http".into(),
-            host: "localhost".into(),
-            script_root: "".into(),
-            path: path.into(),
-            query: query.into(),
-            headers: RVec::new(),
-            body: RVec::new(),
-            remote_addr: "127.0.0.1:1".into(),
-            request_id: "1".into(),
-            extensions: RVec::new(),
-        };
-        let response = respond(&router, &mount, &request).unwrap();
-        assert_eq!(response.status(), 308);
-        response.header("location").unwrap().to_owned()
-    }
-
-    #[test]
-    fn the_trailing_slash_redirect_never_leads_off_site() {
-        for (path, query, location) in [
-            ("/about", "", "/about/"),
-            ("/about", "x=1", "/about/?x=1"),
-            ("/\\evil.example", "", "/%5Cevil.example/"),
-            ("/a b\"<>", "", "/a%20b%22%3C%3E/"),
-            ("/what?#", "", "/what%3F%23/"),
-        ] {
-            assert_eq!(added_slash(path, query), location, "{path:?}");
-        }
-    }
 }

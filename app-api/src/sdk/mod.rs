@@ -1,5 +1,7 @@
-//! What app authors write against: [`Router`], [`Request`], [`Response`],
-//! [`Error`] and the per-mount [`Mount`] settings.
+//! What app authors write against: [`Router`] and [`Blueprint`] (with
+//! [`Routes`] to add routes and hooks), [`Request`], [`Response`],
+//! [`Error`], [`Session`], [`templates`] and the per-mount [`Mount`]
+//! settings.
 
 pub mod commands;
 pub mod db;
@@ -9,6 +11,7 @@ mod request;
 mod response;
 mod router;
 pub mod session;
+pub mod templates;
 
 #[doc(hidden)]
 pub mod export;
@@ -21,9 +24,12 @@ use abi_stable::std_types::RStr;
 
 pub use commands::Commands;
 pub use logging::spawn;
-pub use request::{Form, Request};
-pub use response::{Error, Response, reason_phrase};
-pub use router::{ErrorHandler, Handler, HandlerResult, Router, Rule, RuleError, Urls};
+pub use request::{Form, FromParam, Request};
+pub use response::{Error, IntoStatus, Response, StatusCode, reason_phrase};
+pub use router::{
+    AfterRequest, BeforeRequest, Blueprint, ErrorHandler, Handler, HandlerResult, Router, Routes,
+    Rule, RuleError, Urls,
+};
 pub use session::Session;
 
 use crate::abi::HostServices;
@@ -53,6 +59,9 @@ pub struct Mount {
     /// The URL path below the prefix where the host serves stored uploads,
     /// e.g. `/uploads`.
     pub uploads_url_path: String,
+    /// Whether the host runs with `--reload`: templates are read from
+    /// their folders on disk, and again when they change.
+    pub reload: bool,
     /// The host's services (database, uploads); none in unit tests.
     pub(crate) host: Option<Services>,
 }
@@ -85,6 +94,7 @@ impl Mount {
                 secret
             },
             uploads_url_path: "/uploads".to_owned(),
+            reload: false,
             host: None,
         }
     }

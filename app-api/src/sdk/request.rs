@@ -1,18 +1,27 @@
 //! The request as handlers see it.
 
-use std::{borrow::Cow, sync::Arc};
+use std::{
+    borrow::Cow,
+    sync::{Arc, OnceLock},
+};
 
 use percent_encoding::utf8_percent_encode;
+use serde::de::DeserializeOwned;
 
-use super::{Error, Mount, Router, url::PATH as URL_PATH};
+use super::{Error, Mount, Router, Session, router::Route, url::PATH as URL_PATH};
 use crate::abi::AppRequest;
 
-/// One request, with the mount it came through and the matched parameters.
+/// One request, with the mount it came through, the route it matched and
+/// the route's parameters.
 pub struct Request<'a> {
     raw: &'a AppRequest,
     mount: &'a Mount,
     router: &'a Router,
+    /// `None` when no route matched (a 404 or 405 page).
+    route: Option<&'a Route>,
     params: Vec<(String, String)>,
+    /// Made on first use: most requests never look at the session.
+    session: OnceLock<Session>,
 }
 
 impl<'a> Request<'a> {
@@ -20,14 +29,62 @@ impl<'a> Request<'a> {
         raw: &'a AppRequest,
         mount: &'a Mount,
         router: &'a Router,
+        route: Option<&'a Route>,
         params: Vec<(String, String)>,
     ) -> Request<'a> {
         Request {
             raw,
             mount,
             router,
+            route,
             params,
+            session: OnceLock::new(),
         }
+    }
+
+    /// The endpoint of the route that matched, e.g. `auth.login`; `None`
+    /// for a request no route takes (its 404 or 405 page).
+    pub fn endpoint(&self) -> Option<&str> {
+        self.route.map(Route::endpoint)
+    }
+
+    /// The blueprint of the matched route (`auth` for `auth.login`, the
+    /// innermost for nested ones), if it came from one.
+    pub fn blueprint(&self) -> Option<&str> {
+        let endpoint = self.endpoint()?;
+        let (blueprints, _) = endpoint.rsplit_once('.')?;
+        Some(blueprints.rsplit('.').next().unwrap_or(blueprints))
+    }
+
+    /// The rule the request matched, prefixes included, e.g.
+    /// `/<lang_code>/post/<slug>`.
+    pub fn rule(&self) -> Option<&str> {
+        self.route.map(Route::rule)
+    }
+
+    /// The session, loaded from the mount's cookie on first use (see
+    /// [`Session`]). Every call gives the same session: a change made
+    /// anywhere while handling the request is saved with the response.
+    pub fn session(&self) -> Session {
+        self.session
+            .get_or_init(|| Session::from_request(self))
+            .clone()
+    }
+
+    /// The session's cookie for the response, if the session changed, and
+    /// `Vary: Cookie` if it was read (as Flask does).
+    pub(crate) fn save_session(&self, response: super::Response) -> super::Response {
+        match self.session.get() {
+            Some(session) => session.save(self, response),
+            None => response,
+        }
+    }
+
+    /// The parameters the route's blueprint prefixes matched: what
+    /// `url_for` fills in when not given.
+    fn url_defaults(&self) -> &[(String, String)] {
+        let prefixed = self.route.map_or(0, Route::prefix_params);
+        &self.params[..prefixed.min(self.params.len())]
     }
 
     /// The method, e.g. `GET`.
@@ -135,12 +192,32 @@ impl<'a> Request<'a> {
             .collect()
     }
 
-    /// A path parameter of the matched rule (`<slug>` in `/post/<slug>`).
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
+    /// A path parameter of the matched rule, as the type asked for:
+    /// `req.param::<&str>("slug")`, `req.param::<i64>("id")`. A value that
+    /// does not convert is a 404 (the URL names nothing); a name the rule
+    /// does not have is a 500 naming it (a mistake in the app).
+    ///
+    /// `<int:id>` matches only what converts to `i64`, so
+    /// `param::<i64>` never fails on it.
+    pub fn param<'s, T: FromParam<'s>>(&'s self, name: &str) -> Result<T, Error> {
+        let text = self
+            .params
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "the rule {:?} has no parameter {name:?}",
+                    self.rule().unwrap_or("(none matched)")
+                ))
+            })?;
+        T::from_param(text).ok_or_else(Error::not_found)
+    }
+
+    /// Every path parameter of the matched rule, in order (Flask's
+    /// `request.view_args`).
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
     }
 
     /// The first value of a header (name in any case), if it is valid UTF-8.
@@ -187,15 +264,8 @@ impl<'a> Request<'a> {
     /// The urlencoded form in the body (`application/x-www-form-urlencoded`).
     /// Any other content type gives an empty form, as in Flask.
     pub fn form(&self) -> Form {
-        let urlencoded = self
-            .header("content-type")
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|mime| {
-                mime.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
         Form {
-            pairs: if urlencoded {
+            pairs: if self.content_type_is("application/x-www-form-urlencoded") {
                 form_urlencoded::parse(&self.raw.body)
                     .into_owned()
                     .collect()
@@ -207,13 +277,19 @@ impl<'a> Request<'a> {
 
     /// The URL path for `endpoint` in this mount, prefix included (Flask's
     /// `url_for`); parameters the rule does not use go into the query string.
+    /// A parameter of a blueprint's prefix (`<lang_code>`) that is not given
+    /// is this request's (Flask's `url_defaults`); a given one wins.
     ///
     /// Under `/admin`, `url_for("post", &[("slug", "hi")])` is `/admin/post/hi`.
     pub fn url_for(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<String, Error> {
         // The request's script root, not the mount's prefix: behind a proxy
         // that removed an outer prefix (`/site`), it includes that too.
-        self.router
-            .url_for_under(&self.raw.script_root, endpoint, params)
+        self.router.url_for_under(
+            &self.raw.script_root,
+            endpoint,
+            params,
+            self.url_defaults(),
+        )
     }
 
     /// The URL path of a file in the mount's static folder, prefix included:
@@ -236,9 +312,128 @@ impl<'a> Request<'a> {
             &self.raw.script_root,
             &self.mount.static_url_path,
             &self.mount.uploads_url_path,
+            self.url_defaults().to_vec(),
         )
     }
+
+    /// The urlencoded form in the body as `T` (serde): a 400 naming the
+    /// field that is missing or wrong, a 415 for another content type.
+    ///
+    /// ```
+    /// use app_api::{prelude::*, sdk::testing::TestClient};
+    /// #[derive(serde::Deserialize)]
+    /// struct Comment { name: String, stars: u8 }
+    ///
+    /// let build = |_: &Mount| -> Result<Router, Error> {
+    ///     Ok(Router::new().post("/", "comment", |req: &Request| {
+    ///         let comment: Comment = req.form_as()?;
+    ///         Ok(Response::text(format!("{} gave {}", comment.name, comment.stars)))
+    ///     }))
+    /// };
+    /// let client = TestClient::new(build, Mount::new("blog", "/")).unwrap();
+    /// let ok = client.post_form("/", &[("name", "Ann"), ("stars", "5")]);
+    /// assert_eq!(ok.body_text(), "Ann gave 5");
+    /// let wrong = client.post_form("/", &[("name", "Ann"), ("stars", "many")]);
+    /// assert_eq!(wrong.status(), 400);
+    /// assert!(wrong.body_text().contains("stars"), "{}", wrong.body_text());
+    /// ```
+    pub fn form_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        if !self.raw.body.is_empty() && !self.content_type_is("application/x-www-form-urlencoded")
+        {
+            return Err(Error::unsupported_media_type(
+                "Send the form as application/x-www-form-urlencoded.",
+            ));
+        }
+        from_pairs("form", &self.raw.body)
+    }
+
+    /// The query string as `T` (serde): a 400 naming the parameter that is
+    /// missing or wrong.
+    pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        from_pairs("query", self.raw.query.as_bytes())
+    }
+
+    /// The JSON body as `T` (serde): a 400 naming the field that is
+    /// missing or wrong (`items[2].price`), a 415 unless the content type
+    /// is JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let json = self.content_type_essence().is_some_and(|mime| {
+            mime.eq_ignore_ascii_case("application/json")
+                || mime
+                    .get(mime.len().saturating_sub(5)..)
+                    .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"))
+        });
+        if !json {
+            return Err(Error::unsupported_media_type(
+                "Send the body as application/json.",
+            ));
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.raw.body);
+        serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|error| refused("JSON body", &error))
+    }
+
+    /// The content type without its parameters, e.g. `text/html`.
+    fn content_type_essence(&self) -> Option<&str> {
+        self.header("content-type")
+            .and_then(|value| value.split(';').next())
+            .map(str::trim)
+    }
+
+    /// Whether the content type's essence is `mime`.
+    fn content_type_is(&self, mime: &str) -> bool {
+        self.content_type_essence()
+            .is_some_and(|essence| essence.eq_ignore_ascii_case(mime))
+    }
 }
+
+/// `T` from urlencoded pairs, or a 400 naming the field.
+fn from_pairs<T: DeserializeOwned>(what: &str, text: &[u8]) -> Result<T, Error> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(text));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| refused(what, &error))
+}
+
+/// The 400 for a value serde refused: the field's path, when it has one,
+/// and serde's reason.
+fn refused<E: std::fmt::Display>(what: &str, error: &serde_path_to_error::Error<E>) -> Error {
+    match error.path().to_string().as_str() {
+        "." => Error::bad_request(format!("The {what} is not right: {}.", error.inner())),
+        path => Error::bad_request(format!(
+            "The {what}'s field {path:?} is not right: {}.",
+            error.inner()
+        )),
+    }
+}
+
+/// What [`Request::param`] converts a path parameter to.
+pub trait FromParam<'a>: Sized {
+    /// The value, or `None` when the text is not one.
+    fn from_param(text: &'a str) -> Option<Self>;
+}
+
+impl<'a> FromParam<'a> for &'a str {
+    fn from_param(text: &'a str) -> Option<&'a str> {
+        Some(text)
+    }
+}
+
+impl FromParam<'_> for String {
+    fn from_param(text: &str) -> Option<String> {
+        Some(text.to_owned())
+    }
+}
+
+macro_rules! from_param_by_parse {
+    ($($type:ty),*) => {$(
+        impl FromParam<'_> for $type {
+            fn from_param(text: &str) -> Option<$type> {
+                text.parse().ok()
+            }
+        }
+    )*};
+}
+
+from_param_by_parse!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
 
 /// `{script_root}{folder}/{file}`, the file percent-encoded.
 pub(crate) fn file_url(script_root: &str, folder: &str, file: &str) -> String {
@@ -282,7 +477,7 @@ impl Form {
 
 #[cfg(test)]
 mod tests {
-    use crate::sdk::{Mount, Response, Router, testing::TestClient};
+    use crate::sdk::{Mount, Response, Router, Routes, testing::TestClient};
 
     use super::Request;
 

@@ -6,12 +6,35 @@ use abi_stable::std_types::{RString, RVec};
 
 use crate::abi::{AppResponse, Header};
 
+pub use http::StatusCode;
+
+/// A status as handlers give it: a [`StatusCode`] or its number.
+pub trait IntoStatus {
+    /// The status's number.
+    fn into_status(self) -> u16;
+}
+
+impl IntoStatus for u16 {
+    fn into_status(self) -> u16 {
+        self
+    }
+}
+
+impl IntoStatus for StatusCode {
+    fn into_status(self) -> u16 {
+        self.as_u16()
+    }
+}
+
 /// A response under construction.
 ///
 /// ```
 /// use app_api::prelude::*;
-/// let response = Response::html("<h1>Hi</h1>").with_status(201).with_header("x-kind", "greeting");
+/// let response = Response::html("<h1>Hi</h1>")
+///     .with_status(StatusCode::CREATED)
+///     .with_header("x-kind", "greeting");
 /// assert_eq!(response.status(), 201);
+/// assert_eq!(response.status_code(), Some(StatusCode::CREATED));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -23,9 +46,9 @@ pub struct Response {
 
 impl Response {
     /// A response with this status, content type and body.
-    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+    pub fn new(status: impl IntoStatus, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
         Response {
-            status,
+            status: status.into_status(),
             headers: vec![Header {
                 name: RString::from("content-type"),
                 value: RVec::from(content_type.as_bytes()),
@@ -62,7 +85,7 @@ impl Response {
     /// Characters a URL may not hold are percent-encoded, and a location
     /// starting with `//` stays on this site (`/%2F...`): write another
     /// site's address in full, `https://...`.
-    pub fn redirect_with(status: u16, location: &str) -> Response {
+    pub fn redirect_with(status: impl IntoStatus, location: &str) -> Response {
         let location = super::url::location(location);
         Response::text(format!("Redirecting to {location}\n"))
             .with_status(status)
@@ -70,8 +93,8 @@ impl Response {
     }
 
     /// Sets the status.
-    pub fn with_status(mut self, status: u16) -> Response {
-        self.status = status;
+    pub fn with_status(mut self, status: impl IntoStatus) -> Response {
+        self.status = status.into_status();
         self
     }
 
@@ -88,9 +111,15 @@ impl Response {
         self
     }
 
-    /// The status.
+    /// The status's number.
     pub fn status(&self) -> u16 {
         self.status
+    }
+
+    /// The status as a [`StatusCode`] (`None` for a number HTTP cannot
+    /// carry).
+    pub fn status_code(&self) -> Option<StatusCode> {
+        StatusCode::from_u16(self.status).ok()
     }
 
     /// The first value of a header, if it is text.
@@ -140,9 +169,9 @@ pub struct Error {
 
 impl Error {
     /// An error with this status and message.
-    pub fn new(status: u16, message: impl Into<String>) -> Error {
+    pub fn new(status: impl IntoStatus, message: impl Into<String>) -> Error {
         Error {
-            status,
+            status: status.into_status(),
             message: message.into(),
         }
     }
@@ -152,14 +181,65 @@ impl Error {
         Error::new(400, message)
     }
 
-    /// `404 Not Found`.
+    /// `401 Unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Error {
+        Error::new(401, message)
+    }
+
+    /// `403 Forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Error {
+        Error::new(403, message)
+    }
+
+    /// `404 Not Found`, with Werkzeug's message.
     pub fn not_found() -> Error {
         Error::new(404, "The requested URL was not found on the server.")
+    }
+
+    /// `404 Not Found` with a message of the app's (`There is no such
+    /// post.`).
+    pub fn not_found_with(message: impl Into<String>) -> Error {
+        Error::new(404, message)
+    }
+
+    /// `409 Conflict`.
+    pub fn conflict(message: impl Into<String>) -> Error {
+        Error::new(409, message)
+    }
+
+    /// `410 Gone`.
+    pub fn gone(message: impl Into<String>) -> Error {
+        Error::new(410, message)
+    }
+
+    /// `413 Content Too Large`.
+    pub fn too_large(message: impl Into<String>) -> Error {
+        Error::new(413, message)
+    }
+
+    /// `415 Unsupported Media Type`.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Error {
+        Error::new(415, message)
+    }
+
+    /// `422 Unprocessable Content`: well-formed, but refused.
+    pub fn unprocessable(message: impl Into<String>) -> Error {
+        Error::new(422, message)
+    }
+
+    /// `429 Too Many Requests`.
+    pub fn too_many_requests(message: impl Into<String>) -> Error {
+        Error::new(429, message)
     }
 
     /// `500 Internal Server Error`; the message is logged, not shown.
     pub fn internal(message: impl Into<String>) -> Error {
         Error::new(500, message)
+    }
+
+    /// `503 Service Unavailable`; the message is logged, not shown.
+    pub fn unavailable(message: impl Into<String>) -> Error {
+        Error::new(503, message)
     }
 
     /// The status.

@@ -10,18 +10,31 @@
 //! when the request came over HTTPS. Sessions older than 31 days (Flask's
 //! `PERMANENT_SESSION_LIFETIME`) are refused.
 //!
+//! A handler reads and changes the session through
+//! [`Request::session`]; every call gives the same session, and a changed
+//! session is saved with the response, whatever the response (Flask's
+//! `session`): nothing is lost for want of a save.
+//!
 //! ```
-//! use app_api::prelude::*;
+//! use app_api::{prelude::*, sdk::testing::TestClient};
 //!
 //! fn visit(req: &Request) -> Result<Response, Error> {
-//!     let mut session = req.session();
+//!     let session = req.session();
 //!     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
 //!     session.insert("visits", visits);
-//!     Ok(Response::text(format!("visit {visits}")).with_session(req, &session))
+//!     Ok(Response::text(format!("visit {visits}")))
 //! }
+//!
+//! let build = |_: &Mount| -> Result<Router, Error> { Ok(Router::new().get("/", "visit", visit)) };
+//! let client = TestClient::new(build, Mount::new("blog", "/")).unwrap();
+//! assert_eq!(client.get("/").body_text(), "visit 1");
+//! assert_eq!(client.get("/").body_text(), "visit 2");
 //! ```
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use cookie::{Cookie, CookieJar, Key, SameSite};
@@ -29,7 +42,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
-use super::{Error, Request, Response};
+use super::{Error, Mount, Request, Response};
 
 /// How long a session stays valid after it was last written.
 pub const MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
@@ -38,55 +51,121 @@ pub const MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
 const CSRF_KEY: &str = "_csrf";
 /// The key under which the session keeps when it was written (Unix seconds).
 const ISSUED_KEY: &str = "_t";
+/// The key under which the session keeps flashed messages.
+const FLASH_KEY: &str = "_flashes";
 
-/// One request's session.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One request's session: a handle, cheap to clone, every clone the same
+/// session. The cookie is verified on first use only.
+#[derive(Clone, Default)]
 pub struct Session {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("data", &self.with_state(|state| state.data.clone()))
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The mount's signing key; `None` when the host gave no secret.
+    key: Option<Key>,
+    /// The raw (signed) value of the mount's session cookie, if sent.
+    cookie: Option<String>,
+    /// `None` until first used.
+    state: Mutex<Option<State>>,
+}
+
+#[derive(Default)]
+struct State {
     data: Map<String, Value>,
-    /// Whether the request brought a session cookie (so clearing must delete it).
-    had_cookie: bool,
     modified: bool,
 }
 
 impl Session {
+    /// Runs `body` on the state, verified from the cookie on first use.
+    /// The lock is held only inside: nothing a caller does can deadlock.
+    fn with_state<R>(&self, body: impl FnOnce(&mut State) -> R) -> R {
+        let mut guard: MutexGuard<'_, Option<State>> = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let state = guard.get_or_insert_with(|| State {
+            data: verified(self.shared.key.as_ref(), self.shared.cookie.as_deref()),
+            modified: false,
+        });
+        body(state)
+    }
+
     /// A value, if the session has it with the right type.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.data
-            .get(key)
-            .and_then(|value| serde_json::from_value(value.clone()).ok())
+        self.with_state(|state| {
+            state
+                .data
+                .get(key)
+                .and_then(|value| T::deserialize(value).ok())
+        })
     }
 
     /// Sets a value.
-    pub fn insert(&mut self, key: &str, value: impl Serialize) {
+    pub fn insert(&self, key: &str, value: impl Serialize) {
         if let Ok(value) = serde_json::to_value(value) {
-            self.data.insert(key.to_owned(), value);
-            self.modified = true;
+            self.with_state(|state| {
+                state.data.insert(key.to_owned(), value);
+                state.modified = true;
+            });
         }
     }
 
     /// Removes a value.
-    pub fn remove(&mut self, key: &str) {
-        if self.data.remove(key).is_some() {
-            self.modified = true;
-        }
+    pub fn remove(&self, key: &str) {
+        self.with_state(|state| {
+            if state.data.remove(key).is_some() {
+                state.modified = true;
+            }
+        });
     }
 
     /// Empties the session (logging out). The CSRF token goes too.
-    pub fn clear(&mut self) {
-        if !self.data.is_empty() {
-            self.data.clear();
-            self.modified = true;
-        }
+    pub fn clear(&self) {
+        self.with_state(|state| {
+            if !state.data.is_empty() {
+                state.data.clear();
+                state.modified = true;
+            }
+        });
     }
 
-    /// Whether a handler changed the session.
+    /// Whether the session was changed while handling this request.
     pub fn is_modified(&self) -> bool {
-        self.modified
+        self.with_state(|state| state.modified)
+    }
+
+    /// Keeps a message for the next page the person sees (Flask's
+    /// `flash`).
+    pub fn flash(&self, message: &str) {
+        let mut flashes: Vec<String> = self.get(FLASH_KEY).unwrap_or_default();
+        flashes.push(message.to_owned());
+        self.insert(FLASH_KEY, flashes);
+    }
+
+    /// The flashed messages, removed from the session (Flask's
+    /// `get_flashed_messages`).
+    pub fn take_flashes(&self) -> Vec<String> {
+        let flashes: Vec<String> = self.get(FLASH_KEY).unwrap_or_default();
+        if !flashes.is_empty() {
+            self.remove(FLASH_KEY);
+        }
+        flashes
     }
 
     /// The session's CSRF token, created on first use: put it in every form
     /// as the `csrf_token` field.
-    pub fn csrf_token(&mut self) -> String {
+    pub fn csrf_token(&self) -> String {
         if let Some(token) = self.get::<String>(CSRF_KEY) {
             return token;
         }
@@ -135,69 +214,74 @@ fn key(secret: &[u8]) -> Option<Key> {
     Key::try_from(secret).ok()
 }
 
-impl Request<'_> {
-    /// The session from the mount's cookie; empty when there is none or it
-    /// was tampered with, signed by another app or expired.
-    pub fn session(&self) -> Session {
+/// The session data a signed cookie value holds: empty when it is
+/// missing, tampered with, signed by another app or expired.
+fn verified(key: Option<&Key>, cookie: Option<&str>) -> Map<String, Value> {
+    let (Some(key), Some(cookie)) = (key, cookie) else {
+        return Map::new();
+    };
+    let mut jar = CookieJar::new();
+    jar.add_original(Cookie::new("s", cookie.to_owned()));
+    jar.signed(key)
+        .get("s")
+        .and_then(|cookie| URL_SAFE_NO_PAD.decode(cookie.value()).ok())
+        .and_then(|json| serde_json::from_slice::<Map<String, Value>>(&json).ok())
+        .filter(|data| {
+            data.get(ISSUED_KEY)
+                .and_then(Value::as_u64)
+                .is_some_and(|issued| now().saturating_sub(issued) <= MAX_AGE.as_secs())
+        })
+        .unwrap_or_default()
+}
+
+impl Session {
+    /// The request's session, unverified until used.
+    pub(crate) fn from_request(req: &Request<'_>) -> Session {
         Session::from_cookies(
-            self.mount(),
-            self.headers()
+            req.mount(),
+            req.headers()
                 .filter(|(header, _)| *header == "cookie")
                 .map(|(_, value)| value),
         )
     }
-}
 
-impl Session {
     /// The session the mount's cookie holds among `Cookie` header values.
     pub(crate) fn from_cookies<'h>(
-        mount: &super::Mount,
+        mount: &Mount,
         cookie_headers: impl Iterator<Item = &'h [u8]>,
     ) -> Session {
         let name = &mount.session_cookie;
-        let Some(key) = key(&mount.secret) else {
-            return Session::default();
-        };
-        let mut jar = CookieJar::new();
-        for header in cookie_headers {
-            let Ok(text) = std::str::from_utf8(header) else {
-                continue;
-            };
-            for cookie in Cookie::split_parse(text).flatten() {
-                if cookie.name() == name {
-                    jar.add_original(cookie.into_owned());
-                }
-            }
-        }
-        let had_cookie = jar.get(name).is_some();
-        let data = jar
-            .signed(&key)
-            .get(name)
-            .and_then(|cookie| URL_SAFE_NO_PAD.decode(cookie.value()).ok())
-            .and_then(|json| serde_json::from_slice::<Map<String, Value>>(&json).ok())
-            .filter(|data| {
-                data.get(ISSUED_KEY)
-                    .and_then(Value::as_u64)
-                    .is_some_and(|issued| now().saturating_sub(issued) <= MAX_AGE.as_secs())
-            })
-            .unwrap_or_default();
+        let cookie = cookie_headers
+            .filter_map(|header| std::str::from_utf8(header).ok())
+            .flat_map(|text| Cookie::split_parse(text).flatten())
+            .find(|cookie| cookie.name() == name)
+            .map(|cookie| cookie.value().to_owned());
         Session {
-            data,
-            had_cookie,
-            modified: false,
+            shared: Arc::new(Shared {
+                key: key(&mount.secret),
+                cookie,
+                state: Mutex::new(None),
+            }),
         }
     }
-}
 
-impl Response {
-    /// Saves a session a handler changed: sets the signed cookie, or
-    /// deletes it when the session was emptied. Unchanged sessions add
-    /// nothing.
-    pub fn with_session(self, req: &Request<'_>, session: &Session) -> Response {
-        if !session.modified {
-            return self;
+    /// `response` with what the session needs: `Vary: Cookie` once the
+    /// session was read, and the signed cookie once it changed (a removal
+    /// when it was emptied).
+    pub(crate) fn save(&self, req: &Request<'_>, response: Response) -> Response {
+        let guard = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(state) = guard.as_ref() else {
+            return response;
+        };
+        let response = response.with_header("vary", "Cookie");
+        if !state.modified {
+            return response;
         }
-        let Some(key) = key(&req.mount().secret) else {
+        let Some(key) = &self.shared.key else {
             return Error::internal("the host gave this mount no secret to sign sessions with")
                 .into();
         };
@@ -212,22 +296,22 @@ impl Response {
             .same_site(SameSite::Lax)
             .secure(req.scheme() == "https")
             .build();
-        if session.data.is_empty() {
-            if !session.had_cookie {
-                return self;
+        if state.data.is_empty() {
+            if self.shared.cookie.is_none() {
+                return response;
             }
             cookie.make_removal();
-            return self.with_header("set-cookie", cookie.to_string());
+            return response.with_header("set-cookie", cookie.to_string());
         }
-        let mut data = session.data.clone();
+        let mut data = state.data.clone();
         data.insert(ISSUED_KEY.to_owned(), now().into());
         let json = serde_json::to_vec(&data).unwrap_or_default();
         cookie.set_value(URL_SAFE_NO_PAD.encode(json));
         let mut jar = CookieJar::new();
-        jar.signed_mut(&key).add(cookie);
+        jar.signed_mut(key).add(cookie);
         match jar.get(&name) {
-            Some(signed) => self.with_header("set-cookie", signed.to_string()),
-            None => self,
+            Some(signed) => response.with_header("set-cookie", signed.to_string()),
+            None => response,
         }
     }
 }
@@ -238,7 +322,7 @@ mod tests {
 
     #[test]
     fn csrf_tokens_are_checked() {
-        let mut session = Session::default();
+        let session = Session::default();
         assert_eq!(
             session.verify_csrf(Some("x")).unwrap_err().status(),
             400,

@@ -8,7 +8,7 @@ use app_api_abi::AppInstance;
 use crate::{
     logging::AppLogger,
     mounts::{
-        loader::{self, Library, LoadError, Loader},
+        loader::{self, Library, LoadError, Loader, RunFlags},
         routes::AppRoutes,
     },
     services::SiteServices,
@@ -37,11 +37,11 @@ const UPLOADS_MAX_AGE: u64 = 365 * 24 * 60 * 60;
 
 /// Loads every mount's library (each file once) and creates its instance
 /// with `services`, in table order; one outcome per mount.
-/// With `debug`, apps capture backtraces for the host's error page.
+/// `flags` tell apps how the host runs (`--debug`, `--reload`).
 pub fn load_mounts(
     table: &MountTable,
     services: &Arc<SiteServices>,
-    debug: bool,
+    flags: RunFlags,
 ) -> Vec<(Mount, Result<LoadedApp, LoadError>)> {
     let mut loader = Loader::default();
     let mut uploads: Option<Arc<StaticFolder>> = None;
@@ -68,7 +68,7 @@ pub fn load_mounts(
                     None => None,
                 };
                 let logger = AppLogger::new(&mount.logger);
-                let instance = loader::instantiate(library, mount, index, logger, services, debug)?;
+                let instance = loader::instantiate(library, mount, index, logger, services, flags)?;
                 Ok(LoadedApp {
                     library,
                     routes: AppRoutes::new(&instance.routes()),

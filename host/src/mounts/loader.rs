@@ -287,7 +287,7 @@ pub fn summarize_abi_report(report: &str) -> String {
 /// table), in the shape of the app's contract: a macro, because the two
 /// shapes are distinct types with the same fields.
 macro_rules! context {
-    ($context:path, $host:expr, $mount:expr, $index:expr, $logger:expr, $services:expr, $debug:expr) => {{
+    ($context:path, $host:expr, $mount:expr, $index:expr, $logger:expr, $services:expr, $flags:expr) => {{
         let (mount, logger): (&Mount, AppLogger) = ($mount, $logger);
         let secret = $services
             .mount_secret(&mount.name)
@@ -303,7 +303,7 @@ macro_rules! context {
             secret: RVec::from(secret),
             max_log_level: logger.max_level(),
             host: $host(services),
-            extensions: extensions(mount, $debug),
+            extensions: extensions(mount, $flags),
         }
     }};
 }
@@ -316,18 +316,30 @@ fn host_v1_0(services: MountServices) -> v1_0::HostServices {
     v1_0::Host_TO::from_ptr(RArc::new(services), TD_Opaque)
 }
 
+/// How the host runs, as apps are told it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFlags {
+    /// `--debug`: apps capture backtraces for the host's error page.
+    pub debug: bool,
+    /// `--reload`: apps read their templates from disk, and again when
+    /// they change.
+    pub reload: bool,
+}
+
 /// What the context's `extensions` say about the mount and the host.
-fn extensions(mount: &Mount, debug: bool) -> RVec<Extension> {
+fn extensions(mount: &Mount, flags: RunFlags) -> RVec<Extension> {
     let mut extensions = RVec::new();
     extensions.push(Extension {
         key: "host_contract".into(),
         value: API_VERSION.into(),
     });
-    if debug {
-        extensions.push(Extension {
-            key: "debug".into(),
-            value: "true".into(),
-        });
+    for (on, key) in [(flags.debug, "debug"), (flags.reload, "reload")] {
+        if on {
+            extensions.push(Extension {
+                key: key.into(),
+                value: "true".into(),
+            });
+        }
     }
     if let Some(path) = &mount.uploads_url_path {
         extensions.push(Extension {
@@ -342,7 +354,7 @@ fn extensions(mount: &Mount, debug: bool) -> RVec<Extension> {
 /// mount in the shape of the app's contract; `?` inside returns the
 /// `LoadError` of a context that could not be made.
 macro_rules! with_context {
-    ($library:expr, $mount:expr, $index:expr, $logger:expr, $services:expr, $debug:expr,
+    ($library:expr, $mount:expr, $index:expr, $logger:expr, $services:expr, $flags:expr,
      |$module:ident, $context:ident| $body:expr) => {
         match $library.module {
             Module::Current($module) => {
@@ -353,7 +365,7 @@ macro_rules! with_context {
                     $index,
                     $logger,
                     $services,
-                    $debug
+                    $flags
                 );
                 $body
             }
@@ -365,7 +377,7 @@ macro_rules! with_context {
                     $index,
                     $logger,
                     $services,
-                    $debug
+                    $flags
                 );
                 $body
             }
@@ -380,7 +392,7 @@ pub fn instantiate(
     index: usize,
     logger: AppLogger,
     services: &Arc<SiteServices>,
-    debug: bool,
+    flags: RunFlags,
 ) -> Result<AppInstance, LoadError> {
     let outcome = with_context!(
         library,
@@ -388,7 +400,7 @@ pub fn instantiate(
         index,
         logger,
         services,
-        debug,
+        flags,
         |module, context| (module.instantiate())(context)
     );
     match outcome {
@@ -426,7 +438,7 @@ pub fn run_command(
             index,
             logger,
             services,
-            false,
+            RunFlags::default(),
             |module, context| module.run_command().map(|run| run(context, arguments))
         ))
     };

@@ -16,7 +16,7 @@ use crate::{
     http as server, logging,
     mounts::{
         app::{LoadedApp, load_mounts},
-        loader::LoadError,
+        loader::{LoadError, RunFlags},
         site::Site,
     },
     services::{Mode, SiteServices},
@@ -38,6 +38,16 @@ pub struct Options {
     /// Refuse to start when any mount fails, instead of answering 503 on
     /// its prefix.
     pub strict: bool,
+}
+
+impl Options {
+    /// What apps are told of how the host runs.
+    fn flags(&self) -> RunFlags {
+        RunFlags {
+            debug: self.debug,
+            reload: self.reload.is_some(),
+        }
+    }
 }
 
 /// Why serving stopped.
@@ -84,12 +94,12 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     raise_open_file_limit();
     let services = SiteServices::new(&table, Mode::Serve).map_err(anyhow::Error::msg)?;
     let mounts = if options.strict {
-        load_all(&table, &services, options.debug)?
+        load_all(&table, &services, options.flags())?
             .into_iter()
             .map(|(mount, app)| (mount, Ok(app)))
             .collect()
     } else {
-        load_tolerant(&table, &services, options.debug)
+        load_tolerant(&table, &services, options.flags())
     };
     for (mount, _) in mounts.iter().filter(|(_, outcome)| outcome.is_ok()) {
         tracing::info!(
@@ -229,9 +239,9 @@ fn private_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
 fn load_tolerant(
     table: &MountTable,
     services: &Arc<SiteServices>,
-    debug: bool,
+    flags: RunFlags,
 ) -> Vec<(Mount, Result<LoadedApp, String>)> {
-    load_mounts(table, services, debug)
+    load_mounts(table, services, flags)
         .into_iter()
         .map(|(mount, outcome)| {
             let outcome = outcome.map_err(|error| {
@@ -258,11 +268,11 @@ fn log_full_report(mount: &Mount, error: &LoadError) {
 pub fn load_all(
     table: &MountTable,
     services: &Arc<SiteServices>,
-    debug: bool,
+    flags: RunFlags,
 ) -> anyhow::Result<Vec<(Mount, LoadedApp)>> {
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
-    for (mount, outcome) in load_mounts(table, services, debug) {
+    for (mount, outcome) in load_mounts(table, services, flags) {
         match outcome {
             Ok(app) => loaded.push((mount, app)),
             Err(error) => {
