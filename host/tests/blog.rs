@@ -39,7 +39,7 @@ fn login_sets_a_signed_per_app_cookie_with_the_right_attributes() {
     assert_eq!(denied.status, 303);
     assert_eq!(
         denied.header("location"),
-        Some("/admin/login?next=%2Fadmin%2Fposts%2Fnew%3Fx%3D1")
+        Some("/admin/en/login?next=%2Fadmin%2Fposts%2Fnew%3Fx%3D1")
     );
 
     let login = client.log_in("/admin", "alice", PASSWORD);
@@ -61,7 +61,7 @@ fn login_sets_a_signed_per_app_cookie_with_the_right_attributes() {
     let mut reader = Client::new(&host);
     let frontend_login = reader.log_in("", "alice", PASSWORD);
     assert_eq!(frontend_login.status, 303);
-    assert_eq!(frontend_login.header("location"), Some("/"));
+    assert_eq!(frontend_login.header("location"), Some("/en/"));
     let frontend_cookie = set_cookie(&frontend_login, "frontend_session");
     assert!(
         frontend_cookie.contains("Path=/;") || frontend_cookie.ends_with("Path=/"),
@@ -110,7 +110,7 @@ fn bad_tampered_and_cross_app_cookies_mean_logged_out() {
             path: "/".to_owned(),
         },
     );
-    let page = frontend.get("/login");
+    let page = frontend.get("/en/login");
     assert_eq!(
         page.status, 200,
         "the frontend does not see a logged-in user"
@@ -133,13 +133,13 @@ fn bad_tampered_and_cross_app_cookies_mean_logged_out() {
     assert_eq!(client.get("/admin/").status, 200);
 
     // logging out of the admin ends only the admin session
-    let token = client.csrf_token("/admin/logout");
-    let logout = client.post_form("/admin/logout", &[("csrf_token", &token)]);
+    let token = client.csrf_token("/admin/en/logout");
+    let logout = client.post_form("/admin/en/logout", &[("csrf_token", &token)]);
     assert_eq!(logout.status, 303);
-    assert_eq!(logout.header("location"), Some("/admin/login"));
+    assert_eq!(logout.header("location"), Some("/admin/en/login"));
     assert_eq!(client.get("/admin/").status, 303);
     assert_eq!(
-        client.get("/login").status,
+        client.get("/en/login").status,
         303,
         "still logged in to the frontend"
     );
@@ -159,9 +159,9 @@ fn next_only_redirects_inside_the_mount() {
         ("/admin/\\evil", "/admin/"),
     ] {
         let mut client = Client::new(&host);
-        let token = client.csrf_token("/admin/login");
+        let token = client.csrf_token("/admin/en/login");
         let login = client.post_form(
-            "/admin/login",
+            "/admin/en/login",
             &[
                 ("username", "alice"),
                 ("password", PASSWORD),
@@ -323,7 +323,7 @@ fn every_post_needs_its_csrf_token() {
     assert!(mismatched.text().contains("do not match"));
     // a token from another client's session does not work either
     let mut other = Client::new(&host);
-    let foreign = other.csrf_token("/admin/login");
+    let foreign = other.csrf_token("/admin/en/login");
     let mut with_foreign = fields.to_vec();
     with_foreign.push(("csrf_token", &foreign));
     assert_eq!(
@@ -332,7 +332,7 @@ fn every_post_needs_its_csrf_token() {
     );
     // the login form checks it too
     let login = other.post_form(
-        "/admin/login",
+        "/admin/en/login",
         &[("username", "alice"), ("password", PASSWORD)],
     );
     assert_eq!(login.status, 400);
@@ -427,7 +427,7 @@ fn images_attach_in_order_and_cannot_be_deleted_while_attached() {
         assert_eq!(upload.header("location"), Some(edit.as_str()));
     }
     let order = || {
-        let post = host.get("/post/with-pictures").text();
+        let post = host.get("/en/post/with-pictures").text();
         let first = post.find("alt=\"first.png\"").expect("first image shown");
         let second = post.find("alt=\"second.png\"").expect("second image shown");
         first < second
@@ -458,7 +458,7 @@ fn images_attach_in_order_and_cannot_be_deleted_while_attached() {
     };
     // the home page shows a post's first image
     let home_thumb = || {
-        let home = host.get("/").text();
+        let home = host.get("/en/").text();
         let card = &home[home.find("class=\"thumb\"").expect("a thumbnail")..];
         card.split("src=\"")
             .nth(1)
@@ -469,7 +469,7 @@ fn images_attach_in_order_and_cannot_be_deleted_while_attached() {
             .to_owned()
     };
     let image_src = |alt: &str| {
-        let post = host.get("/post/with-pictures").text();
+        let post = host.get("/en/post/with-pictures").text();
         let at = post.find(&format!("alt=\"{alt}\"")).unwrap();
         let before = &post[..at];
         before[before.rfind("src=\"").unwrap() + 5..]
@@ -509,7 +509,7 @@ fn images_attach_in_order_and_cannot_be_deleted_while_attached() {
     assert_eq!(detached.status, 303);
     assert!(
         !host
-            .get("/post/with-pictures")
+            .get("/en/post/with-pictures")
             .text()
             .contains("alt=\"first.png\"")
     );
@@ -540,9 +540,13 @@ fn slugs_are_generated_unique_and_editable() {
     let mut client = admin_client(&host);
     client.create_post("Hello, World!", "", "one", true);
     client.create_post("Hello, World!", "", "two", true);
-    assert!(host.get("/post/hello-world").text().contains("<p>one</p>"));
     assert!(
-        host.get("/post/hello-world-2")
+        host.get("/en/post/hello-world")
+            .text()
+            .contains("<p>one</p>")
+    );
+    assert!(
+        host.get("/en/post/hello-world-2")
             .text()
             .contains("<p>two</p>")
     );
@@ -596,8 +600,8 @@ fn slugs_are_generated_unique_and_editable() {
         ],
     );
     assert_eq!(renamed.status, 303);
-    assert_eq!(host.get("/post/the-third").status, 200);
-    assert_eq!(host.get("/post/third").status, 404);
+    assert_eq!(host.get("/en/post/the-third").status, 200);
+    assert_eq!(host.get("/en/post/third").status, 404);
 }
 
 #[test]
@@ -606,7 +610,7 @@ fn titles_are_escaped_and_markdown_is_sanitised() {
     let mut client = admin_client(&host);
     let body = "Some **bold** text.\n\n<script>alert('body')</script>\n\n<a href=\"javascript:alert(2)\">link</a>";
     client.create_post("<script>alert(1)</script>", "xss", body, true);
-    for path in ["/", "/post/xss", "/admin/"] {
+    for path in ["/en/", "/en/post/xss", "/admin/"] {
         let page = client.get(path).text();
         assert!(
             page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
@@ -614,7 +618,7 @@ fn titles_are_escaped_and_markdown_is_sanitised() {
         );
         assert!(!page.contains("<script>alert(1)"), "{path}");
     }
-    let post = host.get("/post/xss").text();
+    let post = host.get("/en/post/xss").text();
     assert!(post.contains("<strong>bold</strong>"));
     let dashboard = client.get("/admin/").text();
     let edit_at = dashboard.find("/edit\"").expect("an edit link");
@@ -633,7 +637,7 @@ fn titles_are_escaped_and_markdown_is_sanitised() {
     );
     assert!(!post.contains("<script>alert('body')"));
     assert!(!post.contains("javascript:"));
-    let feed = host.get("/feed.xml");
+    let feed = host.get("/en/feed.xml");
     assert_eq!(
         feed.header("content-type"),
         Some("application/atom+xml; charset=utf-8")
@@ -647,11 +651,11 @@ fn unknown_and_unpublished_posts_are_proper_404_pages() {
     let mut client = admin_client(&host);
     client.create_post("Draft", "draft", "not yet", false);
     for path in [
-        "/post/draft",
-        "/post/nothing-here",
+        "/en/post/draft",
+        "/en/post/nothing-here",
         "/no/such/page",
-        "/?page=2",
-        "/?page=x",
+        "/en/?page=2",
+        "/en/?page=x",
     ] {
         let response = host.get(path);
         assert_eq!(response.status, 404, "{path}");
@@ -674,7 +678,7 @@ fn unknown_and_unpublished_posts_are_proper_404_pages() {
     assert!(admin_missing.text().contains("/admin/static/style.css"));
     // the draft is on the dashboard, not on the home page
     assert!(client.get("/admin/").text().contains("Draft"));
-    assert!(!host.get("/").text().contains("Draft"));
+    assert!(!host.get("/en/").text().contains("Draft"));
 }
 
 #[test]
@@ -684,17 +688,17 @@ fn the_home_page_paginates_newest_first_and_the_feed_lists_posts() {
     for number in 1..=12 {
         client.create_post(&format!("Post number {number}"), "", "text", true);
     }
-    let first = host.get("/").text();
+    let first = host.get("/en/").text();
     assert_eq!(first.matches("class=\"post-card\"").count(), 10);
     assert!(first.find("Post number 12<").unwrap() < first.find("Post number 11<").unwrap());
     assert!(!first.contains("Post number 2<"));
-    assert!(first.contains("href=\"/?page=2\""));
-    let second = host.get("/?page=2").text();
+    assert!(first.contains("href=\"/en/?page=2\""));
+    let second = host.get("/en/?page=2").text();
     assert_eq!(second.matches("class=\"post-card\"").count(), 2);
     assert!(second.contains("Post number 1<") && second.contains("Post number 2<"));
-    assert_eq!(host.get("/?page=3").status, 404);
+    assert_eq!(host.get("/en/?page=3").status, 404);
 
-    let feed = host.get("/feed.xml").text();
+    let feed = host.get("/en/feed.xml").text();
     assert!(feed.starts_with("<?xml"));
     assert_eq!(feed.matches("<entry>").count(), 12);
     assert_eq!(
@@ -704,21 +708,21 @@ fn the_home_page_paginates_newest_first_and_the_feed_lists_posts() {
         "each entry carries its post's body as HTML"
     );
     assert!(feed.contains(&format!(
-        "<id>http://{}/post/post-number-12</id>",
+        "<id>http://{}/en/post/post-number-12</id>",
         host.addr
     )));
 
     // about comes from the shared blueprint in both apps
     assert!(
-        host.get("/about")
+        host.get("/en/about")
             .text()
-            .contains("through the <strong>frontend</strong> app")
+            .contains("through the frontend app")
     );
     assert!(
         client
-            .get("/admin/about")
+            .get("/admin/en/about")
             .text()
-            .contains("through the <strong>admin</strong> app")
+            .contains("through the admin app")
     );
 }
 
@@ -734,9 +738,9 @@ fn posts_and_logins_survive_a_restart() {
         cookie = client.cookies["admin_session"].value.clone();
     }
     let host = Host::start_on(&table);
-    assert!(host.get("/").text().contains("Still here"));
+    assert!(host.get("/en/").text().contains("Still here"));
     assert!(
-        host.get("/post/still-here")
+        host.get("/en/post/still-here")
             .text()
             .contains("after a restart")
     );
@@ -791,9 +795,9 @@ fn concurrent_admin_writes_and_frontend_reads_all_succeed() {
             let host = &host;
             handles.push(scope.spawn(move || {
                 let path = match number % 3 {
-                    0 => "/",
-                    1 => "/feed.xml",
-                    _ => "/?page=1",
+                    0 => "/en/",
+                    1 => "/en/feed.xml",
+                    _ => "/en/?page=1",
                 };
                 let response = host.get(path);
                 (format!("read {path}"), response.status, response.text())
@@ -854,26 +858,27 @@ fn import_post_adds_posts_from_markdown_files_or_none_on_a_bad_file() {
     );
     assert!(imported.status.success(), "{}", stderr(&imported));
     assert!(
-        stdout(&imported).contains("first.md: published \"First import\" at /post/first-import")
+        stdout(&imported).contains("first.md: published \"First import\" at /en/post/first-import")
     );
     assert!(
-        stdout(&imported).contains("second.md: published \"Second import\" at /post/second-import")
+        stdout(&imported)
+            .contains("second.md: published \"Second import\" at /en/post/second-import")
     );
     let drafted = host_cmd(&table, &["admin", "import-post", "--draft", "first.md"], "");
     assert!(
-        stdout(&drafted).contains("drafted \"First import\" at /post/first-import-2"),
+        stdout(&drafted).contains("drafted \"First import\" at /en/post/first-import-2"),
         "{}",
         stdout(&drafted)
     );
 
     let host = Host::start_on(&table);
-    let home = host.get("/").text();
+    let home = host.get("/en/").text();
     assert_eq!(
         home.matches("class=\"post-card\"").count(),
         2,
         "the draft is not listed"
     );
-    let post = host.get("/post/first-import");
+    let post = host.get("/en/post/first-import");
     assert_eq!(post.status, 200);
     assert!(
         post.text()
@@ -883,8 +888,8 @@ fn import_post_adds_posts_from_markdown_files_or_none_on_a_bad_file() {
         !post.text().contains("# First import"),
         "the title line is not in the body"
     );
-    assert_eq!(host.get("/post/first-import-2").status, 404);
-    assert_eq!(host.get("/post/untitled").status, 404);
+    assert_eq!(host.get("/en/post/first-import-2").status, 404);
+    assert_eq!(host.get("/en/post/untitled").status, 404);
 }
 
 #[test]
@@ -941,9 +946,9 @@ fn mounted_elsewhere_behind_a_tls_proxy_links_and_cookies_follow() {
     let denied = client.send("GET", "/manage/", &https, b"");
     assert_eq!(
         denied.header("location"),
-        Some("/manage/login?next=%2Fmanage%2F")
+        Some("/manage/en/login?next=%2Fmanage%2F")
     );
-    let form = client.send("GET", "/manage/login", &https, b"");
+    let form = client.send("GET", "/manage/en/login", &https, b"");
     let token = common::blog::csrf_in(&form.text());
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
@@ -954,7 +959,7 @@ fn mounted_elsewhere_behind_a_tls_proxy_links_and_cookies_follow() {
         .finish();
     let login = client.send(
         "POST",
-        "/manage/login",
+        "/manage/en/login",
         &[
             https[0],
             ("Content-Type", "application/x-www-form-urlencoded"),
@@ -981,12 +986,12 @@ fn mounted_elsewhere_behind_a_tls_proxy_links_and_cookies_follow() {
     );
     assert_eq!(uploaded.status, 303, "{}", uploaded.text());
 
-    let home = host.get("/blog/").text();
+    let home = host.get("/blog/en/").text();
     for link in [
         "href=\"/blog/static/style.css\"",
-        "href=\"/blog/feed.xml\"",
-        "href=\"/blog/about\"",
-        "href=\"/blog/post/elsewhere\"",
+        "href=\"/blog/en/feed.xml\"",
+        "href=\"/blog/en/about\"",
+        "href=\"/blog/en/post/elsewhere\"",
         "src=\"/blog/uploads/",
     ] {
         assert!(home.contains(link), "{link} in {home}");
@@ -1001,12 +1006,12 @@ fn mounted_elsewhere_behind_a_tls_proxy_links_and_cookies_follow() {
         .to_owned();
     assert_eq!(host.get(&image).status, 200, "{image}");
     assert!(
-        host.get("/blog/post/elsewhere")
+        host.get("/blog/en/post/elsewhere")
             .text()
             .contains("<h1>Elsewhere</h1>")
     );
-    assert!(host.get("/blog/feed.xml").text().contains(&format!(
-        "<id>http://{}/blog/post/elsewhere</id>",
+    assert!(host.get("/blog/en/feed.xml").text().contains(&format!(
+        "<id>http://{}/blog/en/post/elsewhere</id>",
         host.addr
     )));
 }
@@ -1071,8 +1076,8 @@ fn logging_out_ends_the_session_for_every_copy_of_its_cookie() {
     let mut thief = Client::new(&host);
     thief.cookies = browser.cookies.clone();
     assert_eq!(thief.get("/admin/").status, 200);
-    let token = browser.csrf_token("/admin/logout");
-    let out = browser.post_form("/admin/logout", &[("csrf_token", &token)]);
+    let token = browser.csrf_token("/admin/en/logout");
+    let out = browser.post_form("/admin/en/logout", &[("csrf_token", &token)]);
     assert_eq!(out.status, 303);
     let denied = thief.get("/admin/");
     assert_eq!(denied.status, 303, "the copied cookie still works");
@@ -1080,10 +1085,10 @@ fn logging_out_ends_the_session_for_every_copy_of_its_cookie() {
         denied
             .header("location")
             .unwrap()
-            .starts_with("/admin/login")
+            .starts_with("/admin/en/login")
     );
     // the login page does not greet the ended login's user
-    let page = thief.get("/admin/login").text();
+    let page = thief.get("/admin/en/login").text();
     assert!(!page.contains("alice"), "{page}");
 }
 

@@ -180,7 +180,10 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
 
     // the admin sends a stranger to its login page, remembering the way back
     client.goto(&format!("{base}/admin/")).await.unwrap();
-    assert_eq!(current_path(&client).await, "/admin/login?next=%2Fadmin%2F");
+    assert_eq!(
+        current_path(&client).await,
+        "/admin/en/login?next=%2Fadmin%2F"
+    );
     fill(&client, "#username", "alice").await;
     fill(&client, "#password", PASSWORD).await;
     click_and_load(&client, "#login").await;
@@ -280,7 +283,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         .for_element(Locator::Css("article.post"))
         .await
         .unwrap();
-    assert_eq!(current_path(&client).await, "/post/a-walk-at-sunrise");
+    assert_eq!(current_path(&client).await, "/en/post/a-walk-at-sunrise");
     assert_eq!(
         text_of(&client, "article.post h1").await,
         "A walk at sunrise"
@@ -306,7 +309,10 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         .await
         .unwrap();
     client.goto(&format!("{base}/admin/")).await.unwrap();
-    assert_eq!(current_path(&client).await, "/admin/login?next=%2Fadmin%2F");
+    assert_eq!(
+        current_path(&client).await,
+        "/admin/en/login?next=%2Fadmin%2F"
+    );
     assert!(client.find(Locator::Css("#password")).await.is_ok());
 
     client.close().await.unwrap();

@@ -170,7 +170,7 @@ fn a_request_for_another_host_is_refused_before_any_app_sees_it() {
         vec![("Host", "localhost.evil.example")],
         vec![("Host", "localhost"), ("X-Forwarded-Host", "evil.example")],
     ] {
-        let response = common::send_raw(host.addr, &raw_get("/feed.xml", &headers), false);
+        let response = common::send_raw(host.addr, &raw_get("/en/feed.xml", &headers), false);
         assert_eq!(response.status, 400, "{headers:?}");
         let body = response.text();
         assert_eq!(body.lines().count(), 1, "{body}");
@@ -185,7 +185,11 @@ fn a_request_for_another_host_is_refused_before_any_app_sees_it() {
         format!("127.0.0.1:{port}"),
         format!("[::1]:{port}"),
     ] {
-        let feed = common::send_raw(host.addr, &raw_get("/feed.xml", &[("Host", &name)]), false);
+        let feed = common::send_raw(
+            host.addr,
+            &raw_get("/en/feed.xml", &[("Host", &name)]),
+            false,
+        );
         assert_eq!(feed.status, 200, "{name}");
         assert!(feed.text().contains(&format!("http://{name}/")), "{name}");
     }
@@ -266,7 +270,7 @@ fn control_characters_never_break_the_feed_and_absurd_pages_are_404() {
     let mut editor = Client::new(&host);
     assert_eq!(editor.log_in("/admin", "ed", PASSWORD).status, 303);
     editor.create_post("Bell\u{7}ing \u{1b}[31mred", "bells", "a\u{0}b\u{1}c", true);
-    let feed = host.get("/feed.xml");
+    let feed = host.get("/en/feed.xml");
     assert_eq!(feed.status, 200);
     let xml = feed.text();
     assert!(xml.contains("<title>Bell"), "{xml}");
@@ -285,10 +289,10 @@ fn control_characters_never_break_the_feed_and_absurd_pages_are_404() {
         "x",
         "2",
     ] {
-        let response = host.get(&format!("/?page={page}"));
+        let response = host.get(&format!("/en/?page={page}"));
         assert_eq!(response.status, 404, "?page={page}");
     }
-    assert_eq!(host.get("/?page=1").status, 200);
+    assert_eq!(host.get("/en/?page=1").status, 200);
 }
 
 /// The permission bits of `path`.
@@ -564,11 +568,11 @@ fn a_session_cookie_being_set_is_never_cached() {
     let host = Host::start(common::blog::site_table());
     let mut client = Client::new(&host);
     // the login form sets the session (its CSRF token)
-    let form = client.get("/login");
+    let form = client.get("/en/login");
     assert!(form.header("set-cookie").is_some());
     assert_eq!(form.header("cache-control"), Some("no-store"));
     // the public home page, without a cookie, may be cached
-    let home = host.get("/");
+    let home = host.get("/en/");
     assert_eq!(home.header("cache-control"), None);
 }
 

@@ -56,7 +56,7 @@ fn a_host_without_traffic_for_30_seconds_uses_less_than_one_percent_of_a_core() 
     for path in [
         "/",
         "/hello",
-        "/admin/login",
+        "/admin/en/login",
         "/static/style.css",
         "/no/such/page",
     ] {

@@ -334,7 +334,7 @@ fn the_readme_steps_make_sections_in_the_workspace_and_in_their_own_repository()
             "guestbook first: {guestbook_first}"
         );
         assert!(
-            host.get("/post/hello-world")
+            host.get("/en/post/hello-world")
                 .text()
                 .contains("Hello, World!")
         );

@@ -131,7 +131,7 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
     );
     assert!(!home.contains("Not yet"), "drafts stay drafts");
     // the images, in order, served as they were stored
-    let post = host.get("/post/hello-world").text();
+    let post = host.get("/en/post/hello-world").text();
     let png = "88f96975e940178f0a9fd1e984d7ffb2.png";
     let gif = "5de0f1942f87e4df7d67175255cae440.gif";
     let (at_png, at_gif) = (post.find(png), post.find(gif));

@@ -1,7 +1,8 @@
-//! The `auth` blueprint both apps mount: `<prefix>/login` and
-//! `<prefix>/logout`, argon2id passwords, the signed per-app session
-//! cookie, safe `?next=` redirects, throttling of repeated failures, and
-//! [`login_required`] for pages only users may see.
+//! The `auth` blueprint both apps register under `/<lang_code>`:
+//! `/en/login` and `/en/logout` (`auth.login`, `auth.logout`), argon2id
+//! passwords, the signed per-app session cookie, safe `?next=` redirects,
+//! throttling of repeated failures, and [`login_required`], the hook for
+//! pages only users may see.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -9,16 +10,16 @@ use std::{
 };
 
 use app_api::{
+    minijinja::context,
     prelude::*,
-    sdk::{HandlerResult, Session},
+    sdk::{HandlerResult, Session, session::csrf_protect},
 };
-use minijinja::context;
 
 use crate::{
     Site,
+    i18n::{lang, tr, tr_with},
     model::{LoginLimits, User, now},
     password, session_user,
-    templates::flash,
 };
 
 /// Failed logins allowed within [`WINDOW`] from one address (an IPv6
@@ -45,25 +46,28 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| password::hash("not a password of anyone").unwrap_or_default())
 }
 
-/// Adds the blueprint's routes: `auth.login` and `auth.logout`.
-pub fn register(router: Router, site: &Arc<Site>) -> Router {
+/// The blueprint: `auth.login` and `auth.logout` (`GET` shows the form,
+/// `POST` sends it: `auth.login_submit`, `auth.logout_submit`). It checks
+/// the CSRF token of its own forms, whatever the app does.
+pub fn blueprint(site: &Arc<Site>) -> Blueprint {
     let (show, submit, confirm, leave) = (
         Arc::clone(site),
         Arc::clone(site),
         Arc::clone(site),
         Arc::clone(site),
     );
-    router
-        .get("/login", "auth.login", move |req: &Request| {
+    Blueprint::new("auth")
+        .before_request(csrf_protect)
+        .get("/login", "login", move |req: &Request| {
             login_form(&show, req)
         })
-        .post("/login", "auth.login_submit", move |req: &Request| {
+        .post("/login", "login_submit", move |req: &Request| {
             login(&submit, req)
         })
-        .get("/logout", "auth.logout", move |req: &Request| {
+        .get("/logout", "logout", move |req: &Request| {
             logout_form(&confirm, req)
         })
-        .post("/logout", "auth.logout_submit", move |req: &Request| {
+        .post("/logout", "logout_submit", move |req: &Request| {
             logout(&leave, req)
         })
 }
@@ -81,31 +85,38 @@ pub fn current_user(site: &Site, session: &Session) -> Result<Option<User>, Erro
     }
 }
 
-/// Wraps a handler that only logged-in users may reach (Flask-Login's
-/// `@login_required`): others get `303 See Other` to the login page with
-/// `?next=` this page.
-pub fn login_required<F>(
+/// The user a handler behind [`login_required`] serves (the hook checked
+/// the login on the server already).
+pub fn user(req: &Request) -> Result<User, Error> {
+    session_user::remembered(&req.session())
+        .ok_or_else(|| Error::internal("auth::user outside login_required"))
+}
+
+/// A before-request hook for pages only logged-in users may reach
+/// (Flask-Login's `@login_required`, for a whole app or blueprint): others
+/// get `303 See Other` to the login page with `?next=` this page. The
+/// endpoints in `public` are exempt; `"auth.*"` exempts a blueprint.
+pub fn login_required(
     site: &Arc<Site>,
-    handler: F,
-) -> impl Fn(&Request) -> HandlerResult + Send + Sync + 'static
-where
-    F: Fn(&Request, Session, User) -> HandlerResult + Send + Sync + 'static,
-{
+    public: &'static [&'static str],
+) -> impl Fn(&Request) -> Result<Option<Response>, Error> + Send + Sync + 'static {
     let site = Arc::clone(site);
     move |req: &Request| {
-        let session = req.session();
-        match current_user(&site, &session)? {
-            Some(user) => handler(req, session, user),
-            None => {
-                let mut here = format!("{}{}", req.script_root(), req.path());
-                if !req.query_string().is_empty() {
-                    here.push('?');
-                    here.push_str(req.query_string());
-                }
-                let login = req.url_for("auth.login", &[("next", &here)])?;
-                Ok(Response::redirect_with(303, &login))
-            }
+        let endpoint = req.endpoint().unwrap_or_default();
+        let exempt = public.iter().any(|public| match public.strip_suffix(".*") {
+            Some(blueprint) => req.blueprint() == Some(blueprint),
+            None => *public == endpoint,
+        });
+        if exempt || current_user(&site, &req.session())?.is_some() {
+            return Ok(None);
         }
+        let mut here = format!("{}{}", req.script_root(), req.path());
+        if !req.query_string().is_empty() {
+            here.push('?');
+            here.push_str(req.query_string());
+        }
+        let login = req.url_for("auth.login", &[("next", &here)])?;
+        Ok(Some(Response::redirect_with(303, &login)))
     }
 }
 
@@ -134,7 +145,7 @@ pub fn safe_next(script_root: &str, next: &str) -> Option<String> {
 /// Whom failures count against: the client's address without its port (a
 /// client picks a new port for each connection), an IPv6 address as its
 /// /64 (a subscriber gets a whole /64 and may use any address in it).
-fn client_address(req: &Request) -> String {
+pub fn client_address(req: &Request) -> String {
     let remote = req.remote_addr();
     let address = remote
         .parse::<SocketAddr>()
@@ -154,14 +165,12 @@ fn client_address(req: &Request) -> String {
 fn login_page(
     site: &Site,
     req: &Request,
-    session: &mut Session,
     next: &str,
     username: &str,
     error: Option<&str>,
 ) -> HandlerResult {
-    site.templates.form_page(
+    site.page(
         req,
-        session,
         "login.html",
         context! { next => next, username => username, error => error },
     )
@@ -175,7 +184,7 @@ fn after_login(req: &Request, next: Option<&str>) -> Result<String, Error> {
 }
 
 fn login_form(site: &Site, req: &Request) -> HandlerResult {
-    let mut session = req.session();
+    let session = req.session();
     let next = req.query("next").unwrap_or_default();
     if current_user(site, &session)?.is_some() {
         return Ok(Response::redirect_with(
@@ -184,31 +193,33 @@ fn login_form(site: &Site, req: &Request) -> HandlerResult {
         ));
     }
     // a login that ended elsewhere: the page must not greet its user
-    session_user::forget(&mut session);
-    login_page(site, req, &mut session, &next, "", None)
+    session_user::forget(&session);
+    login_page(site, req, &next, "", None)
 }
 
 fn login(site: &Site, req: &Request) -> HandlerResult {
     let form = req.form();
-    let mut session = req.session();
-    session.verify_csrf(form.get("csrf_token"))?;
+    let session = req.session();
+    let lang = lang(req);
     let username = form.get("username").unwrap_or_default().trim().to_owned();
     let typed = form.get("password").unwrap_or_default();
     let next = form.get("next").unwrap_or_default().to_owned();
     // no hashing, storing or logging of what no user could have
     if username.chars().count() > MAX_USERNAME_CHARS || typed.len() > MAX_PASSWORD_BYTES {
         let shown: String = username.chars().take(MAX_USERNAME_CHARS).collect();
-        let message = format!(
-            "A username has at most {MAX_USERNAME_CHARS} characters and a password at most {MAX_PASSWORD_BYTES} bytes."
+        let message = tr_with(
+            lang,
+            "A username has at most {chars} characters and a password at most {bytes} bytes.",
+            &[
+                ("chars", &MAX_USERNAME_CHARS.to_string()),
+                ("bytes", &MAX_PASSWORD_BYTES.to_string()),
+            ],
         );
-        return Ok(
-            login_page(site, req, &mut session, &next, &shown, Some(&message))?.with_status(400),
-        );
+        return Ok(login_page(site, req, &next, &shown, Some(&message))?.with_status(400));
     }
     let address = client_address(req);
     // the form again, with what was typed (but the password) and why
-    let mut again =
-        |message: &str| login_page(site, req, &mut session, &next, &username, Some(message));
+    let again = |message: &str| login_page(site, req, &next, &username, Some(tr(lang, message)));
     let since = now() - WINDOW;
     let Some(attempt) = site
         .blog
@@ -251,19 +262,24 @@ fn login(site: &Site, req: &Request) -> HandlerResult {
     // a new session: nothing from before the login carries over
     session.clear();
     let login = site.blog.open_session(user.id)?;
-    session_user::remember(&mut session, &user, &login);
-    flash(&mut session, &format!("Welcome, {}.", user.username));
-    Ok(Response::redirect_with(303, &after_login(req, Some(&next))?).with_session(req, &session))
+    session_user::remember(&session, &user, &login);
+    session.flash(&tr_with(
+        lang,
+        "Welcome, {name}.",
+        &[("name", &user.username)],
+    ));
+    Ok(Response::redirect_with(
+        303,
+        &after_login(req, Some(&next))?,
+    ))
 }
 
 fn logout_form(site: &Site, req: &Request) -> HandlerResult {
-    site.templates
-        .form_page(req, &mut req.session(), "logout.html", context! {})
+    site.page(req, "logout.html", context! {})
 }
 
 fn logout(site: &Site, req: &Request) -> HandlerResult {
-    let mut session = req.session();
-    session.verify_csrf(req.form().get("csrf_token"))?;
+    let session = req.session();
     if let Some(user) = current_user(site, &session)? {
         tracing::info!(username = ?user.username, "logged out");
     }
@@ -272,7 +288,10 @@ fn logout(site: &Site, req: &Request) -> HandlerResult {
         site.blog.close_session(&login)?;
     }
     session.clear();
-    Ok(Response::redirect_with(303, &req.url_for("auth.login", &[])?).with_session(req, &session))
+    Ok(Response::redirect_with(
+        303,
+        &req.url_for("auth.login", &[])?,
+    ))
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
-//! Post bodies: markdown to HTML with pulldown-cmark, then sanitised by
-//! ammonia, so raw HTML in a post can never run script in a reader's
-//! browser; [`HtmlCache`] keeps what was rendered.
+//! Post bodies and comments: markdown to HTML with pulldown-cmark, then
+//! sanitised by ammonia, so raw HTML in a post can never run script in a
+//! reader's browser; [`HtmlCache`] keeps what was rendered.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    sync::{Arc, LazyLock},
+};
 
-use pulldown_cmark::{Options, Parser, html};
+use pulldown_cmark::{Event, Options, Parser, html};
 
 use crate::render_cache::RenderCache;
 
@@ -17,6 +21,43 @@ pub fn to_html(markdown: &str) -> String {
     let mut unsafe_html = String::with_capacity(markdown.len() * 3 / 2);
     html::push_html(&mut unsafe_html, Parser::new_ext(markdown, options));
     ammonia::clean(&unsafe_html)
+}
+
+/// The HTML of a reader's comment: markdown's paragraphs, emphasis, code,
+/// lists, quotes and links, nothing else. Raw HTML shows as the text it
+/// is (a comment's `<b>` reads as `<b>`), and links get
+/// `rel="nofollow ugc"`, so that comments cannot lend the blog's standing
+/// to spam.
+pub fn comment_html(markdown: &str) -> String {
+    static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+        let mut cleaner = ammonia::Builder::empty();
+        cleaner
+            .tags(HashSet::from([
+                "p",
+                "br",
+                "em",
+                "strong",
+                "code",
+                "pre",
+                "ul",
+                "ol",
+                "li",
+                "blockquote",
+                "a",
+            ]))
+            .tag_attributes([("a", HashSet::from(["href"]))].into())
+            .url_schemes(HashSet::from(["http", "https", "mailto"]))
+            .link_rel(Some("nofollow ugc"));
+        cleaner
+    });
+    let events = Parser::new(markdown).map(|event| match event {
+        // raw HTML, as a block or inline, becomes its text
+        Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        other => other,
+    });
+    let mut unsafe_html = String::with_capacity(markdown.len() * 3 / 2);
+    html::push_html(&mut unsafe_html, events);
+    CLEANER.clean(&unsafe_html).to_string()
 }
 
 /// A markdown document's title and body: the first line that is not
@@ -64,6 +105,39 @@ impl HtmlCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comments_show_raw_html_as_text_and_their_links_do_not_vouch() {
+        for (markdown, expected) in [
+            ("Nice *post*.", "<p>Nice <em>post</em>.</p>\n"),
+            // an HTML block is text outside any paragraph
+            (
+                "<script>alert(1)</script>",
+                "&lt;script&gt;alert(1)&lt;/script&gt;",
+            ),
+            (
+                "a <b>bold</b> try",
+                "<p>a &lt;b&gt;bold&lt;/b&gt; try</p>\n",
+            ),
+            (
+                "[spam](https://spam.example/)",
+                "<p><a href=\"https://spam.example/\" rel=\"nofollow ugc\">spam</a></p>\n",
+            ),
+            (
+                "<https://spam.example/>",
+                "<p><a href=\"https://spam.example/\" rel=\"nofollow ugc\">https://spam.example/</a></p>\n",
+            ),
+            (
+                "[x](javascript:alert(1))",
+                "<p><a rel=\"nofollow ugc\">x</a></p>\n",
+            ),
+            // no images, no headings: their text at most
+            ("![img](https://t.example/x.png)", "<p></p>\n"),
+            ("# Big", "Big\n"),
+        ] {
+            assert_eq!(comment_html(markdown), expected, "{markdown:?}");
+        }
+    }
 
     #[test]
     fn markdown_becomes_html_and_scripts_do_not_survive() {

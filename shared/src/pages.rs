@@ -1,24 +1,29 @@
 //! The `pages` blueprint: pages every app of the blog shows from the same
-//! code (About, the original setup's hello), and the error page both apps
+//! code (About), the original setup's hello, and the error page both apps
 //! answer client errors with.
 
 use std::sync::Arc;
 
-use app_api::prelude::*;
-use minijinja::context;
+use app_api::{minijinja::context, prelude::*};
 
-use crate::Site;
+use crate::{Audience, Site, i18n};
 
-/// Adds the blueprint's routes: `pages.about` and `pages.hello`.
-pub fn register(router: Router, site: &Arc<Site>) -> Router {
+/// The blueprint: `pages.about`. Both apps register it under
+/// `/<lang_code>`.
+pub fn blueprint(site: &Arc<Site>) -> Blueprint {
     let about = Arc::clone(site);
-    let errors = Arc::clone(site);
-    router
-        .get("/about", "pages.about", move |req: &Request| {
-            about.templates.page(req, "about.html", context! {})
-        })
-        .get("/hello", "pages.hello", hello)
-        .error_handler(move |req: &Request, error: &Error| error_page(&errors, req, error))
+    Blueprint::new("pages").get("/about", "about", move |req: &Request| {
+        about.page(req, "about.html", context! {})
+    })
+}
+
+/// The error page handler for a router (every client error, in the
+/// site's layout and the visitor's language).
+pub fn error_handler(
+    site: &Arc<Site>,
+) -> impl Fn(&Request, &Error) -> Response + Send + Sync + 'static {
+    let site = Arc::clone(site);
+    move |req: &Request, error: &Error| error_page(&site, req, error)
 }
 
 /// The greeting of the original Flask setup, byte for byte:
@@ -38,17 +43,18 @@ pub fn hello(req: &Request) -> Result<Response, Error> {
 }
 
 /// The page for a client error (4xx), in the site's layout. Rendered once
-/// per status, message and script root, then kept (`Site::error_pages`):
-/// the page depends on nothing else (no session, so no user, flashes or
-/// CSRF token), and a public site answers many 404s, to scanners too; a
-/// kept page costs a copy instead of a render.
+/// per status, message, language and script root, then kept
+/// (`Site::error_pages`): the page depends on nothing else (no session, so
+/// no user, flashes or CSRF token), and a public site answers many 404s,
+/// to scanners too; a kept page costs a copy instead of a render.
 pub fn error_page(site: &Site, req: &Request, error: &Error) -> Response {
     let status = error.status();
-    let key = error_page_key(status, req.script_root(), error.message());
+    let lang = i18n::lang(req);
+    let key = error_page_key(status, req.script_root(), lang, error.message());
     let page = site.error_pages.get_or_render(&key, || {
         let title = app_api::sdk::reason_phrase(status);
         let page = context! { status => status, title => title, message => error.message() };
-        site.templates.render(req, None, "error.html", page)
+        site.render(req, Audience::Anyone, "error.html", page)
     });
     match page {
         Ok(html) => Response::html(html.to_string()).with_status(status),
@@ -59,11 +65,11 @@ pub fn error_page(site: &Site, req: &Request, error: &Error) -> Response {
     }
 }
 
-/// What an error page depends on, as one key: a status has three digits
-/// and a script root no line break, so the parts cannot run into each
-/// other.
-fn error_page_key(status: u16, script_root: &str, message: &str) -> String {
-    format!("{status}\n{script_root}\n{message}")
+/// What an error page depends on, as one key: a status has three digits,
+/// and a script root and a language code no line break, so the parts
+/// cannot run into each other.
+fn error_page_key(status: u16, script_root: &str, lang: &str, message: &str) -> String {
+    format!("{status}\n{script_root}\n{lang}\n{message}")
 }
 
 #[cfg(test)]
@@ -109,12 +115,13 @@ mod tests {
     #[test]
     fn error_pages_are_kept_apart_by_status_root_and_message() {
         let keys = [
-            error_page_key(404, "", "Not Found"),
-            error_page_key(404, "/blog", "Not Found"),
-            error_page_key(405, "", "Not Found"),
-            error_page_key(404, "", "There is no post at this address."),
+            error_page_key(404, "", "en", "Not Found"),
+            error_page_key(404, "/blog", "en", "Not Found"),
+            error_page_key(405, "", "en", "Not Found"),
+            error_page_key(404, "", "nl", "Not Found"),
+            error_page_key(404, "", "en", "There is no post at this address."),
             // a message that looks like a key's tail cannot collide
-            error_page_key(404, "", "/blog\nNot Found"),
+            error_page_key(404, "", "en", "/blog\nen\nNot Found"),
         ];
         for (i, a) in keys.iter().enumerate() {
             for b in &keys[i + 1..] {

@@ -23,13 +23,13 @@ pub(crate) fn login(session: &Session) -> Option<String> {
 }
 
 /// Remembers `user` as logged in with the server's login `id`.
-pub(crate) fn remember(session: &mut Session, user: &User, id: &str) {
+pub(crate) fn remember(session: &Session, user: &User, id: &str) {
     session.insert(USER_KEY, user);
     session.insert(LOGIN_KEY, id);
 }
 
 /// Forgets the logged-in user (the login ended on the server).
-pub(crate) fn forget(session: &mut Session) {
+pub(crate) fn forget(session: &Session) {
     session.remove(USER_KEY);
     session.remove(LOGIN_KEY);
 }

@@ -28,7 +28,7 @@ pub use request::{Form, FromParam, Request};
 pub use response::{Error, IntoStatus, Response, StatusCode, reason_phrase};
 pub use router::{
     AfterRequest, BeforeRequest, Blueprint, ErrorHandler, Handler, HandlerResult, Router, Routes,
-    Rule, RuleError, Urls,
+    Rule, RuleError, UrlDefault, Urls,
 };
 pub use session::Session;
 

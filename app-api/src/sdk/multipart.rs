@@ -1,7 +1,7 @@
 //! `multipart/form-data` bodies (Flask's `request.files` and
 //! `request.form` for uploads), parsed with `multer`.
 
-use std::convert::Infallible;
+use std::{convert::Infallible, sync::Arc};
 
 use super::{Error, Form, Request};
 
@@ -40,7 +40,15 @@ impl Multipart {
 impl Request<'_> {
     /// The `multipart/form-data` body; `400` when the body is not one or is
     /// malformed. (The host has already applied the mount's body limit.)
-    pub fn multipart(&self) -> Result<Multipart, Error> {
+    /// Parsed once per request: a hook that reads a field (the CSRF check)
+    /// and the handler share it.
+    pub fn multipart(&self) -> Result<Arc<Multipart>, Error> {
+        self.parsed_multipart()
+            .get_or_init(|| self.parse_multipart().map(Arc::new))
+            .clone()
+    }
+
+    fn parse_multipart(&self) -> Result<Multipart, Error> {
         let content_type = self
             .header("content-type")
             .ok_or_else(|| Error::bad_request("expected a multipart/form-data body"))?;

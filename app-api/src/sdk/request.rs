@@ -22,6 +22,8 @@ pub struct Request<'a> {
     params: Vec<(String, String)>,
     /// Made on first use: most requests never look at the session.
     session: OnceLock<Session>,
+    /// The multipart body, parsed on first use.
+    multipart: OnceLock<Result<Arc<super::multipart::Multipart>, Error>>,
 }
 
 impl<'a> Request<'a> {
@@ -39,7 +41,15 @@ impl<'a> Request<'a> {
             route,
             params,
             session: OnceLock::new(),
+            multipart: OnceLock::new(),
         }
+    }
+
+    /// Where [`multipart`](Request::multipart) keeps its parse.
+    pub(crate) fn parsed_multipart(
+        &self,
+    ) -> &OnceLock<Result<Arc<super::multipart::Multipart>, Error>> {
+        &self.multipart
     }
 
     /// The endpoint of the route that matched, e.g. `auth.login`; `None`
@@ -80,11 +90,25 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// The parameters the route's blueprint prefixes matched: what
-    /// `url_for` fills in when not given.
-    fn url_defaults(&self) -> &[(String, String)] {
+    /// What `url_for` fills in when not given: the parameters the route's
+    /// blueprint prefixes matched, then the router's `url_default`s for
+    /// the others.
+    fn url_defaults(&self) -> Cow<'_, [(String, String)]> {
         let prefixed = self.route.map_or(0, Route::prefix_params);
-        &self.params[..prefixed.min(self.params.len())]
+        let prefixed = &self.params[..prefixed.min(self.params.len())];
+        let functions = self.router.url_default_functions();
+        if functions.is_empty() {
+            return Cow::Borrowed(prefixed);
+        }
+        let mut defaults = prefixed.to_vec();
+        for (name, value) in functions {
+            if !defaults.iter().any(|(known, _)| known == name)
+                && let Some(value) = value(self)
+            {
+                defaults.push((name.clone(), value));
+            }
+        }
+        Cow::Owned(defaults)
     }
 
     /// The method, e.g. `GET`.
@@ -288,7 +312,7 @@ impl<'a> Request<'a> {
             &self.raw.script_root,
             endpoint,
             params,
-            self.url_defaults(),
+            &self.url_defaults(),
         )
     }
 
@@ -312,7 +336,7 @@ impl<'a> Request<'a> {
             &self.raw.script_root,
             &self.mount.static_url_path,
             &self.mount.uploads_url_path,
-            self.url_defaults().to_vec(),
+            self.url_defaults().into_owned(),
         )
     }
 
@@ -338,8 +362,7 @@ impl<'a> Request<'a> {
     /// assert!(wrong.body_text().contains("stars"), "{}", wrong.body_text());
     /// ```
     pub fn form_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        if !self.raw.body.is_empty() && !self.content_type_is("application/x-www-form-urlencoded")
-        {
+        if !self.raw.body.is_empty() && !self.content_type_is("application/x-www-form-urlencoded") {
             return Err(Error::unsupported_media_type(
                 "Send the form as application/x-www-form-urlencoded.",
             ));

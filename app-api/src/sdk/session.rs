@@ -196,6 +196,45 @@ impl Session {
     }
 }
 
+/// A before-request hook that checks every unsafe method (`POST`, `PUT`,
+/// `PATCH`, `DELETE`) for the session's CSRF token (Flask-WTF's
+/// `CSRFProtect`): in the `X-CSRFToken` header, or the `csrf_token` field
+/// of a urlencoded or multipart form. A 400 otherwise.
+///
+/// ```
+/// use app_api::{prelude::*, sdk::{session::csrf_protect, testing::TestClient}};
+/// let build = |_: &Mount| -> Result<Router, Error> {
+///     Ok(Router::new()
+///         .before_request(csrf_protect)
+///         .get("/", "form", |req: &Request| Ok(Response::text(req.session().csrf_token())))
+///         .post("/", "send", |_: &Request| Ok(Response::text("sent"))))
+/// };
+/// let client = TestClient::new(build, Mount::new("blog", "/")).unwrap();
+/// let token = client.get("/").body_text();
+/// assert_eq!(client.post_form("/", &[("csrf_token", &token)]).body_text(), "sent");
+/// assert_eq!(client.post_form("/", &[("csrf_token", "forged")]).status(), 400);
+/// assert_eq!(client.post_form("/", &[]).status(), 400);
+/// ```
+pub fn csrf_protect(req: &Request<'_>) -> Result<Option<Response>, Error> {
+    if matches!(req.method(), "GET" | "HEAD" | "OPTIONS" | "TRACE") {
+        return Ok(None);
+    }
+    let submitted = match req.header("x-csrftoken") {
+        Some(token) => Some(token.to_owned()),
+        None if req.header("content-type").is_some_and(|value| {
+            value
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        }) =>
+        {
+            req.multipart()?.form.get("csrf_token").map(str::to_owned)
+        }
+        None => req.form().get("csrf_token").map(str::to_owned),
+    };
+    req.session().verify_csrf(submitted.as_deref())?;
+    Ok(None)
+}
+
 /// 32 random bytes, URL-safe base64.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];

@@ -44,12 +44,19 @@ use minijinja::{Environment, Value, context, value::Kwargs};
 
 use super::{Error, Mount, Request, Response, Urls};
 
+/// Files by name, as embedded.
+type EmbeddedFiles = Vec<(String, Cow<'static, [u8]>)>;
+
+/// What a folder of templates holds on disk: each file's path, size and
+/// time of change; a change in any means the templates changed.
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
 /// A folder of templates: embedded in the library, and where it was when
 /// the library was built. Made by [`templates!`](crate::templates!).
 #[derive(Clone)]
 pub struct Source {
     folder: &'static str,
-    embedded: fn() -> Vec<(String, Cow<'static, [u8]>)>,
+    embedded: fn() -> EmbeddedFiles,
 }
 
 impl std::fmt::Debug for Source {
@@ -75,7 +82,7 @@ impl Source {
     }
 }
 
-fn embedded_files<E: rust_embed::RustEmbed>() -> Vec<(String, Cow<'static, [u8]>)> {
+fn embedded_files<E: rust_embed::RustEmbed>() -> EmbeddedFiles {
     E::iter()
         .filter_map(|name| E::get(&name).map(|file| (name.into_owned(), file.data)))
         .collect()
@@ -189,7 +196,7 @@ impl TemplatesBuilder {
     }
 
     /// What the folders hold now (names, sizes, times), when reloading.
-    fn fingerprint(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    fn fingerprint(&self) -> Fingerprint {
         if !self.reload {
             return Vec::new();
         }
@@ -265,7 +272,7 @@ impl std::fmt::Debug for Templates {
 struct Inner {
     builder: TemplatesBuilder,
     /// The folders' fingerprint when the environment was built, and it.
-    current: Mutex<(Vec<(PathBuf, u64, Option<SystemTime>)>, Arc<Environment<'static>>)>,
+    current: Mutex<(Fingerprint, Arc<Environment<'static>>)>,
 }
 
 impl Templates {

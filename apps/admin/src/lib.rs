@@ -1,38 +1,27 @@
-//! The blog's admin, mounted at `/admin`: everything but the login page
-//! needs a logged-in user. Write, edit, publish and delete posts; upload
-//! images and attach them to posts in order. Shares the model, templates,
-//! login and pages with `frontend` through the `shared` crate.
+//! The blog's admin, mounted at `/admin`: everything but the login and
+//! about pages (the shared blueprints, under `/admin/<lang_code>/`) needs a
+//! logged-in user, which one hook checks for every route; another checks
+//! the CSRF token of every form. Write, edit, publish and delete posts in
+//! either language; upload images and attach them to posts in order;
+//! approve or delete readers' comments. Shares the model, templates, login
+//! and pages with `frontend` through the `shared` crate.
 
 use std::sync::Arc;
 
 use app_api::{
+    minijinja::{Value, context},
     prelude::*,
-    sdk::{Commands, Form, HandlerResult, Session},
+    sdk::{Commands, Form, HandlerResult, session::csrf_protect},
 };
-use minijinja::{Value, context};
 use shared::{
-    Site,
-    auth::login_required,
-    model::{Image, Post, PostInput, Refusal, User},
-    templates::flash,
+    Site, auth,
+    i18n::{self, LANGUAGES},
+    model::{Image, Post, PostInput, Refusal},
 };
 
 /// The upload size limit when the mount's config does not set
 /// `max_upload_bytes`.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024;
-
-const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "admin_base.html",
-        include_str!("../templates/admin_base.html"),
-    ),
-    (
-        "dashboard.html",
-        include_str!("../templates/dashboard.html"),
-    ),
-    ("edit.html", include_str!("../templates/edit.html")),
-    ("images.html", include_str!("../templates/images.html")),
-];
 
 /// What the admin's handlers share.
 struct Admin {
@@ -52,107 +41,98 @@ fn max_upload_bytes(mount: &Mount) -> Result<u64, Error> {
     }
 }
 
-type AdminHandler = fn(&Admin, &Request, Session, User) -> HandlerResult;
+type AdminHandler = fn(&Admin, &Request) -> HandlerResult;
+
+/// The endpoints anyone may reach: the login and about pages, and the
+/// original setup's hello.
+const PUBLIC: &[&str] = &["auth.*", "pages.*", "hello"];
 
 /// Builds the app's routes for one mount.
 pub fn build(mount: &Mount) -> Result<Router, Error> {
-    let site = Site::open(mount, TEMPLATES)?;
+    let site = Site::open(mount, app_api::templates!("templates"))?;
     let admin = Arc::new(Admin {
         site: Arc::clone(&site),
         max_upload_bytes: max_upload_bytes(mount)?,
     });
-    let guarded = |handler: AdminHandler| {
+    let to = |handler: AdminHandler| {
         let admin = Arc::clone(&admin);
-        login_required(&site, move |req, session, user| {
-            handler(&admin, req, session, user)
-        })
+        move |req: &Request| handler(&admin, req)
     };
     let router = Router::new()
-        .get("/", "index", guarded(dashboard))
-        .get("/posts/new", "new_post", guarded(new_post))
-        .post("/posts/new", "create_post", guarded(create_post))
-        .get("/posts/<int:id>/edit", "edit_post", guarded(edit_post))
-        .post("/posts/<int:id>/edit", "update_post", guarded(update_post))
-        .post(
-            "/posts/<int:id>/publish",
-            "publish_post",
-            guarded(publish_post),
-        )
-        .post(
-            "/posts/<int:id>/delete",
-            "delete_post",
-            guarded(delete_post),
-        )
-        .post(
-            "/posts/<int:id>/images",
-            "attach_image",
-            guarded(attach_image),
-        )
+        .before_request(csrf_protect)
+        .before_request(auth::login_required(&site, PUBLIC))
+        .get("/", "index", to(dashboard))
+        .get("/hello", "hello", shared::pages::hello)
+        .get("/posts/new", "new_post", to(new_post))
+        .post("/posts/new", "create_post", to(create_post))
+        .get("/posts/<int:id>/edit", "edit_post", to(edit_post))
+        .post("/posts/<int:id>/edit", "update_post", to(update_post))
+        .post("/posts/<int:id>/publish", "publish_post", to(publish_post))
+        .post("/posts/<int:id>/delete", "delete_post", to(delete_post))
+        .post("/posts/<int:id>/images", "attach_image", to(attach_image))
         .post(
             "/posts/<int:id>/images/<int:image_id>/detach",
             "detach_image",
-            guarded(detach_image),
+            to(detach_image),
         )
         .post(
             "/posts/<int:id>/images/<int:image_id>/move",
             "move_image",
-            guarded(move_image),
+            to(move_image),
         )
-        .get("/images", "images", guarded(images))
-        .post("/images", "upload_image", guarded(upload_image))
+        .get("/images", "images", to(images))
+        .post("/images", "upload_image", to(upload_image))
+        .post("/images/<int:id>/delete", "delete_image", to(delete_image))
+        .get("/comments", "comments", to(comments))
         .post(
-            "/images/<int:id>/delete",
-            "delete_image",
-            guarded(delete_image),
-        );
-    let router = shared::auth::register(router, &site);
-    Ok(shared::pages::register(router, &site))
-}
-
-/// The form of a POST, after its CSRF token was checked.
-fn checked_form(req: &Request, session: &Session) -> Result<Form, Error> {
-    let form = req.form();
-    session.verify_csrf(form.get("csrf_token"))?;
-    Ok(form)
-}
-
-/// An `<int:...>` parameter.
-fn id(req: &Request, name: &str) -> Result<i64, Error> {
-    req.param(name)
-        .and_then(|value| value.parse().ok())
-        .ok_or_else(Error::not_found)
+            "/comments/<int:id>/approve",
+            "approve_comment",
+            to(approve_comment),
+        )
+        .post(
+            "/comments/<int:id>/delete",
+            "delete_comment",
+            to(delete_comment),
+        )
+        .register(auth::blueprint(&site), "/<lang_code>")
+        .register(shared::pages::blueprint(&site), "/<lang_code>")
+        .error_handler(shared::pages::error_handler(&site));
+    Ok(i18n::localise(router))
 }
 
 fn no_such_post() -> Error {
-    Error::new(404, "There is no such post.")
+    Error::not_found_with("There is no such post.")
 }
 
 fn post_or_404(admin: &Admin, id: i64) -> Result<Post, Error> {
     admin.site.blog.post(id)?.ok_or_else(no_such_post)
 }
 
-/// `303 See Other` back to a post's editor, saving the session.
-fn to_editor(req: &Request, session: &Session, post_id: i64) -> HandlerResult {
-    see_other(req, session, "edit_post", &[("id", &post_id.to_string())])
+/// `303 See Other` back to a post's editor.
+fn to_editor(req: &Request, post_id: i64) -> HandlerResult {
+    see_other(req, "edit_post", &[("id", &post_id.to_string())])
 }
 
-/// `303 See Other` to an endpoint, saving the session.
-fn see_other(
-    req: &Request,
-    session: &Session,
-    endpoint: &str,
-    params: &[(&str, &str)],
-) -> HandlerResult {
-    Ok(Response::redirect_with(303, &req.url_for(endpoint, params)?).with_session(req, session))
+/// `303 See Other` to an endpoint.
+fn see_other(req: &Request, endpoint: &str, params: &[(&str, &str)]) -> HandlerResult {
+    Ok(Response::redirect_with(
+        StatusCode::SEE_OTHER,
+        &req.url_for(endpoint, params)?,
+    ))
 }
 
-fn dashboard(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
+/// Keeps a message for the next page.
+fn flash(req: &Request, message: &str) {
+    req.session().flash(message);
+}
+
+fn dashboard(admin: &Admin, req: &Request) -> HandlerResult {
     let posts = admin.site.blog.all_posts()?;
-    admin.site.templates.form_page(
+    let waiting = admin.site.blog.pending_comment_count()?;
+    admin.site.page(
         req,
-        &mut session,
         "dashboard.html",
-        context! { posts => posts },
+        context! { posts => posts, waiting => waiting },
     )
 }
 
@@ -164,6 +144,7 @@ fn input(form: &Form) -> PostInput {
         published: form
             .get("published")
             .is_some_and(|value| value == "1" || value == "on"),
+        lang: form.get("lang").unwrap_or(i18n::DEFAULT).to_owned(),
     }
 }
 
@@ -172,7 +153,6 @@ fn input(form: &Form) -> PostInput {
 fn editor(
     admin: &Admin,
     req: &Request,
-    session: &mut Session,
     post: Option<&Post>,
     input: &PostInput,
     error: Option<&Refusal>,
@@ -198,6 +178,8 @@ fn editor(
         slug => input.slug,
         body => input.body,
         published => input.published,
+        post_lang => input.lang,
+        post_languages => Value::from_serialize(LANGUAGES),
         error => error.map(ToString::to_string),
         attached => attached,
         available => available,
@@ -208,72 +190,51 @@ fn editor(
         Some(_) => 422,
         None => 200,
     };
-    Ok(admin
-        .site
-        .templates
-        .form_page(req, session, "edit.html", page)?
-        .with_status(status))
+    Ok(admin.site.page(req, "edit.html", page)?.with_status(status))
 }
 
-fn new_post(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
-    editor(admin, req, &mut session, None, &PostInput::default(), None)
+fn new_post(admin: &Admin, req: &Request) -> HandlerResult {
+    editor(admin, req, None, &PostInput::default(), None)
 }
 
-fn create_post(admin: &Admin, req: &Request, mut session: Session, user: User) -> HandlerResult {
-    let input = input(&checked_form(req, &session)?);
+fn create_post(admin: &Admin, req: &Request) -> HandlerResult {
+    let user = auth::user(req)?;
+    let input = input(&req.form());
     match admin.site.blog.create_post(&input)? {
         Ok(post) => {
             tracing::info!(user = %user.username, slug = %post.slug, "created post {}", post.id);
-            flash(
-                &mut session,
-                &format!("Created \u{201c}{}\u{201d}.", post.title),
-            );
-            to_editor(req, &session, post.id)
+            flash(req, &format!("Created \u{201c}{}\u{201d}.", post.title));
+            to_editor(req, post.id)
         }
-        Err(refusal) => editor(admin, req, &mut session, None, &input, Some(&refusal)),
+        Err(refusal) => editor(admin, req, None, &input, Some(&refusal)),
     }
 }
 
-fn edit_post(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
-    let post = post_or_404(admin, id(req, "id")?)?;
-    editor(
-        admin,
-        req,
-        &mut session,
-        Some(&post),
-        &PostInput::from(&post),
-        None,
-    )
+fn edit_post(admin: &Admin, req: &Request) -> HandlerResult {
+    let post = post_or_404(admin, req.param("id")?)?;
+    editor(admin, req, Some(&post), &PostInput::from(&post), None)
 }
 
-fn update_post(admin: &Admin, req: &Request, mut session: Session, user: User) -> HandlerResult {
-    let form = checked_form(req, &session)?;
-    let post = post_or_404(admin, id(req, "id")?)?;
+fn update_post(admin: &Admin, req: &Request) -> HandlerResult {
+    let user = auth::user(req)?;
+    let form = req.form();
+    let post = post_or_404(admin, req.param("id")?)?;
     let input = input(&form);
     match admin.site.blog.update_post(post.id, &input)? {
         Ok(Some(post)) => {
             tracing::info!(user = %user.username, slug = %post.slug, "saved post {}", post.id);
-            flash(
-                &mut session,
-                &format!("Saved \u{201c}{}\u{201d}.", post.title),
-            );
-            to_editor(req, &session, post.id)
+            flash(req, &format!("Saved \u{201c}{}\u{201d}.", post.title));
+            to_editor(req, post.id)
         }
         Ok(None) => Err(no_such_post()),
-        Err(refusal) => editor(
-            admin,
-            req,
-            &mut session,
-            Some(&post),
-            &input,
-            Some(&refusal),
-        ),
+        Err(refusal) => editor(admin, req, Some(&post), &input, Some(&refusal)),
     }
 }
 
-fn publish_post(admin: &Admin, req: &Request, mut session: Session, user: User) -> HandlerResult {
-    let form = checked_form(req, &session)?;
-    let post = post_or_404(admin, id(req, "id")?)?;
+fn publish_post(admin: &Admin, req: &Request) -> HandlerResult {
+    let user = auth::user(req)?;
+    let form = req.form();
+    let post = post_or_404(admin, req.param("id")?)?;
     let published = form.get("published") == Some("1");
     admin.site.blog.set_published(post.id, published)?;
     tracing::info!(user = %user.username, slug = %post.slug, published, "changed post {}", post.id);
@@ -282,28 +243,22 @@ fn publish_post(admin: &Admin, req: &Request, mut session: Session, user: User) 
     } else {
         "Unpublished"
     };
-    flash(
-        &mut session,
-        &format!("{what} \u{201c}{}\u{201d}.", post.title),
-    );
-    see_other(req, &session, "index", &[])
+    flash(req, &format!("{what} \u{201c}{}\u{201d}.", post.title));
+    see_other(req, "index", &[])
 }
 
-fn delete_post(admin: &Admin, req: &Request, mut session: Session, user: User) -> HandlerResult {
-    checked_form(req, &session)?;
-    let post = post_or_404(admin, id(req, "id")?)?;
+fn delete_post(admin: &Admin, req: &Request) -> HandlerResult {
+    let user = auth::user(req)?;
+    let post = post_or_404(admin, req.param("id")?)?;
     admin.site.blog.delete_post(post.id)?;
     tracing::info!(user = %user.username, slug = %post.slug, "deleted post {}", post.id);
-    flash(
-        &mut session,
-        &format!("Deleted \u{201c}{}\u{201d}.", post.title),
-    );
-    see_other(req, &session, "index", &[])
+    flash(req, &format!("Deleted \u{201c}{}\u{201d}.", post.title));
+    see_other(req, "index", &[])
 }
 
-fn attach_image(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
-    let form = checked_form(req, &session)?;
-    let post = post_or_404(admin, id(req, "id")?)?;
+fn attach_image(admin: &Admin, req: &Request) -> HandlerResult {
+    let form = req.form();
+    let post = post_or_404(admin, req.param("id")?)?;
     let image_id: i64 = form
         .get("image_id")
         .and_then(|value| value.parse().ok())
@@ -311,23 +266,22 @@ fn attach_image(admin: &Admin, req: &Request, mut session: Session, _user: User)
     if !admin.site.blog.attach(post.id, image_id)? {
         return Err(Error::new(404, "There is no such image."));
     }
-    flash(&mut session, "Attached the image.");
-    to_editor(req, &session, post.id)
+    flash(req, "Attached the image.");
+    to_editor(req, post.id)
 }
 
-fn detach_image(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
-    checked_form(req, &session)?;
-    let post = post_or_404(admin, id(req, "id")?)?;
-    if !admin.site.blog.detach(post.id, id(req, "image_id")?)? {
+fn detach_image(admin: &Admin, req: &Request) -> HandlerResult {
+    let post = post_or_404(admin, req.param("id")?)?;
+    if !admin.site.blog.detach(post.id, req.param("image_id")?)? {
         return Err(Error::new(404, "That image is not attached to this post."));
     }
-    flash(&mut session, "Detached the image.");
-    to_editor(req, &session, post.id)
+    flash(req, "Detached the image.");
+    to_editor(req, post.id)
 }
 
-fn move_image(admin: &Admin, req: &Request, session: Session, _user: User) -> HandlerResult {
-    let form = checked_form(req, &session)?;
-    let post = post_or_404(admin, id(req, "id")?)?;
+fn move_image(admin: &Admin, req: &Request) -> HandlerResult {
+    let form = req.form();
+    let post = post_or_404(admin, req.param("id")?)?;
     let earlier = match form.get("direction") {
         Some("up") => true,
         Some("down") => false,
@@ -341,11 +295,11 @@ fn move_image(admin: &Admin, req: &Request, session: Session, _user: User) -> Ha
     admin
         .site
         .blog
-        .move_image(post.id, id(req, "image_id")?, earlier)?;
-    to_editor(req, &session, post.id)
+        .move_image(post.id, req.param("image_id")?, earlier)?;
+    to_editor(req, post.id)
 }
 
-fn images(admin: &Admin, req: &Request, mut session: Session, _user: User) -> HandlerResult {
+fn images(admin: &Admin, req: &Request) -> HandlerResult {
     let images: Vec<Value> = admin
         .site
         .blog
@@ -357,10 +311,7 @@ fn images(admin: &Admin, req: &Request, mut session: Session, _user: User) -> Ha
         images => images,
         max_upload_bytes => admin.max_upload_bytes,
     };
-    admin
-        .site
-        .templates
-        .form_page(req, &mut session, "images.html", page)
+    admin.site.page(req, "images.html", page)
 }
 
 /// The image types accepted, recognised by their first bytes.
@@ -374,10 +325,10 @@ fn image_kind(data: &[u8]) -> Option<(&'static str, &'static str)> {
     }
 }
 
-fn upload_image(admin: &Admin, req: &Request, mut session: Session, user: User) -> HandlerResult {
+fn upload_image(admin: &Admin, req: &Request) -> HandlerResult {
+    let user = auth::user(req)?;
     let multipart = req.multipart()?;
     let form = &multipart.form;
-    session.verify_csrf(form.get("csrf_token"))?;
     let file = multipart
         .file("image")
         .ok_or_else(|| Error::bad_request("Choose an image file to upload."))?;
@@ -421,25 +372,68 @@ fn upload_image(admin: &Admin, req: &Request, mut session: Session, user: User) 
     {
         let post = post_or_404(admin, post_id)?;
         admin.site.blog.attach(post.id, image.id)?;
-        flash(&mut session, "Uploaded and attached the image.");
-        return to_editor(req, &session, post.id);
+        flash(req, "Uploaded and attached the image.");
+        return to_editor(req, post.id);
     }
-    flash(&mut session, "Uploaded the image.");
-    see_other(req, &session, "images", &[])
+    flash(req, "Uploaded the image.");
+    see_other(req, "images", &[])
 }
 
-fn delete_image(admin: &Admin, req: &Request, mut session: Session, user: User) -> HandlerResult {
-    checked_form(req, &session)?;
-    match admin.site.blog.delete_image(id(req, "id")?)? {
+fn delete_image(admin: &Admin, req: &Request) -> HandlerResult {
+    let user = auth::user(req)?;
+    match admin.site.blog.delete_image(req.param("id")?)? {
         Ok(Some(image)) => {
             req.mount().delete_upload(&image.file_name)?;
             tracing::info!(user = %user.username, file = %image.file_name, "deleted an image");
-            flash(&mut session, "Deleted the image.");
-            see_other(req, &session, "images", &[])
+            flash(req, "Deleted the image.");
+            see_other(req, "images", &[])
         }
         Ok(None) => Err(Error::new(404, "There is no such image.")),
         Err(refusal) => Err(Error::new(409, refusal.to_string())),
     }
+}
+
+fn comments(admin: &Admin, req: &Request) -> HandlerResult {
+    let waiting = admin.site.blog.pending_comment_count()?;
+    let comments: Vec<Value> = admin
+        .site
+        .blog
+        .pending_comments()?
+        .into_iter()
+        .map(|pending| {
+            context! {
+                html => Value::from_safe_string(shared::markdown::comment_html(&pending.comment.body)),
+                ..Value::from_serialize(&pending)
+            }
+        })
+        .collect();
+    admin.site.page(
+        req,
+        "comments.html",
+        context! { comments => comments, waiting => waiting },
+    )
+}
+
+fn approve_comment(admin: &Admin, req: &Request) -> HandlerResult {
+    let user = auth::user(req)?;
+    let id: i64 = req.param("id")?;
+    if !admin.site.blog.approve_comment(id)? {
+        return Err(Error::not_found_with("There is no such comment."));
+    }
+    tracing::info!(user = %user.username, comment = id, "approved a comment");
+    flash(req, "Approved the comment: it shows under its post.");
+    see_other(req, "comments", &[])
+}
+
+fn delete_comment(admin: &Admin, req: &Request) -> HandlerResult {
+    let user = auth::user(req)?;
+    let id: i64 = req.param("id")?;
+    if !admin.site.blog.delete_comment(id)? {
+        return Err(Error::not_found_with("There is no such comment."));
+    }
+    tracing::info!(user = %user.username, comment = id, "deleted a comment");
+    flash(req, "Deleted the comment.");
+    see_other(req, "comments", &[])
 }
 
 /// The app's command-line commands.
@@ -453,8 +447,8 @@ pub fn commands() -> Commands {
         )
         .command(
             "import-post",
-            "[--draft] FILE.md...",
-            "Adds a post from each markdown file, titled by its first line (`# Title`); published unless --draft",
+            "[--draft] [--lang CODE] FILE.md...",
+            "Adds a post from each markdown file, titled by its first line (`# Title`), in English unless --lang nl; published unless --draft",
             import_posts,
         )
 }
@@ -475,12 +469,25 @@ fn create_user(mount: &Mount, args: &[String]) -> Result<String, Error> {
 /// `import-post`: every file is read and checked before any post is made,
 /// so a bad file leaves the blog as it was.
 fn import_posts(mount: &Mount, args: &[String]) -> Result<String, Error> {
-    let draft = args.iter().any(|arg| arg == "--draft");
-    let files: Vec<&String> = args.iter().filter(|arg| *arg != "--draft").collect();
+    const USAGE: &str = "usage: import-post [--draft] [--lang CODE] FILE.md...";
+    let mut draft = false;
+    let mut lang = i18n::DEFAULT.to_owned();
+    let mut files: Vec<&String> = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--draft" => draft = true,
+            "--lang" => {
+                lang = args
+                    .next()
+                    .ok_or_else(|| Error::bad_request(USAGE))?
+                    .clone()
+            }
+            _ => files.push(arg),
+        }
+    }
     if files.is_empty() {
-        return Err(Error::bad_request(
-            "usage: import-post [--draft] FILE.md...",
-        ));
+        return Err(Error::bad_request(USAGE));
     }
     let mut inputs = Vec::new();
     for file in &files {
@@ -493,9 +500,10 @@ fn import_posts(mount: &Mount, args: &[String]) -> Result<String, Error> {
         })?;
         let input = PostInput {
             title: title.to_owned(),
-            slug: String::new(),
             body: body.to_owned(),
             published: !draft,
+            lang: lang.clone(),
+            ..PostInput::default()
         };
         input
             .check()
@@ -507,13 +515,14 @@ fn import_posts(mount: &Mount, args: &[String]) -> Result<String, Error> {
     for (file, input) in files.iter().zip(&inputs) {
         match blog.create_post(input)? {
             Ok(post) => said.push(format!(
-                "{file}: {} {:?} at /post/{} (id {})",
+                "{file}: {} {:?} at /{}/post/{} (id {})",
                 if post.published {
                     "published"
                 } else {
                     "drafted"
                 },
                 post.title,
+                post.lang,
                 post.slug,
                 post.id
             )),

@@ -12,7 +12,7 @@ fn index(req: &Request) -> Result<Response, Error> {
 }
 
 fn year(req: &Request) -> Result<Response, Error> {
-    let year = req.param("year").unwrap_or_default();
+    let year: i64 = req.param("year")?;
     tracing::info!(year, "archive viewed");
     Ok(Response::text(format!("Archive for {year}")))
 }

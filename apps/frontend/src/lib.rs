@@ -1,12 +1,24 @@
-//! The blog's public site, mounted at `/`: published posts, newest first,
-//! each post's page, and an Atom feed. Shares the model, templates, login
-//! and pages with `admin` through the `shared` crate.
+//! The blog's public site, mounted at `/`, in every language of the blog
+//! under `/<lang_code>/`: published posts of that language, newest first,
+//! each post's page with its readers' comments, and an Atom feed. `/`
+//! sends a visitor to their language's home page; the addresses from
+//! before languages (`/post/<slug>`, `/feed.xml`, `/about`) redirect
+//! permanently to their language's. Shares the model, templates, login and
+//! pages with `admin` through the `shared` crate.
 
 use std::sync::Arc;
 
-use app_api::prelude::*;
-use minijinja::{Value, context};
-use shared::Site;
+use app_api::{
+    minijinja::{Value, context},
+    prelude::*,
+    sdk::session::csrf_protect,
+};
+use shared::{
+    Audience, Site, auth,
+    i18n::{self, tr},
+    markdown::comment_html,
+    model::{CommentInput, CommentLimit, PublishedPost, Refusal},
+};
 
 /// Posts on one page of the home page.
 pub const PER_PAGE: u32 = 10;
@@ -14,26 +26,88 @@ pub const PER_PAGE: u32 = 10;
 /// Posts in the feed.
 const FEED_ENTRIES: u32 = 20;
 
-const TEMPLATES: &[(&str, &str)] = &[
-    ("home.html", include_str!("../templates/home.html")),
-    ("post.html", include_str!("../templates/post.html")),
-    ("feed.xml", include_str!("../templates/feed.xml")),
-];
+/// Comments one client (an address; an IPv6 client's /64) may leave in ten
+/// minutes: enough for a conversation, too few for a spam run.
+pub const COMMENT_LIMIT: CommentLimit = CommentLimit {
+    count: 5,
+    window: 10 * 60,
+};
 
 /// Builds the app's routes for one mount.
 pub fn build(mount: &Mount) -> Result<Router, Error> {
-    let site = Site::open(mount, TEMPLATES)?;
-    let (home, post, feed) = (Arc::clone(&site), Arc::clone(&site), Arc::clone(&site));
+    let site = Site::open(mount, app_api::templates!("templates"))?;
+    let (home, post, comment, feed, old_post) = (
+        Arc::clone(&site),
+        Arc::clone(&site),
+        Arc::clone(&site),
+        Arc::clone(&site),
+        Arc::clone(&site),
+    );
     let router = Router::new()
-        .get("/", "index", move |req: &Request| index(&home, req))
-        .get("/post/<slug>", "post", move |req: &Request| {
-            show_post(&post, req)
+        .before_request(csrf_protect)
+        .get("/", "root", to_visitors_language)
+        .get("/hello", "hello", shared::pages::hello)
+        .get("/<lang_code>/", "index", move |req: &Request| {
+            index(&home, req)
         })
-        .get("/feed.xml", "feed", move |req: &Request| {
+        .get("/<lang_code>/post/<slug>", "post", move |req: &Request| {
+            show_post(&post, req, None)
+        })
+        .post(
+            "/<lang_code>/post/<slug>/comments",
+            "comment",
+            move |req: &Request| add_comment(&comment, req),
+        )
+        .get("/<lang_code>/feed.xml", "feed", move |req: &Request| {
             atom_feed(&feed, req)
-        });
-    let router = shared::auth::register(router, &site);
-    Ok(shared::pages::register(router, &site))
+        })
+        // the addresses from before the blog had languages
+        .get("/post/<slug>", "old_post", move |req: &Request| {
+            moved_post(&old_post, req)
+        })
+        .get("/feed.xml", "old_feed", |req: &Request| {
+            moved(req, "feed", &[(i18n::PARAM, i18n::DEFAULT)])
+        })
+        .get("/about", "old_about", |req: &Request| {
+            moved(req, "pages.about", &[]).map(vary_by_language)
+        })
+        .register(auth::blueprint(&site), "/<lang_code>")
+        .register(shared::pages::blueprint(&site), "/<lang_code>")
+        .error_handler(shared::pages::error_handler(&site));
+    Ok(i18n::localise(router))
+}
+
+/// `Vary: Accept-Language`, for a response chosen by it.
+fn vary_by_language(response: Response) -> Response {
+    response.with_header("vary", "Accept-Language")
+}
+
+/// `/`: the home page in the visitor's language (`Accept-Language`, else
+/// English).
+fn to_visitors_language(req: &Request) -> Result<Response, Error> {
+    let home = req.url_for("index", &[(i18n::PARAM, i18n::lang(req))])?;
+    Ok(vary_by_language(Response::redirect(&home)))
+}
+
+/// `301 Moved Permanently` to `endpoint`.
+fn moved(req: &Request, endpoint: &str, params: &[(&str, &str)]) -> Result<Response, Error> {
+    Ok(Response::redirect_with(
+        StatusCode::MOVED_PERMANENTLY,
+        &req.url_for(endpoint, params)?,
+    ))
+}
+
+/// `/post/<slug>`: moved to the post's language.
+fn moved_post(site: &Site, req: &Request) -> Result<Response, Error> {
+    let slug: &str = req.param("slug")?;
+    let post = site
+        .blog
+        .published_post(slug)?
+        .map(|published| published.post)
+        .ok_or_else(|| {
+            Error::not_found_with(tr(i18n::lang(req), "There is no post at this address."))
+        })?;
+    moved(req, "post", &[(i18n::PARAM, &post.lang), ("slug", slug)])
 }
 
 /// The `?page=` number: 1 when absent; `404` when not a page number.
@@ -49,36 +123,130 @@ fn page_number(req: &Request) -> Result<u32, Error> {
 }
 
 fn index(site: &Site, req: &Request) -> Result<Response, Error> {
+    let lang = i18n::lang(req);
     let page = page_number(req)?;
-    let (posts, total) = site.blog.published_page(page, PER_PAGE)?;
+    let (posts, total) = site.blog.published_page(lang, page, PER_PAGE)?;
     let pages = total.div_ceil(PER_PAGE).max(1);
     if page > pages {
         return Err(Error::not_found());
     }
     let posts: Vec<Value> = posts.into_iter().map(Value::from_object).collect();
-    site.templates.page(
+    site.page(
         req,
         "home.html",
         context! { posts => posts, page => page, pages => pages },
     )
 }
 
-fn show_post(site: &Site, req: &Request) -> Result<Response, Error> {
-    let slug = req.param("slug").unwrap_or_default();
-    let (post, images) = site
+/// A refused comment, shown again in the post's form with why.
+struct Refused<'a> {
+    input: &'a CommentInput,
+    reason: &'a str,
+}
+
+fn show_post(site: &Site, req: &Request, refused: Option<Refused<'_>>) -> Result<Response, Error> {
+    let lang = i18n::lang(req);
+    let slug: &str = req.param("slug")?;
+    let PublishedPost {
+        post,
+        images,
+        comments,
+    } = site
         .blog
         .published_post(slug)?
-        .ok_or_else(|| Error::new(404, "There is no post at this address."))?;
+        .ok_or_else(|| Error::not_found_with(tr(lang, "There is no post at this address.")))?;
+    if post.lang != lang {
+        return moved(req, "post", &[(i18n::PARAM, &post.lang), ("slug", slug)]);
+    }
     let body = site.bodies.to_html(&post.body);
-    site.templates.page(
+    let comments: Vec<Value> = comments
+        .iter()
+        .map(|comment| {
+            context! {
+                author => comment.author,
+                created_at => comment.created_at,
+                html => Value::from_safe_string(comment_html(&comment.body)),
+            }
+        })
+        .collect();
+    let commenter = auth::current_user(site, &req.session())?;
+    let (author, text, error) = match &refused {
+        Some(refused) => (
+            refused.input.author.as_str(),
+            refused.input.body.as_str(),
+            Some(refused.reason),
+        ),
+        None => ("", "", None),
+    };
+    site.page(
         req,
         "post.html",
         context! {
             body => Value::from_safe_string(body.to_string()),
             post => Value::from_object(post),
             images => images,
+            comments => comments,
+            commenter => commenter,
+            author => author,
+            text => text,
+            error => error,
+            one_language => true,
         },
     )
+}
+
+fn add_comment(site: &Site, req: &Request) -> Result<Response, Error> {
+    let lang = i18n::lang(req);
+    let slug: &str = req.param("slug")?;
+    let post = match site.blog.published_post(slug)? {
+        Some(PublishedPost { post, .. }) if post.lang == lang => post,
+        _ => {
+            return Err(Error::not_found_with(tr(
+                lang,
+                "There is no post at this address.",
+            )));
+        }
+    };
+    let form = req.form();
+    let user = auth::current_user(site, &req.session())?;
+    let input = CommentInput {
+        author: match &user {
+            Some(user) => user.username.clone(),
+            None => form.get("author").unwrap_or_default().to_owned(),
+        },
+        body: form.get("body").unwrap_or_default().to_owned(),
+    };
+    let address = auth::client_address(req);
+    let user_id = user.as_ref().map(|user| user.id);
+    match site
+        .blog
+        .add_comment(post.id, user_id, &input, &address, COMMENT_LIMIT)?
+    {
+        Ok(comment) => {
+            app_api::tracing::info!(post = %post.slug, comment = comment.id, author = ?comment.author, "comment waits for approval");
+            req.session().flash(tr(
+                lang,
+                "Thank you! Your comment will show here once it is approved.",
+            ));
+            let here = req.url_for("post", &[("slug", slug)])?;
+            Ok(Response::redirect_with(
+                StatusCode::SEE_OTHER,
+                &format!("{here}#comments"),
+            ))
+        }
+        Err(refusal) => {
+            let status = match refusal {
+                Refusal::TooMany => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let reason = refusal.to_string();
+            let refused = Refused {
+                input: &input,
+                reason: tr(lang, &reason),
+            };
+            Ok(show_post(site, req, Some(refused))?.with_status(status))
+        }
+    }
 }
 
 /// `text` as the inside of an XML CDATA section: each `]]>`, which would
@@ -119,7 +287,7 @@ fn xml_chars(xml: String) -> String {
 }
 
 fn atom_feed(site: &Site, req: &Request) -> Result<Response, Error> {
-    let posts = site.blog.latest_posts(FEED_ENTRIES)?;
+    let posts = site.blog.latest_posts(i18n::lang(req), FEED_ENTRIES)?;
     let updated = posts.iter().map(|post| post.updated_at).max().unwrap_or(0);
     let entries: Vec<_> = posts
         .into_iter()
@@ -133,9 +301,9 @@ fn atom_feed(site: &Site, req: &Request) -> Result<Response, Error> {
             }
         })
         .collect();
-    let xml = site.templates.render(
+    let xml = site.render(
         req,
-        None,
+        Audience::Anyone,
         "feed.xml",
         context! { entries => entries, updated => updated, base => req.host_url() },
     )?;

@@ -221,9 +221,9 @@ impl<'h> Client<'h> {
 
     /// Logs in to the app at `prefix` (`""` or `/admin`) through its form.
     pub fn log_in(&mut self, prefix: &str, user: &str, password: &str) -> HttpResponse {
-        let token = self.csrf_token(&format!("{prefix}/login"));
+        let token = self.csrf_token(&format!("{prefix}/en/login"));
         self.post_form(
-            &format!("{prefix}/login"),
+            &format!("{prefix}/en/login"),
             &[
                 ("username", user),
                 ("password", password),

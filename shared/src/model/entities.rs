@@ -39,10 +39,31 @@ entity! {
         pub body: String,
         /// Whether the frontend shows it.
         pub published: bool,
+        /// Its language's code: `en`, `nl`.
+        pub lang: String,
         /// When it was created (Unix seconds).
         pub created_at: i64,
         /// When it was last changed (Unix seconds).
         pub updated_at: i64,
+    }
+}
+
+entity! {
+    /// A reader's comment on a post.
+    #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+    pub struct Comment {
+        /// Its id.
+        pub id: i64,
+        /// The post it is about.
+        pub post_id: i64,
+        /// The name it is signed with (the user's, when logged in).
+        pub author: String,
+        /// Its text, in markdown (raw HTML shows as text).
+        pub body: String,
+        /// Whether the admin approved it (only then is it shown).
+        pub approved: bool,
+        /// When it was written (Unix seconds).
+        pub created_at: i64,
     }
 }
 
@@ -94,6 +115,7 @@ pub(super) mod tests {
             slug: "t".to_owned(),
             body: "Some *markdown*.".to_owned(),
             published: true,
+            lang: "nl".to_owned(),
             created_at: 1,
             updated_at: 2,
         }
@@ -139,6 +161,14 @@ pub(super) mod tests {
         });
         check(&post());
         check(&image());
+        check(&Comment {
+            id: 1,
+            post_id: 2,
+            author: "Ann".to_owned(),
+            body: "Nice.".to_owned(),
+            approved: true,
+            created_at: 3,
+        });
     }
 
     #[test]

@@ -65,4 +65,24 @@ CREATE INDEX sessions_by_user ON sessions (user_id);
 -- failed logins are limited per address too, whatever the username
 CREATE INDEX login_failures_by_address ON login_failures (address, failed_at);
 "#,
+    r#"
+-- a post is written in one language, and shows on its language's pages
+ALTER TABLE posts ADD COLUMN lang TEXT NOT NULL DEFAULT 'en';
+CREATE INDEX posts_by_lang_date ON posts (lang, published, created_at DESC, id DESC);
+-- readers' comments wait for approval; the address limits how many one
+-- client may leave
+CREATE TABLE comments (
+    id INTEGER PRIMARY KEY,
+    post_id INTEGER NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    user_id INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    approved INTEGER NOT NULL DEFAULT 0 CHECK (approved IN (0, 1)),
+    address TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX comments_by_post ON comments (post_id, approved, created_at);
+CREATE INDEX comments_by_state ON comments (approved, created_at);
+CREATE INDEX comments_by_address ON comments (address, created_at);
+"#,
 ];

@@ -1,5 +1,6 @@
-//! The blog's data model on the host's database: users, posts, images and
-//! the ordered post↔image relation.
+//! The blog's data model on the host's database: users, posts (each in a
+//! language), images and the ordered post↔image relation, and readers'
+//! comments.
 //!
 //! - `migrations`: the schema, step by step;
 //! - `entity` and `entities`: the rows as types, each declared once;
@@ -18,6 +19,6 @@ mod presentation;
 mod queries;
 mod validation;
 
-pub use entities::{Image, Post, PostSummary, User, now};
-pub use queries::{Blog, LoginLimits};
-pub use validation::{Change, PostInput, Refusal, slugify};
+pub use entities::{Comment, Image, Post, PostSummary, User, now};
+pub use queries::{Blog, CommentLimit, LoginLimits, PendingComment, PublishedPost};
+pub use validation::{Change, CommentInput, PostInput, Refusal, slugify};

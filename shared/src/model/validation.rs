@@ -7,7 +7,7 @@ use app_api::prelude::Error;
 use super::entities::Post;
 
 /// What a post is made of, as a form gives it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostInput {
     /// The title.
     pub title: String,
@@ -17,6 +17,20 @@ pub struct PostInput {
     pub body: String,
     /// Whether it is published.
     pub published: bool,
+    /// Its language's code.
+    pub lang: String,
+}
+
+impl Default for PostInput {
+    fn default() -> PostInput {
+        PostInput {
+            title: String::new(),
+            slug: String::new(),
+            body: String::new(),
+            published: false,
+            lang: crate::i18n::DEFAULT.to_owned(),
+        }
+    }
 }
 
 impl From<&Post> for PostInput {
@@ -26,7 +40,52 @@ impl From<&Post> for PostInput {
             slug: post.slug.clone(),
             body: post.body.clone(),
             published: post.published,
+            lang: post.lang.clone(),
         }
+    }
+}
+
+/// What a reader's comment is made of, as the form gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommentInput {
+    /// The name to sign with (a logged-in user's own name is used instead).
+    pub author: String,
+    /// The text.
+    pub body: String,
+}
+
+/// The longest name a comment is signed with, in characters.
+pub const MAX_AUTHOR_CHARS: usize = 80;
+/// The longest comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 4000;
+
+impl CommentInput {
+    /// Whether this may become a comment: a name of 1 to 80 characters and
+    /// a text of 1 to 4000, neither with control characters but line
+    /// breaks in the text. The refusal's text is English: translate it
+    /// with `i18n::tr`.
+    pub fn check(&self) -> Result<(), Refusal> {
+        let author = self.author.trim();
+        if author.is_empty()
+            || author.chars().count() > MAX_AUTHOR_CHARS
+            || author.chars().any(char::is_control)
+        {
+            return Err(Refusal::Invalid(
+                "Sign your comment with a name of at most 80 characters.".to_owned(),
+            ));
+        }
+        let body = self.body.trim();
+        if body.is_empty()
+            || body.chars().count() > MAX_COMMENT_CHARS
+            || body
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(Refusal::Invalid(
+                "A comment is 1 to 4000 characters of text.".to_owned(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -39,6 +98,8 @@ pub enum Refusal {
     ImageInUse,
     /// A field is invalid; the message says which and why.
     Invalid(String),
+    /// The client left too many comments lately.
+    TooMany,
 }
 
 impl std::fmt::Display for Refusal {
@@ -54,6 +115,9 @@ impl std::fmt::Display for Refusal {
                 f.write_str("The image is attached to a post; detach it from every post first.")
             }
             Refusal::Invalid(message) => f.write_str(message),
+            Refusal::TooMany => {
+                f.write_str("You have left many comments lately; wait a while before the next.")
+            }
         }
     }
 }
@@ -67,6 +131,17 @@ impl PostInput {
     /// slug that is empty or well formed); creating it may still find its
     /// slug taken.
     pub fn check(&self) -> Result<(), Refusal> {
+        if crate::i18n::supported(&self.lang).is_none() {
+            return Err(Refusal::Invalid(format!(
+                "There is no language {:?}: choose one of {}.",
+                self.lang,
+                crate::i18n::LANGUAGES
+                    .iter()
+                    .map(|(code, _)| *code)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         if self.title.trim().is_empty() {
             return Err(Refusal::Invalid("A post needs a title.".to_owned()));
         }
@@ -182,6 +257,44 @@ mod tests {
                 input(title, slug).check().is_ok(),
                 accepted,
                 "{title:?} {slug:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn posts_are_in_one_of_the_languages() {
+        for (lang, accepted) in [("en", true), ("nl", true), ("de", false), ("", false)] {
+            let input = PostInput {
+                title: "A title".to_owned(),
+                lang: lang.to_owned(),
+                ..PostInput::default()
+            };
+            assert_eq!(input.check().is_ok(), accepted, "{lang:?}");
+        }
+    }
+
+    #[test]
+    fn comments_need_a_name_and_a_text_within_limits() {
+        let input = |author: &str, body: &str| CommentInput {
+            author: author.to_owned(),
+            body: body.to_owned(),
+        };
+        for (author, body, accepted) in [
+            ("Ann", "Nice post.", true),
+            ("Ann", "Line one\nline two\r\n\tindented", true),
+            (&"é".repeat(80), &"é".repeat(4000), true),
+            ("", "Nice post.", false),
+            ("   ", "Nice post.", false),
+            ("Ann", "  ", false),
+            (&"é".repeat(81), "Nice post.", false),
+            ("Ann", &"é".repeat(4001), false),
+            ("A\u{1b}[31mnn", "Nice post.", false),
+            ("Ann", "bell \u{7}", false),
+        ] {
+            assert_eq!(
+                input(author, body).check().is_ok(),
+                accepted,
+                "{author:?} {body:?}"
             );
         }
     }

@@ -156,7 +156,7 @@ fn store_upload(req: &Request) -> Result<Response, Error> {
 }
 
 fn delete_upload(req: &Request) -> Result<Response, Error> {
-    let name = req.param("name").unwrap_or_default();
+    let name: &str = req.param("name")?;
     Ok(match req.mount().delete_upload(name) {
         Ok(deleted) => Response::text(deleted.to_string()),
         Err(error) => Response::text(error.message().to_owned()).with_status(409),
@@ -195,7 +195,7 @@ pub fn build(mount: &Mount) -> Result<Router, Error> {
         .get("/post/<slug>", "post", |req: &Request| {
             Ok(Response::text(format!(
                 "post {}",
-                req.param("slug").unwrap_or_default()
+                req.param::<&str>("slug")?
             )))
         })
         .post("/only-post", "only_post", |_req: &Request| {
@@ -220,7 +220,7 @@ pub fn build(mount: &Mount) -> Result<Router, Error> {
             },
         )
         .get("/sleep/<int:ms>", "sleep", |req: &Request| {
-            let ms: u64 = req.param("ms").unwrap_or("0").parse().unwrap_or(0);
+            let ms: u64 = req.param("ms")?;
             std::thread::sleep(Duration::from_millis(ms));
             Ok(Response::text(format!("slept {ms}")))
         })

@@ -1,5 +1,5 @@
 //! `cargo xtask attack`: the slow-body flood against the shipped site. 300
-//! connections each announce a 16 MB body for `POST /admin/login` and send
+//! connections each announce a 16 MB body for `POST /admin/en/login` and send
 //! 200 KB of it every 5 s for 30 s, while one client keeps asking for the
 //! home page; reports the host's peak memory, its memory once the attackers
 //! left, and how the ordinary requests fared.
@@ -105,7 +105,7 @@ pub fn run(root: &Path, release: &Path) -> Result<String, String> {
         .unwrap_or(f64::NAN);
     let mib = |kib: u64| kib as f64 / 1024.0;
     Ok(format!(
-        "slow-body flood: {CONNECTIONS} connections announcing {ANNOUNCED} bytes for POST /admin/login, \
+        "slow-body flood: {CONNECTIONS} connections announcing {ANNOUNCED} bytes for POST /admin/en/login, \
          {CHUNK} bytes each every {}s for {}s ({:.0} MB sent in all)\n\
          host memory: {:.1} MiB before, peak {:.1} MiB (high-water mark {:.1} MiB), {:.1} MiB 3 s and {:.1} MiB 13 s after the attackers left\n\
          ordinary requests (GET /, one at a time): {} answered 200, {failures} failed, \
@@ -129,7 +129,7 @@ fn attack(addr: SocketAddr, stop: &AtomicBool, sent: &AtomicU64) {
     };
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
     let head = format!(
-        "POST /admin/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {ANNOUNCED}\r\n\r\n"
+        "POST /admin/en/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {ANNOUNCED}\r\n\r\n"
     );
     if stream.write_all(head.as_bytes()).is_err() {
         return;

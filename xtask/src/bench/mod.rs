@@ -35,7 +35,7 @@ const SCENARIOS: [(&str, &str); 7] = [
     ("`/` (blog home page: ten posts from the database)", "/"),
     (
         "`/post/post-12` (a post: 3 KB of markdown)",
-        "/post/post-12",
+        "/en/post/post-12",
     ),
     (
         "`/static/style.css` (small static file)",

@@ -193,7 +193,9 @@ mod hook_tests {
             })
             .get("/x", "x", move |req: &Request| {
                 noted(&c, "handler");
-                Ok(Response::text(req.endpoint().unwrap_or_default().to_owned()))
+                Ok(Response::text(
+                    req.endpoint().unwrap_or_default().to_owned(),
+                ))
             });
         let client = client(move |_| {
             Ok(Router::new()
@@ -238,7 +240,9 @@ mod hook_tests {
                 Some(_) => Ok(None),
                 None => Ok(Some(Response::redirect_with(303, "/login"))),
             })
-            .get("/secret", "secret", |_: &Request| Ok(Response::text("secret")));
+            .get("/secret", "secret", |_: &Request| {
+                Ok(Response::text("secret"))
+            });
         let csrf = |req: &Request| -> Result<Option<Response>, Error> {
             if req.method() == "POST" {
                 req.session().verify_csrf(req.form().get("csrf_token"))?;
@@ -249,7 +253,9 @@ mod hook_tests {
             Ok(Router::new()
                 .before_request(csrf)
                 .get("/open", "open", |_: &Request| Ok(Response::text("open")))
-                .post("/open", "open_post", |_: &Request| Ok(Response::text("posted")))
+                .post("/open", "open_post", |_: &Request| {
+                    Ok(Response::text("posted"))
+                })
                 .register(guarded, ""))
         });
         assert_eq!(client.get("/open").body_text(), "open");
@@ -266,13 +272,12 @@ mod hook_tests {
 
     #[test]
     fn url_for_fills_prefix_parameters_from_the_request_and_given_ones_win() {
-        let pages = Blueprint::new("pages")
-            .get("/about", "about", |req: &Request| {
-                let same = req.url_for("pages.about", &[])?;
-                let other = req.url_for("pages.about", &[("lang_code", "nl")])?;
-                let outside = req.url_for("index", &[("lang_code", "de")])?;
-                Ok(Response::text(format!("{same} {other} {outside}")))
-            });
+        let pages = Blueprint::new("pages").get("/about", "about", |req: &Request| {
+            let same = req.url_for("pages.about", &[])?;
+            let other = req.url_for("pages.about", &[("lang_code", "nl")])?;
+            let outside = req.url_for("index", &[("lang_code", "de")])?;
+            Ok(Response::text(format!("{same} {other} {outside}")))
+        });
         let client = client(move |_| {
             Ok(Router::new()
                 .get("/", "index", |_: &Request| Ok(Response::text("")))
@@ -303,7 +308,12 @@ mod hook_tests {
                 }))
         });
         assert_eq!(client.get("/post/42").body_text(), "post 42");
-        for path in ["/post/042", "/post/-1", "/post/9223372036854775808", "/small/300"] {
+        for path in [
+            "/post/042",
+            "/post/-1",
+            "/post/9223372036854775808",
+            "/small/300",
+        ] {
             assert_eq!(client.get(path).status(), 404, "{path}");
         }
         assert_eq!(client.get("/small/7").body_text(), "7");
@@ -345,7 +355,11 @@ mod hook_tests {
         assert_eq!(ok.body_text(), r#"{"first":"a","tags":2}"#);
         let wrong = client.post_json("/items", &serde_json::json!([{"name": "a", "tags": [1]}]));
         assert_eq!(wrong.status(), 400);
-        assert!(wrong.body_text().contains("[0].tags[0]"), "{}", wrong.body_text());
+        assert!(
+            wrong.body_text().contains("[0].tags[0]"),
+            "{}",
+            wrong.body_text()
+        );
         let not_json = client.post_form("/items", &[("name", "a")]);
         assert_eq!(not_json.status(), 415);
         assert_eq!(client.get("/list?page=3").body_text(), "page 3");
@@ -354,7 +368,11 @@ mod hook_tests {
         assert!(bad.body_text().contains("\"page\""), "{}", bad.body_text());
         let missing = client.get("/list");
         assert_eq!(missing.status(), 400);
-        assert!(missing.body_text().contains("page"), "{}", missing.body_text());
+        assert!(
+            missing.body_text().contains("page"),
+            "{}",
+            missing.body_text()
+        );
     }
 
     #[test]
@@ -391,8 +409,12 @@ mod hook_tests {
         let client = client(|_| {
             Ok(Router::new()
                 .get("/gone", "gone", |_: &Request| Err(Error::gone("It left.")))
-                .get("/broken", "broken", |_: &Request| Err(Error::internal("disk full")))
-                .get("/busy", "busy", |_: &Request| Err(Error::unavailable("later")))
+                .get("/broken", "broken", |_: &Request| {
+                    Err(Error::internal("disk full"))
+                })
+                .get("/busy", "busy", |_: &Request| {
+                    Err(Error::unavailable("later"))
+                })
                 .error_handler(|_: &Request, error: &Error| {
                     Response::text(format!("client page: {}", error.message()))
                         .with_status(error.status())
@@ -407,10 +429,45 @@ mod hook_tests {
         assert_eq!(client.get("/nowhere").body_text(), "no /nowhere");
         assert_eq!(client.get("/gone").body_text(), "client page: It left.");
         let broken = client.get("/broken");
-        assert_eq!((broken.status(), broken.body_text().as_str()), (500, "sorry"));
+        assert_eq!(
+            (broken.status(), broken.body_text().as_str()),
+            (500, "sorry")
+        );
         // no page for 503: the host's own answer (the test client's plain one)
         let busy = client.get("/busy");
         assert_eq!(busy.status(), 503);
         assert!(!busy.body_text().contains("later"));
+    }
+}
+
+#[cfg(test)]
+mod param_value_tests {
+    use crate::sdk::{Blueprint, Mount, Request, Response, Router, Routes, testing::TestClient};
+
+    #[test]
+    fn restricted_parameters_match_their_values_only() {
+        let client = TestClient::new(
+            |_: &Mount| {
+                Ok(Router::new()
+                    .get("/<lang_code>/", "index", |req: &Request| {
+                        Ok(Response::text(req.param::<String>("lang_code")?))
+                    })
+                    .register(
+                        Blueprint::new("pages")
+                            .get("/about", "about", |_: &Request| Ok(Response::text("about"))),
+                        "/<lang_code>",
+                    )
+                    .param_values("lang_code", &["en", "nl"]))
+            },
+            Mount::new("blog", "/"),
+        )
+        .unwrap();
+        assert_eq!(client.get("/nl/").body_text(), "nl");
+        assert_eq!(client.get("/en/about").body_text(), "about");
+        assert_eq!(client.get("/de/about").status(), 404);
+        assert_eq!(client.get("/de/").status(), 404);
+        // a language without its slash is redirected; anything else is 404
+        assert_eq!(client.get("/en").status(), 308);
+        assert_eq!(client.get("/favicon.ico").status(), 404);
     }
 }

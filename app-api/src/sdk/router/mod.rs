@@ -35,6 +35,10 @@ pub type BeforeRequest = Arc<dyn Fn(&Request) -> Result<Option<Response>, Error>
 /// change it or replace it.
 pub type AfterRequest = Arc<dyn Fn(&Request, Response) -> Response + Send + Sync>;
 
+/// Gives a value for a URL parameter from the current request (see
+/// [`Router::url_default`]).
+pub type UrlDefault = Arc<dyn Fn(&Request) -> Option<String> + Send + Sync>;
+
 /// The hooks of one router or blueprint.
 #[derive(Clone, Default)]
 pub(crate) struct Hooks {
@@ -198,6 +202,11 @@ pub struct Router {
     client_error_page: Option<ErrorHandler>,
     /// Pages for one status each.
     error_pages: Vec<(u16, ErrorHandler)>,
+    /// Values for URL parameters a request does not have (Flask's
+    /// `url_defaults`).
+    url_defaults: Vec<(String, UrlDefault)>,
+    /// The only values some parameters match, by name.
+    param_values: Vec<(String, Vec<String>)>,
     url_map: OnceLock<Arc<UrlMap>>,
     index: OnceLock<Index>,
 }
@@ -395,10 +404,17 @@ impl Router {
                 return;
             }
         };
-        if self.routes.iter().any(|known| known.endpoint == route.endpoint) {
+        if self
+            .routes
+            .iter()
+            .any(|known| known.endpoint == route.endpoint)
+        {
             self.errors.push(RuleError {
                 rule: route.rule,
-                reason: format!("endpoint {:?} is already used by another rule", route.endpoint),
+                reason: format!(
+                    "endpoint {:?} is already used by another rule",
+                    route.endpoint
+                ),
             });
             return;
         }
@@ -445,6 +461,68 @@ impl Router {
             self.add(route, prefix_params, &hooks);
         }
         self
+    }
+
+    /// Gives `url_for` a value for the parameter `name` when neither the
+    /// call nor the current request's prefix has one (Flask's
+    /// `url_defaults`): e.g. the visitor's language for `<lang_code>` on a
+    /// page outside the `/<lang_code>` blueprints.
+    ///
+    /// ```
+    /// use app_api::{prelude::*, sdk::testing::TestClient};
+    /// let pages = Blueprint::new("pages").get("/about", "about", |_: &Request| Ok(Response::text("")));
+    /// let build = |_: &Mount| -> Result<Router, Error> {
+    ///     Ok(Router::new()
+    ///         .register(pages, "/<lang_code>")
+    ///         .get("/", "index", |req: &Request| Ok(Response::text(req.url_for("pages.about", &[])?)))
+    ///         .url_default("lang_code", |req: &Request| {
+    ///             Some(req.header("x-lang").unwrap_or("en").to_owned())
+    ///         }))
+    /// };
+    /// let client = TestClient::new(build, Mount::new("blog", "/")).unwrap();
+    /// assert_eq!(client.get("/").body_text(), "/en/about");
+    /// assert_eq!(client.request("GET", "/", &[("x-lang", "nl")], b"").body_text(), "/nl/about");
+    /// ```
+    pub fn url_default<F>(mut self, name: &str, value: F) -> Router
+    where
+        F: Fn(&Request) -> Option<String> + Send + Sync + 'static,
+    {
+        self.url_defaults.push((name.to_owned(), Arc::new(value)));
+        self
+    }
+
+    /// Lets a parameter called `name`, in every rule, match only one of
+    /// `values` (Werkzeug's `any` converter, by name): with
+    /// `param_values("lang_code", &["en", "nl"])`, `/<lang_code>/about`
+    /// matches `/nl/about` but not `/de/about` (a 404), and `/favicon.ico`
+    /// is never taken for a language missing its trailing slash.
+    pub fn param_values(mut self, name: &str, values: &[&str]) -> Router {
+        self.param_values.retain(|(known, _)| known != name);
+        self.param_values.push((
+            name.to_owned(),
+            values.iter().map(|value| (*value).to_owned()).collect(),
+        ));
+        self
+    }
+
+    /// Whether matched `params` hold only allowed values.
+    fn allowed(&self, params: &[(String, String)]) -> bool {
+        self.param_values.iter().all(|(name, values)| {
+            params
+                .iter()
+                .filter(|(key, _)| key == name)
+                .all(|(_, value)| values.iter().any(|allowed| allowed == value))
+        })
+    }
+
+    /// The rule's parameters for `path`, if it matches with allowed values.
+    fn matches(&self, rule: &Rule, path: &str) -> Option<Vec<(String, String)>> {
+        rule.matches(path).filter(|params| self.allowed(params))
+    }
+
+    /// The `url_default` functions, by parameter name.
+    pub(crate) fn url_default_functions(&self) -> &[(String, UrlDefault)] {
+        &self.url_defaults
     }
 
     /// Sets the page shown for every client error (4xx) without a page of
@@ -536,7 +614,7 @@ impl Router {
             .candidates(path)
             .map(|position| &self.routes[position])
         {
-            if let Some(params) = route.rule.matches(path) {
+            if let Some(params) = self.matches(&route.rule, path) {
                 if route.methods.iter().any(|m| m == method) {
                     return Match::Found(route, params);
                 }
@@ -560,7 +638,7 @@ impl Router {
             if self
                 .routes
                 .iter()
-                .any(|r| r.rule.matches(&with_slash).is_some())
+                .any(|r| self.matches(&r.rule, &with_slash).is_some())
             {
                 return Match::AddSlash;
             }

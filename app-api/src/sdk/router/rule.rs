@@ -281,7 +281,10 @@ impl Rule {
 /// number has one URL and a handler's `param::<i64>` never fails.
 pub(crate) fn canonical_int(text: &str) -> bool {
     let digits = text.bytes().all(|b| b.is_ascii_digit());
-    digits && !text.is_empty() && (text == "0" || !text.starts_with('0')) && text.parse::<i64>().is_ok()
+    digits
+        && !text.is_empty()
+        && (text == "0" || !text.starts_with('0'))
+        && text.parse::<i64>().is_ok()
 }
 
 /// `path` split around its first `/`. A byte search: `split_once('/')`
@@ -387,5 +390,4 @@ mod tests {
             assert!(Rule::parse(rule).is_err(), "{rule} should be refused");
         }
     }
-
 }

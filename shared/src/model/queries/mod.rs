@@ -1,9 +1,12 @@
 //! [`Blog`]: every read and write of the blog's data, by what it is about.
 
+mod comments;
 mod images;
 mod posts;
 mod users;
 
+pub use comments::{CommentLimit, PendingComment};
+pub use posts::PublishedPost;
 pub use users::LoginLimits;
 
 use std::sync::LazyLock;
@@ -11,7 +14,7 @@ use std::sync::LazyLock;
 use app_api::{prelude::*, sdk::db::Db};
 
 use super::{
-    entities::{Image, Post},
+    entities::{Comment, Image, Post},
     entity::Entity,
     migrations::{MIGRATIONS, MIGRATIONS_NAMESPACE},
 };
@@ -42,6 +45,10 @@ static SUMMARY_COLUMNS: LazyLock<String> =
 /// [`IMAGE_COLUMNS`] of the table `i`, named as themselves, for joins.
 static IMAGE_COLUMNS_OF_I: LazyLock<String> =
     LazyLock::new(|| select_list(Image::FIELDS, Some("i"), None));
+
+/// [`Comment`]'s columns of the table `c`, for joins.
+static COMMENT_COLUMNS_OF_C: LazyLock<String> =
+    LazyLock::new(|| select_list(Comment::FIELDS, Some("c"), None));
 
 /// The select list of `fields`: each read from `table` when one is given
 /// and named as itself (`i.id AS id`), and `empty` as an empty text

@@ -2,18 +2,30 @@
 
 use app_api::{params, prelude::*, sdk::db::Statement};
 
-use super::{Blog, IMAGE_COLUMNS_OF_I, POST_COLUMNS, SUMMARY_COLUMNS};
+use super::{Blog, COMMENT_COLUMNS_OF_C, IMAGE_COLUMNS_OF_I, POST_COLUMNS, SUMMARY_COLUMNS};
 use crate::model::{
-    entities::{Image, Post, PostSummary, now},
+    entities::{Comment, Image, Post, PostSummary, now},
     entity::Entity,
     validation::{Change, PostInput, Refusal, slugify},
 };
 
+/// A published post as its page shows it.
+#[derive(Debug, Clone)]
+pub struct PublishedPost {
+    /// The post.
+    pub post: Post,
+    /// Its images, in order.
+    pub images: Vec<Image>,
+    /// Its approved comments, oldest first.
+    pub comments: Vec<Comment>,
+}
+
 impl Blog {
-    /// One page (from 1) of published posts, newest first, with each
-    /// post's first image; and the number of published posts.
+    /// One page (from 1) of the published posts in `lang`, newest first,
+    /// with each post's first image; and the number of them.
     pub fn published_page(
         &self,
+        lang: &str,
         page: u32,
         per_page: u32,
     ) -> Result<(Vec<PostSummary>, u32), Error> {
@@ -25,7 +37,7 @@ impl Blog {
         // times the cost of the query. They are our own integers, so
         // nothing can be injected.
         let page_order = format!(
-            "WHERE published = 1 ORDER BY created_at DESC, id DESC LIMIT {per_page} OFFSET {offset}"
+            "WHERE lang = ?1 AND published = 1 ORDER BY created_at DESC, id DESC LIMIT {per_page} OFFSET {offset}"
         );
         // Both queries walk the `posts_by_date` index and need no temporary
         // table: the page's ids are read as a subquery in FROM, which SQLite
@@ -36,7 +48,7 @@ impl Blog {
         let statements = [
             Statement::new(
                 format!("SELECT {} FROM posts {page_order}", &*SUMMARY_COLUMNS),
-                params![],
+                params![lang],
             ),
             Statement::new(
                 format!(
@@ -47,11 +59,11 @@ impl Blog {
                      WHERE pi.position = (SELECT MIN(position) FROM post_images WHERE post_id = pi.post_id)",
                     &*IMAGE_COLUMNS_OF_I
                 ),
-                params![],
+                params![lang],
             ),
             Statement::new(
-                "SELECT COUNT(*) AS total FROM posts WHERE published = 1",
-                params![],
+                "SELECT COUNT(*) AS total FROM posts WHERE lang = ?1 AND published = 1",
+                params![lang],
             ),
         ];
         // one transaction: the three reads see the same snapshot
@@ -82,15 +94,15 @@ impl Blog {
         Ok((summaries, total))
     }
 
-    /// The `count` newest published posts, with their bodies.
-    pub fn latest_posts(&self, count: u32) -> Result<Vec<Post>, Error> {
+    /// The `count` newest published posts in `lang`, with their bodies.
+    pub fn latest_posts(&self, lang: &str, count: u32) -> Result<Vec<Post>, Error> {
         // the count is written into the SQL, as in `published_page`
         let rows = self.db.query(
             &format!(
-                "SELECT {POST_COLUMNS} FROM posts WHERE published = 1 \
+                "SELECT {POST_COLUMNS} FROM posts WHERE lang = ?1 AND published = 1 \
                  ORDER BY created_at DESC, id DESC LIMIT {count}"
             ),
-            params![],
+            params![lang],
         )?;
         rows.iter().map(|row| Post::from_row(&row)).collect()
     }
@@ -108,10 +120,10 @@ impl Blog {
         rows.iter().map(|row| Post::from_row(&row)).collect()
     }
 
-    /// The published post with this slug and its images in order, read in
-    /// one transaction (each transaction takes and gives back SQLite's
-    /// shared-memory read lock with system calls).
-    pub fn published_post(&self, slug: &str) -> Result<Option<(Post, Vec<Image>)>, Error> {
+    /// The published post with this slug, its images in order and its
+    /// approved comments, read in one transaction (each transaction takes
+    /// and gives back SQLite's shared-memory read lock with system calls).
+    pub fn published_post(&self, slug: &str) -> Result<Option<PublishedPost>, Error> {
         let results = self.db.transaction(&[
             Statement::new(
                 format!("SELECT {POST_COLUMNS} FROM posts WHERE slug = ?1 AND published = 1"),
@@ -126,8 +138,17 @@ impl Blog {
                 ),
                 params![slug],
             ),
+            Statement::new(
+                format!(
+                    "SELECT {} FROM comments c JOIN posts p ON p.id = c.post_id \
+                     WHERE p.slug = ?1 AND p.published = 1 AND c.approved = 1 \
+                     ORDER BY c.created_at, c.id",
+                    &*COMMENT_COLUMNS_OF_C
+                ),
+                params![slug],
+            ),
         ])?;
-        let [posts, images] = results.as_slice() else {
+        let [posts, images, comments] = results.as_slice() else {
             return Err(Error::internal("the database returned too few results"));
         };
         let Some(found) = posts.first() else {
@@ -137,7 +158,15 @@ impl Blog {
             .iter()
             .map(|row| Image::from_row(&row))
             .collect::<Result<_, _>>()?;
-        Ok(Some((Post::from_row(&found)?, images)))
+        let comments = comments
+            .iter()
+            .map(|row| Comment::from_row(&row))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(PublishedPost {
+            post: Post::from_row(&found)?,
+            images,
+            comments,
+        }))
     }
 
     /// The post with this id.
@@ -170,15 +199,16 @@ impl Blog {
             };
             match self.db.query(
                 &format!(
-                    "INSERT INTO posts (title, slug, body, published, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING {POST_COLUMNS}"
+                    "INSERT INTO posts (title, slug, body, published, lang, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?6, ?5, ?5) RETURNING {POST_COLUMNS}"
                 ),
                 params![
                     input.title.trim(),
                     slug.as_str(),
                     input.body.as_str(),
                     input.published,
-                    time
+                    time,
+                    input.lang.as_str()
                 ],
             ) {
                 Ok(rows) => {
@@ -204,7 +234,7 @@ impl Blog {
         let result = self.db.query(
             &format!(
                 "UPDATE posts SET title = ?1, slug = COALESCE(NULLIF(?2, ''), slug), body = ?3, \
-                 published = ?4, updated_at = ?5 WHERE id = ?6 RETURNING {POST_COLUMNS}"
+                 published = ?4, updated_at = ?5, lang = ?7 WHERE id = ?6 RETURNING {POST_COLUMNS}"
             ),
             params![
                 input.title.trim(),
@@ -212,7 +242,8 @@ impl Blog {
                 input.body.as_str(),
                 input.published,
                 now(),
-                id
+                id,
+                input.lang.as_str()
             ],
         );
         match result {
