@@ -252,14 +252,14 @@ fn the_readme_steps_make_sections_in_the_workspace_and_in_their_own_repository()
     // minijinja escapes `/` in HTML as `&#x2f;`
     let html = page.text().replace("&#x2f;", "/");
     add_entry(addr, "/guestbook", "Written before the reload");
-    let home = get(addr, "/", "").text();
+    let home = get(addr, "/en/", "").text();
 
-    // An edit to the template: xtask rebuilds and reinstalls the library,
-    // the host sees it and restarts on it.
+    // An edit to the template goes live: the SDK reads templates from disk
+    // under --reload (and xtask rebuilds and reinstalls the library too).
     let template = workspace.join("apps/reports/templates/index.html");
     let edited = std::fs::read_to_string(&template)
         .unwrap()
-        .replace("<h1>{{ app }}</h1>", "<h1>{{ app }}, edited</h1>");
+        .replace("<h1>{{ app_name }}</h1>", "<h1>{{ app_name }}, edited</h1>");
     std::fs::write(&template, edited).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(600);
     let mut reloaded = false;
