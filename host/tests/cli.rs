@@ -193,7 +193,16 @@ fn routes_lists_full_rules_and_endpoints() {
         .collect();
     assert_eq!(rows[0], ["Endpoint", "Methods", "Rule"]);
     assert!(
-        rows.contains(&vec!["frontend.index", "GET,HEAD", "/"]),
+        rows.contains(&vec!["frontend.index", "GET,HEAD", "/<lang_code>/"]),
+        "{out}"
+    );
+    // a blueprint's endpoints carry its name, its rules its prefix
+    assert!(
+        rows.contains(&vec![
+            "admin.auth.login",
+            "GET,HEAD",
+            "/admin/<lang_code>/login"
+        ]),
         "{out}"
     );
     assert!(

@@ -27,7 +27,7 @@ fn load(
             let outcome = std::panic::catch_unwind(|| {
                 common::send_raw(
                     addr,
-                    format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    format!("GET /en/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
                         .as_bytes(),
                     false,
                 )
@@ -123,7 +123,7 @@ fn an_invalid_table_on_sighup_leaves_the_old_process_serving() {
         "{log}"
     );
     assert!(log.contains("exited before serving"), "{log}");
-    assert_eq!(host.get("/").status, 200);
+    assert_eq!(host.get("/en/").status, 200);
     assert_eq!(pid_in(&table), Some(host.child.id()));
 }
 
@@ -167,7 +167,7 @@ os.execv(sys.argv[1], sys.argv[1:])
         let attempt = std::panic::catch_unwind(|| {
             common::send_raw(
                 addr,
-                format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+                format!("GET /en/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
                 false,
             )
         });

@@ -224,7 +224,7 @@ fn a_one_gib_file_streams_with_flat_memory() {
         .unwrap();
     let host = Host::start(table);
     let pid = host.child.id();
-    assert_eq!(host.get("/").status, 200);
+    assert_eq!(host.get("/en/").status, 200);
     let before = common::rss_kib(pid);
 
     let mut stream = connect(host.addr, Duration::from_secs(60));

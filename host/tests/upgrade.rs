@@ -115,7 +115,7 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
     assert!(check.status.success(), "{out}");
     assert!(
         out.contains(&format!(
-            "database blog ({}):\n  migrations \"blog\": 0 of 3 steps applied, 2 to adopt from PRAGMA user_version, 1 pending",
+            "database blog ({}):\n  migrations \"blog\": 0 of 4 steps applied, 2 to adopt from PRAGMA user_version, 2 pending",
             data.join("app.db").display()
         )),
         "{out}"
@@ -123,7 +123,8 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
     assert_eq!(snapshot(&data), before, "host check changed nothing");
 
     let host = Host::start_on(&table);
-    let home = host.get("/").text();
+    // posts from before languages are English, at their old addresses too
+    let home = host.get("/en/").text();
     assert!(home.contains("Hello, World!"), "{home}");
     assert!(
         home.contains("Ünïcödé &amp; &lt;angle&gt; brackets"),
@@ -131,6 +132,9 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
     );
     assert!(!home.contains("Not yet"), "drafts stay drafts");
     // the images, in order, served as they were stored
+    let moved = host.get("/post/hello-world");
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some("/en/post/hello-world"));
     let post = host.get("/en/post/hello-world").text();
     let png = "88f96975e940178f0a9fd1e984d7ffb2.png";
     let gif = "5de0f1942f87e4df7d67175255cae440.gif";
@@ -167,11 +171,16 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
     assert!(!unattached.exists());
     stop(host);
 
-    // every other row is as it was
+    // every other row is as it was; posts gained a language, English
     let after = blog_rows(&data.join("app.db"));
-    for table in ["users", "posts", "post_images", "login_failures"] {
+    for table in ["users", "post_images", "login_failures"] {
         assert_eq!(after[table], expected[table], "{table}");
     }
+    let in_english: Vec<String> = expected["posts"]
+        .iter()
+        .map(|row| format!("{row} | Text(\"en\")"))
+        .collect();
+    assert_eq!(after["posts"], in_english, "posts");
     assert_eq!(
         after["images"],
         expected["images"][..2],
@@ -190,8 +199,10 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
         [
             ("blog".to_owned(), 1, 1),
             ("blog".to_owned(), 2, 1),
-            // this release's step (logins the server remembers) ran on it
-            ("blog".to_owned(), 3, 0)
+            // the later releases' steps (logins the server remembers;
+            // languages and comments) ran on it
+            ("blog".to_owned(), 3, 0),
+            ("blog".to_owned(), 4, 0),
         ]
     );
     let version: i64 = connection
@@ -209,7 +220,7 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
 
     // and a restart finds it all again
     let host = Host::start_on(&table);
-    assert!(host.get("/").text().contains("Hello, World!"));
+    assert!(host.get("/en/").text().contains("Hello, World!"));
     stop(host);
     assert!(
         !data.join("app.db-wal").exists(),

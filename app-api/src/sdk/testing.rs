@@ -6,7 +6,7 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! app-api = { version = "2", features = ["testing"] }
+//! app-api = { version = "3", features = ["testing"] }
 //! ```
 //!
 //! the mount also gets what the host gives it: databases (each a temporary
