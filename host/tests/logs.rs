@@ -49,10 +49,7 @@ fn each_app_logs_to_its_own_file_and_never_to_the_others() {
     let admin = read_log(&table, "app_admin");
     let host_log = read_log(&table, "host");
 
-    assert!(
-        frontend.contains("archive viewed year=2031"),
-        "{frontend}"
-    );
+    assert!(frontend.contains("archive viewed year=2031"), "{frontend}");
     assert!(!frontend.contains("admin-marker"), "{frontend}");
     assert!(admin.contains("probe says admin-marker"), "{admin}");
     assert!(!admin.contains("archive viewed"), "{admin}");

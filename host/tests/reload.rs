@@ -167,7 +167,8 @@ os.execv(sys.argv[1], sys.argv[1:])
         let attempt = std::panic::catch_unwind(|| {
             common::send_raw(
                 addr,
-                format!("GET /en/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+                format!("GET /en/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
                 false,
             )
         });

@@ -232,14 +232,29 @@ impl<'h> Client<'h> {
         )
     }
 
-    /// Creates a post in the admin (logged in); its edit page's path.
+    /// Creates a post in English in the admin (logged in); its edit
+    /// page's path.
     pub fn create_post(&mut self, title: &str, slug: &str, body: &str, published: bool) -> String {
+        self.create_post_in("en", title, slug, body, published)
+    }
+
+    /// Creates a post in `lang` in the admin (logged in); its edit page's
+    /// path.
+    pub fn create_post_in(
+        &mut self,
+        lang: &str,
+        title: &str,
+        slug: &str,
+        body: &str,
+        published: bool,
+    ) -> String {
         let new = format!("{}/posts/new", self.admin);
         let token = self.csrf_token(&new);
         let mut fields = vec![
             ("title", title),
             ("slug", slug),
             ("body", body),
+            ("lang", lang),
             ("csrf_token", &token),
         ];
         if published {
