@@ -67,6 +67,19 @@ fn reload_picks_up_a_new_mount_and_keeps_serving_through_a_bad_table() {
 }
 
 #[test]
+fn apps_are_told_when_the_host_reloads() {
+    // under --reload the SDK reads an app's templates from disk, and again
+    // when they change (its own tests show that part)
+    let table = Table::new(vec![mount("probe", "/", "probe")]);
+    let reloading = start_reloading(&table);
+    assert!(eventually(&reloading, "/reloading", 200), "{}", reloading.log());
+    assert_eq!(reloading.get("/reloading").text(), "true");
+    drop(reloading);
+    let plain = Host::start_on(&table);
+    assert_eq!(plain.get("/reloading").text(), "false");
+}
+
+#[test]
 fn run_serves_one_library_alone() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("static")).unwrap();

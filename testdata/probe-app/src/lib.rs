@@ -225,6 +225,11 @@ pub fn build(mount: &Mount) -> Result<Router, Error> {
             Ok(Response::text(format!("slept {ms}")))
         })
         .get("/log", "log", log)
+        // whether the host told the app it runs with --reload (the SDK
+        // then reads templates from disk)
+        .get("/reloading", "reloading", |req: &Request| {
+            Ok(Response::text(req.mount().reload.to_string()))
+        })
         .get("/redirect", "redirect", |req: &Request| {
             Ok(Response::redirect(&req.url_for("index", &[])?))
         })
