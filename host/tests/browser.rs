@@ -1,8 +1,10 @@
 //! The blog in a real browser: headless Chromium driven through
 //! chromedriver (Debian's `chromium` and `chromium-driver`; `.ci/run`
 //! installs them). Logs in to the admin, writes a post, uploads and attaches
-//! an image, publishes, reads it on the frontend with the image really
-//! decoded, logs out. Screenshots land in `target/screenshots/`.
+//! an image, publishes, writes a post in Dutch, reads the first on the
+//! frontend with the image really decoded, comments on it, approves the
+//! comment in the admin and sees it, switches the site to Dutch and back,
+//! logs out. Screenshots of each step land in `target/screenshots/`.
 
 mod common;
 
@@ -158,6 +160,17 @@ async fn click_and_load(client: &Client, css: &str) {
         .unwrap();
 }
 
+/// Scrolls the element into view, for a screenshot that shows it.
+async fn scroll_to(client: &Client, css: &str) {
+    client
+        .execute(
+            "document.querySelector(arguments[0]).scrollIntoView();",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -258,16 +271,38 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         "Saved \u{201c}A walk at sunrise\u{201d}."
     );
 
+    // a post in Dutch, for the Dutch home page
+    client.goto(&format!("{base}/admin/")).await.unwrap();
+    click_and_load(&client, "#new-post").await;
+    fill(&client, "#title", "Een wandeling bij zonsopgang").await;
+    click(&client, "#lang option[value='nl']").await;
+    fill(
+        &client,
+        "#body",
+        "Het licht kwam *langzaam* over de heuvels.",
+    )
+    .await;
+    click(&client, "#published").await;
+    click_and_load(&client, "#save").await;
+    client
+        .wait()
+        .for_element(Locator::Css(".flash"))
+        .await
+        .unwrap();
+
     client.goto(&format!("{base}/admin/")).await.unwrap();
     assert!(text_of(&client, "table.posts").await.contains("published"));
+    assert!(text_of(&client, "table.posts").await.contains("nl"));
     std::fs::write(
         shots.join("admin-dashboard.png"),
         client.screenshot().await.unwrap(),
     )
     .unwrap();
 
-    // readers see it on the home page, with its image decoded
+    // readers see it on the home page, with its image decoded; `/` leads
+    // to the browser's language, English here
     client.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(current_path(&client).await, "/en/");
     assert_eq!(text_of(&client, ".post-card h2").await, "A walk at sunrise");
     assert_eq!(
         image_widths(&client).await,
@@ -299,6 +334,96 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         "{widths:?}"
     );
     std::fs::write(shots.join("post.png"), client.screenshot().await.unwrap()).unwrap();
+
+    // a reader comments; the comment waits for approval
+    fill(&client, "#comment-author", "Ann").await;
+    fill(
+        &client,
+        "#comment-body",
+        "What a *lovely* walk. <b>Really</b>.",
+    )
+    .await;
+    click_and_load(&client, "#comment-submit").await;
+    assert_eq!(
+        text_of(&client, ".flash").await,
+        "Thank you! Your comment will show here once it is approved."
+    );
+    assert!(client.find(Locator::Css("article.comment")).await.is_err());
+    scroll_to(&client, "#comments").await;
+    std::fs::write(
+        shots.join("comment-waiting.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // the admin approves it from the dashboard's notice
+    client.goto(&format!("{base}/admin/")).await.unwrap();
+    assert_eq!(
+        text_of(&client, "#waiting-comments").await,
+        "1 comment waiting for approval"
+    );
+    click_and_load(&client, "#waiting-comments").await;
+    assert!(text_of(&client, ".moderation").await.contains("Ann"));
+    std::fs::write(
+        shots.join("admin-comments.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    click_and_load(&client, "button.approve").await;
+    assert_eq!(
+        text_of(&client, ".flash").await,
+        "Approved the comment: it shows under its post."
+    );
+
+    // and readers see it, its markup as text
+    client
+        .goto(&format!("{base}/en/post/a-walk-at-sunrise"))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&client, "article.comment .author").await, "Ann");
+    assert_eq!(
+        text_of(&client, "article.comment .comment-body em").await,
+        "lovely"
+    );
+    assert!(
+        text_of(&client, "article.comment .comment-body")
+            .await
+            .contains("<b>Really</b>")
+    );
+    scroll_to(&client, "#comments").await;
+    std::fs::write(
+        shots.join("post-with-comment.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // the switcher: the Dutch home page has the Dutch post, in Dutch
+    click_and_load(&client, "#lang-nl").await;
+    assert_eq!(current_path(&client).await, "/nl/");
+    assert_eq!(
+        client
+            .find(Locator::Css("html"))
+            .await
+            .unwrap()
+            .attr("lang")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("nl")
+    );
+    assert_eq!(
+        text_of(&client, ".post-card h2").await,
+        "Een wandeling bij zonsopgang"
+    );
+    assert_eq!(text_of(&client, "nav a[href='/nl/about']").await, "Over");
+    std::fs::write(
+        shots.join("home-nl.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    click_and_load(&client, "#lang-en").await;
+    assert_eq!(current_path(&client).await, "/en/");
+    assert_eq!(text_of(&client, ".post-card h2").await, "A walk at sunrise");
 
     // log out; the admin sends the browser back to its login page
     client.goto(&format!("{base}/admin/")).await.unwrap();

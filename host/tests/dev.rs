@@ -72,7 +72,11 @@ fn apps_are_told_when_the_host_reloads() {
     // when they change (its own tests show that part)
     let table = Table::new(vec![mount("probe", "/", "probe")]);
     let reloading = start_reloading(&table);
-    assert!(eventually(&reloading, "/reloading", 200), "{}", reloading.log());
+    assert!(
+        eventually(&reloading, "/reloading", 200),
+        "{}",
+        reloading.log()
+    );
     assert_eq!(reloading.get("/reloading").text(), "true");
     drop(reloading);
     let plain = Host::start_on(&table);
