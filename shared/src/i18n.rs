@@ -9,7 +9,7 @@
 use std::{collections::HashMap, sync::LazyLock};
 
 use app_api::{minijinja, prelude::*};
-use minijinja::{State, Value, value::Kwargs};
+use minijinja::{Value, value::Kwargs};
 
 /// The languages, by code, with their names in themselves.
 pub const LANGUAGES: &[(&str, &str)] = &[("en", "English"), ("nl", "Nederlands")];
@@ -104,10 +104,8 @@ pub fn localise(router: Router) -> Router {
         .url_default(PARAM, |req: &Request| Some(lang(req).to_owned()))
 }
 
-/// What templates get: `_(text, **args)` in the page's `lang`, and the
-/// `languages` list.
+/// What templates get: the `languages` list.
 pub fn setup(env: &mut minijinja::Environment<'static>) {
-    env.add_function("_", translate);
     env.add_global(
         "languages",
         Value::from_serialize(
@@ -119,18 +117,25 @@ pub fn setup(env: &mut minijinja::Environment<'static>) {
     );
 }
 
-fn translate(state: &State, text: &str, kwargs: Kwargs) -> Result<String, minijinja::Error> {
-    let lang = state.lookup("lang");
-    let lang = lang.as_ref().and_then(Value::as_str).unwrap_or(DEFAULT);
-    let values = kwargs
-        .args()
-        .map(|key| Ok((key, kwargs.get::<Value>(key)?.to_string())))
-        .collect::<Result<Vec<_>, minijinja::Error>>()?;
-    let args: Vec<(&str, &str)> = values
-        .iter()
-        .map(|(key, value)| (*key, value.as_str()))
-        .collect();
-    Ok(tr_with(lang, text, &args))
+/// `_(text, **args)` for one render in `lang`: a function of the render's
+/// own, so that a call finds its language without looking it up.
+pub fn translator(lang: &'static str) -> Value {
+    Value::from_function(
+        move |text: &str, kwargs: Kwargs| -> Result<String, minijinja::Error> {
+            if kwargs.args().next().is_none() {
+                return Ok(tr(lang, text).to_owned());
+            }
+            let values = kwargs
+                .args()
+                .map(|key| Ok((key, kwargs.get::<Value>(key)?.to_string())))
+                .collect::<Result<Vec<_>, minijinja::Error>>()?;
+            let args: Vec<(&str, &str)> = values
+                .iter()
+                .map(|(key, value)| (*key, value.as_str()))
+                .collect();
+            Ok(tr_with(lang, text, &args))
+        },
+    )
 }
 
 #[cfg(test)]

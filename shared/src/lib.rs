@@ -19,7 +19,7 @@ use std::sync::Arc;
 use app_api::{minijinja, prelude::*, sdk::templates::Source};
 
 use markdown::HtmlCache;
-use minijinja::{Value, context};
+use minijinja::Value;
 use model::Blog;
 use render_cache::RenderCache;
 
@@ -92,16 +92,18 @@ impl Site {
             Audience::Anyone => None,
         };
         let (switcher, alternates) = language_links(req, lang, &page);
-        self.templates.render(
+        self.templates.render_with(
             req,
             name,
-            context! { ..page, ..context! {
-                lang => lang,
-                user => user,
-                public => audience == Audience::Anyone,
-                switcher => switcher,
-                alternates => alternates,
-            }},
+            page,
+            vec![
+                ("lang", Value::from(lang)),
+                ("_", i18n::translator(lang)),
+                ("user", Value::from_serialize(user)),
+                ("public", Value::from(audience == Audience::Anyone)),
+                ("switcher", Value::from_serialize(switcher)),
+                ("alternates", Value::from_serialize(alternates)),
+            ],
         )
     }
 

@@ -379,6 +379,28 @@ impl<'a> Request<'a> {
     /// The JSON body as `T` (serde): a 400 naming the field that is
     /// missing or wrong (`items[2].price`), a 415 unless the content type
     /// is JSON.
+    ///
+    /// ```
+    /// use app_api::{prelude::*, sdk::testing::TestClient};
+    /// #[derive(serde::Deserialize)]
+    /// struct Order { items: Vec<Item> }
+    /// #[derive(serde::Deserialize)]
+    /// struct Item { price: u32 }
+    ///
+    /// let build = |_: &Mount| -> Result<Router, Error> {
+    ///     Ok(Router::new().post("/orders", "order", |req: &Request| {
+    ///         let order: Order = req.json()?;
+    ///         let total: u32 = order.items.iter().map(|item| item.price).sum();
+    ///         Ok(Response::json(&serde_json::json!({ "total": total })).with_status(StatusCode::CREATED))
+    ///     }))
+    /// };
+    /// let client = TestClient::new(build, Mount::new("shop", "/")).unwrap();
+    /// let made = client.post_json("/orders", &serde_json::json!({"items": [{"price": 3}, {"price": 4}]}));
+    /// assert_eq!((made.status(), made.body_text().as_str()), (201, r#"{"total":7}"#));
+    /// let wrong = client.post_json("/orders", &serde_json::json!({"items": [{"price": 3}, {"price": "4"}]}));
+    /// assert_eq!(wrong.status(), 400);
+    /// assert!(wrong.body_text().contains("items[1].price"), "{}", wrong.body_text());
+    /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         let json = self.content_type_essence().is_some_and(|mime| {
             mime.eq_ignore_ascii_case("application/json")

@@ -158,9 +158,19 @@ impl Response {
 
 /// An HTTP error a handler returns: a status and a message.
 ///
-/// Client errors (4xx) answer with the message as text; server errors (5xx)
-/// answer a generic page while the message goes to the app's log. Any
-/// `std::error::Error` converts into a 500, so `?` works in handlers.
+/// Client errors (4xx) answer with the message as text (or the app's error
+/// page); server errors (5xx) answer a generic page while the message goes
+/// to the app's log. Any `std::error::Error` converts into a 500, so `?`
+/// works in handlers.
+///
+/// ```
+/// use app_api::prelude::*;
+/// let error = Error::conflict("The slug is taken.");
+/// assert_eq!((error.status(), error.message()), (409, "The slug is taken."));
+/// assert_eq!(Error::new(StatusCode::GONE, "It left.").status(), 410);
+/// let parsed: Result<i64, Error> = "x".parse::<i64>().map_err(Error::from);
+/// assert_eq!(parsed.unwrap_err().status(), 500);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     status: u16,

@@ -311,15 +311,29 @@ impl Templates {
     /// Renders `name` with `page`'s values and the request's: `url_for`,
     /// `static_url`, `upload_url`, `csrf_token()`, `get_flashed_messages()`,
     /// `request` (`path`, `endpoint`, `view_args`, `script_root`) and
-    /// `app_name`. The session is touched only if the template calls
+    /// `app_name`; a value of `page` wins over the request's of the same
+    /// name. The session is touched only if the template calls
     /// `csrf_token()` or `get_flashed_messages()`.
     pub fn render(&self, req: &Request, name: &str, page: Value) -> Result<String, Error> {
+        self.render_with(req, name, page, Vec::new())
+    }
+
+    /// [`render`](Templates::render) with more values beside the request's,
+    /// e.g. what every page of a site adds (its language, the user);
+    /// `page`'s still win.
+    pub fn render_with(
+        &self,
+        req: &Request,
+        name: &str,
+        page: Value,
+        more: Vec<(&'static str, Value)>,
+    ) -> Result<String, Error> {
         let env = self.environment()?;
         let template = env
             .get_template(name)
             .map_err(|error| Error::internal(format!("template {name}: {error:#}")))?;
         template
-            .render(context! { ..page, ..globals(req) })
+            .render(Value::from_object(Vars::new(req, page, more)))
             .map_err(|error| Error::internal(format!("rendering {name}: {error:#}")))
     }
 
@@ -329,8 +343,52 @@ impl Templates {
     }
 }
 
+/// A render's variables: the page's first, then the request's and the
+/// caller's. A template looks a variable up at every use: the page's map
+/// once, then a scan of a dozen names (maps merged by minijinja, or one
+/// minijinja map of them all, cost a tenth of a page's rendering more).
+#[derive(Debug)]
+struct Vars {
+    page: Value,
+    others: Vec<(&'static str, Value)>,
+}
+
+impl Vars {
+    fn new(req: &Request, page: Value, more: Vec<(&'static str, Value)>) -> Vars {
+        let mut others = globals(req);
+        // the caller's before the request's: the caller's win
+        others.splice(0..0, more);
+        Vars { page, others }
+    }
+}
+
+impl minijinja::value::Object for Vars {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if let Ok(value) = self.page.get_item(key)
+            && !value.is_undefined()
+        {
+            return Some(value);
+        }
+        let key = key.as_str()?;
+        self.others
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        let mut names: Vec<Value> = self
+            .page
+            .try_iter()
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        names.extend(self.others.iter().map(|(name, _)| Value::from(*name)));
+        minijinja::value::Enumerator::Values(names)
+    }
+}
+
 /// What every template gets from the request.
-fn globals(req: &Request) -> Value {
+fn globals(req: &Request) -> Vec<(&'static str, Value)> {
     // one copy of the URL builder (a few strings) for the three functions
     let urls = Arc::new(req.urls());
     let (csrf_session, flash_session) = (req.session(), req.session());
@@ -339,20 +397,32 @@ fn globals(req: &Request) -> Value {
         .iter()
         .map(|(key, value)| (key.as_str(), value.as_str()))
         .collect();
-    context! {
-        url_for => url_function(Arc::clone(&urls)),
-        static_url => file_function(Arc::clone(&urls), Urls::static_url),
-        upload_url => file_function(urls, Urls::upload_url),
-        csrf_token => Value::from_function(move || csrf_session.csrf_token()),
-        get_flashed_messages => Value::from_function(move || flash_session.take_flashes()),
-        app_name => req.app_name(),
-        request => context! {
-            path => req.path(),
-            script_root => req.script_root(),
-            endpoint => req.endpoint(),
-            view_args => Value::from_iter(view_args),
-        },
-    }
+    vec![
+        ("url_for", url_function(Arc::clone(&urls))),
+        (
+            "static_url",
+            file_function(Arc::clone(&urls), Urls::static_url),
+        ),
+        ("upload_url", file_function(urls, Urls::upload_url)),
+        (
+            "csrf_token",
+            Value::from_function(move || csrf_session.csrf_token()),
+        ),
+        (
+            "get_flashed_messages",
+            Value::from_function(move || flash_session.take_flashes()),
+        ),
+        ("app_name", Value::from(req.app_name())),
+        (
+            "request",
+            context! {
+                path => req.path(),
+                script_root => req.script_root(),
+                endpoint => req.endpoint(),
+                view_args => Value::from_iter(view_args),
+            },
+        ),
+    ]
 }
 
 fn url_function(urls: Arc<Urls>) -> Value {

@@ -56,12 +56,51 @@ impl Hooks {
     }
 }
 
-/// Adding routes, the same on a [`Router`] and a [`Blueprint`].
+/// Adding routes and hooks, the same on a [`Router`] and a [`Blueprint`].
 ///
-/// Each method takes the rule, the endpoint name (what
+/// Each route method takes the rule, the endpoint name (what
 /// [`url_for`](Request::url_for) asks for) and the handler. `HEAD` is
 /// implied by `GET`. A bad rule or a duplicate endpoint makes the app's
 /// initialisation fail with its reason.
+///
+/// ```
+/// use app_api::{prelude::*, sdk::testing::TestClient};
+///
+/// // a REST resource, with a login check before its handlers and a
+/// // header after them
+/// let notes = Blueprint::new("notes")
+///     .before_request(|req: &Request| match req.header("authorization") {
+///         Some("Bearer letmein") => Ok(None),
+///         _ => Err(Error::unauthorized("Say who you are.")),
+///     })
+///     .get("/<int:id>", "show", |req: &Request| {
+///         let id: i64 = req.param("id")?;
+///         Ok(Response::json(&serde_json::json!({ "id": id })))
+///     })
+///     .put("/<int:id>", "replace", |_: &Request| Ok(Response::text("replaced")))
+///     .patch("/<int:id>", "change", |_: &Request| Ok(Response::text("changed")))
+///     .delete("/<int:id>", "remove", |_: &Request| {
+///         Ok(Response::text("").with_status(StatusCode::NO_CONTENT))
+///     });
+/// let build = |_: &Mount| -> Result<Router, Error> {
+///     Ok(Router::new()
+///         .register(notes, "/notes")
+///         .after_request(|_: &Request, response: Response| {
+///             response.with_header("x-served-by", "notes")
+///         }))
+/// };
+/// let client = TestClient::new(build, Mount::new("api", "/api")).unwrap();
+/// let auth = [("authorization", "Bearer letmein")];
+/// let shown = client.request("GET", "/notes/7", &auth, b"");
+/// assert_eq!(shown.body_text(), r#"{"id":7}"#);
+/// assert_eq!(shown.header("x-served-by"), Some("notes"));
+/// assert_eq!(client.request("DELETE", "/notes/7", &auth, b"").status(), 204);
+/// assert_eq!(client.request("PATCH", "/notes/7", &auth, b"").body_text(), "changed");
+/// // the hook answered: no handler ran
+/// assert_eq!(client.get("/notes/7").status(), 401);
+/// // `/notes/07` is no URL of note 7
+/// assert_eq!(client.request("GET", "/notes/07", &auth, b"").status(), 404);
+/// ```
 pub trait Routes: Sized {
     /// Adds a route for `methods`.
     fn route<F>(self, methods: &[&str], rule: &str, endpoint: &str, handler: F) -> Self
