@@ -160,6 +160,11 @@ async fn click_and_load(client: &Client, css: &str) {
         .unwrap();
 }
 
+/// Saves a screenshot of the page as `name` in `shots`.
+async fn shot(client: &Client, shots: &std::path::Path, name: &str) {
+    std::fs::write(shots.join(name), client.screenshot().await.unwrap()).unwrap();
+}
+
 /// Scrolls the element into view, for a screenshot that shows it.
 async fn scroll_to(client: &Client, css: &str) {
     client
@@ -293,11 +298,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
     client.goto(&format!("{base}/admin/")).await.unwrap();
     assert!(text_of(&client, "table.posts").await.contains("published"));
     assert!(text_of(&client, "table.posts").await.contains("nl"));
-    std::fs::write(
-        shots.join("admin-dashboard.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(&client, &shots, "admin-dashboard.png").await;
 
     // readers see it on the home page, with its image decoded; `/` leads
     // to the browser's language, English here
@@ -309,7 +310,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         vec![480],
         "the thumbnail loaded"
     );
-    std::fs::write(shots.join("home.png"), client.screenshot().await.unwrap()).unwrap();
+    shot(&client, &shots, "home.png").await;
 
     // and on its own page
     click_and_load(&client, ".post-card h2 a").await;
@@ -333,7 +334,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         !widths.is_empty() && widths.iter().all(|width| *width > 0),
         "{widths:?}"
     );
-    std::fs::write(shots.join("post.png"), client.screenshot().await.unwrap()).unwrap();
+    shot(&client, &shots, "post.png").await;
 
     // a reader comments; the comment waits for approval
     fill(&client, "#comment-author", "Ann").await;
@@ -350,11 +351,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
     );
     assert!(client.find(Locator::Css("article.comment")).await.is_err());
     scroll_to(&client, "#comments").await;
-    std::fs::write(
-        shots.join("comment-waiting.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(&client, &shots, "comment-waiting.png").await;
 
     // the admin approves it from the dashboard's notice
     client.goto(&format!("{base}/admin/")).await.unwrap();
@@ -364,11 +361,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
     );
     click_and_load(&client, "#waiting-comments").await;
     assert!(text_of(&client, ".moderation").await.contains("Ann"));
-    std::fs::write(
-        shots.join("admin-comments.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(&client, &shots, "admin-comments.png").await;
     click_and_load(&client, "button.approve").await;
     assert_eq!(
         text_of(&client, ".flash").await,
@@ -391,11 +384,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
             .contains("<b>Really</b>")
     );
     scroll_to(&client, "#comments").await;
-    std::fs::write(
-        shots.join("post-with-comment.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(&client, &shots, "post-with-comment.png").await;
 
     // the switcher: the Dutch home page has the Dutch post, in Dutch
     click_and_load(&client, "#lang-nl").await;
@@ -416,11 +405,7 @@ async fn a_person_writes_a_post_with_an_image_and_readers_see_it() {
         "Een wandeling bij zonsopgang"
     );
     assert_eq!(text_of(&client, "nav a[href='/nl/about']").await, "Over");
-    std::fs::write(
-        shots.join("home-nl.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(&client, &shots, "home-nl.png").await;
     click_and_load(&client, "#lang-en").await;
     assert_eq!(current_path(&client).await, "/en/");
     assert_eq!(text_of(&client, ".post-card h2").await, "A walk at sunrise");

@@ -414,25 +414,39 @@ fn comments(admin: &Admin, req: &Request) -> HandlerResult {
     )
 }
 
+/// What the admin does with a waiting comment.
+#[derive(Debug, Clone, Copy)]
+enum Moderation {
+    Approve,
+    Delete,
+}
+
 fn approve_comment(admin: &Admin, req: &Request) -> HandlerResult {
-    let user = auth::user(req)?;
-    let id: i64 = req.param("id")?;
-    if !admin.site.blog.approve_comment(id)? {
-        return Err(Error::not_found_with("There is no such comment."));
-    }
-    tracing::info!(user = %user.username, comment = id, "approved a comment");
-    flash(req, "Approved the comment: it shows under its post.");
-    see_other(req, "comments", &[])
+    moderate(admin, req, Moderation::Approve)
 }
 
 fn delete_comment(admin: &Admin, req: &Request) -> HandlerResult {
+    moderate(admin, req, Moderation::Delete)
+}
+
+/// Approves or deletes the comment `<int:id>`, back to the queue.
+fn moderate(admin: &Admin, req: &Request, what: Moderation) -> HandlerResult {
     let user = auth::user(req)?;
     let id: i64 = req.param("id")?;
-    if !admin.site.blog.delete_comment(id)? {
+    let blog = &admin.site.blog;
+    let (found, done, said) = match what {
+        Moderation::Approve => (
+            blog.approve_comment(id)?,
+            "approved",
+            "Approved the comment: it shows under its post.",
+        ),
+        Moderation::Delete => (blog.delete_comment(id)?, "deleted", "Deleted the comment."),
+    };
+    if !found {
         return Err(Error::not_found_with("There is no such comment."));
     }
-    tracing::info!(user = %user.username, comment = id, "deleted a comment");
-    flash(req, "Deleted the comment.");
+    tracing::info!(user = %user.username, comment = id, "{done} a comment");
+    flash(req, said);
     see_other(req, "comments", &[])
 }
 

@@ -535,6 +535,21 @@ impl Router {
     /// `param_values("lang_code", &["en", "nl"])`, `/<lang_code>/about`
     /// matches `/nl/about` but not `/de/about` (a 404), and `/favicon.ico`
     /// is never taken for a language missing its trailing slash.
+    ///
+    /// ```
+    /// use app_api::{prelude::*, sdk::testing::TestClient};
+    /// let build = |_: &Mount| -> Result<Router, Error> {
+    ///     Ok(Router::new()
+    ///         .get("/<lang_code>/", "index", |req: &Request| {
+    ///             Ok(Response::text(req.param::<String>("lang_code")?))
+    ///         })
+    ///         .param_values("lang_code", &["en", "nl"]))
+    /// };
+    /// let client = TestClient::new(build, Mount::new("blog", "/")).unwrap();
+    /// assert_eq!(client.get("/nl/").body_text(), "nl");
+    /// assert_eq!(client.get("/de/").status(), 404);
+    /// assert_eq!(client.get("/favicon.ico").status(), 404);
+    /// ```
     pub fn param_values(mut self, name: &str, values: &[&str]) -> Router {
         self.param_values.retain(|(known, _)| known != name);
         self.param_values.push((
