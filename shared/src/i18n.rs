@@ -249,6 +249,28 @@ mod tests {
             }
         }
         assert!(count > 30, "only {count} texts found: the scan is broken");
+        // texts shown through a variable, which the scan cannot see
+        use crate::model::{CommentInput, Refusal};
+        let refusals = [
+            CommentInput::default().check().unwrap_err().to_string(),
+            CommentInput {
+                author: "Ann".to_owned(),
+                body: String::new(),
+            }
+            .check()
+            .unwrap_err()
+            .to_string(),
+            Refusal::TooMany.to_string(),
+        ];
+        for text in refusals
+            .iter()
+            .map(String::as_str)
+            .chain([crate::pages::SERVER_ERROR])
+        {
+            if !NL.contains_key(text) {
+                missing.push(format!("(shown through a variable): {text:?}"));
+            }
+        }
         assert!(missing.is_empty(), "no Dutch for:\n{}", missing.join("\n"));
     }
 }

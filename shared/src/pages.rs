@@ -17,8 +17,9 @@ pub fn blueprint(site: &Arc<Site>) -> Blueprint {
     })
 }
 
-/// The error page handler for a router (every client error, in the
-/// site's layout and the visitor's language).
+/// The error page handler for a router: every client error, and server
+/// errors registered for it (`register_error_handler(500, ..)`), in the
+/// site's layout and the visitor's language.
 pub fn error_handler(
     site: &Arc<Site>,
 ) -> impl Fn(&Request, &Error) -> Response + Send + Sync + 'static {
@@ -42,7 +43,13 @@ pub fn hello(req: &Request) -> Result<Response, Error> {
     Ok(Response::text(body))
 }
 
-/// The page for a client error (4xx), in the site's layout. Rendered once
+/// What a server error's page says instead of its message, which is for
+/// the log (the SDK logs it): it may name files, queries or data.
+pub(crate) const SERVER_ERROR: &str =
+    "Something went wrong on our side and it has been noted. Try again in a moment.";
+
+/// The page for an error, in the site's layout: a client error's message,
+/// or for a server error (5xx) a sentence saying only that. Rendered once
 /// per status, message, language and script root, then kept
 /// (`Site::error_pages`): the page depends on nothing else (no session, so
 /// no user, flashes or CSRF token), and a public site answers many 404s,
@@ -50,17 +57,22 @@ pub fn hello(req: &Request) -> Result<Response, Error> {
 pub fn error_page(site: &Site, req: &Request, error: &Error) -> Response {
     let status = error.status();
     let lang = i18n::lang(req);
-    let key = error_page_key(status, req.script_root(), lang, error.message());
+    let message = if status >= 500 {
+        SERVER_ERROR
+    } else {
+        error.message()
+    };
+    let key = error_page_key(status, req.script_root(), lang, message);
     let page = site.error_pages.get_or_render(&key, || {
         let title = app_api::sdk::reason_phrase(status);
-        let page = context! { status => status, title => title, message => error.message() };
+        let page = context! { status => status, title => title, message => message };
         site.render(req, Audience::Anyone, "error.html", page)
     });
     match page {
         Ok(html) => Response::html(html.to_string()).with_status(status),
         Err(render_error) => {
             tracing::error!("the error page failed: {render_error}");
-            Response::from(error.clone())
+            Response::from(Error::new(status, message))
         }
     }
 }
@@ -109,6 +121,36 @@ mod tests {
             let response = client.get(target);
             assert_eq!(response.status(), 200, "{target}");
             assert_eq!(response.body_text(), expected, "{name} {target}");
+        }
+    }
+
+    #[test]
+    fn a_server_error_page_is_the_sites_and_keeps_the_message_for_the_log() {
+        let build = |mount: &Mount| -> Result<Router, Error> {
+            let site = Site::open(mount, app_api::templates!("templates"))?;
+            Ok(crate::i18n::localise(
+                Router::new()
+                    .get("/<lang_code>/", "index", |_: &Request| {
+                        Ok(Response::text(""))
+                    })
+                    .get("/<lang_code>/boom", "boom", |_: &Request| {
+                        Err(Error::internal("the disk /srv/blog is full"))
+                    })
+                    .register(blueprint(&site), "/<lang_code>")
+                    .register_error_handler(500, error_handler(&site)),
+            ))
+        };
+        let client = TestClient::new(build, Mount::new("frontend", "/")).unwrap();
+        for (path, said) in [
+            ("/en/boom", "Something went wrong on our side"),
+            ("/nl/boom", "Er ging bij ons iets mis"),
+        ] {
+            let page = client.get(path);
+            assert_eq!(page.status(), 500);
+            let html = page.body_text();
+            assert!(html.contains("<footer class=\"site-footer\">"), "{html}");
+            assert!(html.contains(said), "{html}");
+            assert!(!html.contains("/srv/blog"), "{html}");
         }
     }
 

@@ -96,7 +96,8 @@ pub fn build(mount: &Mount) -> Result<Router, Error> {
         )
         .register(auth::blueprint(&site), "/<lang_code>")
         .register(shared::pages::blueprint(&site), "/<lang_code>")
-        .error_handler(shared::pages::error_handler(&site));
+        .error_handler(shared::pages::error_handler(&site))
+        .register_error_handler(500, shared::pages::error_handler(&site));
     Ok(i18n::localise(router))
 }
 
