@@ -56,7 +56,7 @@ pub fn run(root: &Path, release: &Path) -> Result<String, String> {
         .arg(&table)
         .args(["--listen", "127.0.0.1:0"]);
     let host = Server::start(command)?;
-    if status_of(host.addr, "/") != Some(200) {
+    if status_of(host.addr, "/en/") != Some(200) {
         return Err("the site does not answer / with 200".to_owned());
     }
     let pid = host.pid();
@@ -79,7 +79,7 @@ pub fn run(root: &Path, release: &Path) -> Result<String, String> {
     let started = Instant::now();
     while started.elapsed() < LASTS {
         let asked = Instant::now();
-        match status_of(host.addr, "/") {
+        match status_of(host.addr, "/en/") {
             Some(200) => latencies.push(asked.elapsed().as_secs_f64() * 1000.0),
             _ => failures += 1,
         }
@@ -96,7 +96,7 @@ pub fn run(root: &Path, release: &Path) -> Result<String, String> {
     let (_, soon_after) = memory_kib(pid);
     thread::sleep(Duration::from_secs(10));
     let (high_water, after) = memory_kib(pid);
-    let served = status_of(host.addr, "/");
+    let served = status_of(host.addr, "/en/");
     let middle = median(&mut latencies);
     latencies.sort_by(f64::total_cmp);
     let p99 = latencies

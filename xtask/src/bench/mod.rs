@@ -32,9 +32,9 @@ use servers::Server;
 const SCENARIOS: [(&str, &str); 7] = [
     ("`/hello` (hello through the ABI)", "/hello"),
     ("`/admin/hello`", "/admin/hello"),
-    ("`/` (blog home page: ten posts from the database)", "/"),
+    ("`/en/` (blog home page: ten posts from the database)", "/en/"),
     (
-        "`/post/post-12` (a post: 3 KB of markdown)",
+        "`/en/post/post-12` (a post: 3 KB of markdown)",
         "/en/post/post-12",
     ),
     (
