@@ -102,7 +102,7 @@ pub(super) fn startup_ms(host: &Path, table: &Path) -> Result<f64, String> {
             .map_err(|error| error.to_string())?;
         let deadline = started + Duration::from_secs(20);
         let outcome = loop {
-            if status_of(addr, "/m0/") == Some(200) || status_of(addr, "/hello") == Some(200) {
+            if status_of(addr, "/m0/hello") == Some(200) || status_of(addr, "/hello") == Some(200) {
                 break Ok(started.elapsed().as_secs_f64() * 1000.0);
             }
             if Instant::now() > deadline {
