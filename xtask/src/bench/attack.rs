@@ -108,7 +108,7 @@ pub fn run(root: &Path, release: &Path) -> Result<String, String> {
         "slow-body flood: {CONNECTIONS} connections announcing {ANNOUNCED} bytes for POST /admin/en/login, \
          {CHUNK} bytes each every {}s for {}s ({:.0} MB sent in all)\n\
          host memory: {:.1} MiB before, peak {:.1} MiB (high-water mark {:.1} MiB), {:.1} MiB 3 s and {:.1} MiB 13 s after the attackers left\n\
-         ordinary requests (GET /, one at a time): {} answered 200, {failures} failed, \
+         ordinary requests (GET /en/, one at a time): {} answered 200, {failures} failed, \
          median {middle:.1} ms, p99 {p99:.1} ms; after the attack: {served:?}\n",
         EVERY.as_secs(),
         LASTS.as_secs(),
