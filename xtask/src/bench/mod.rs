@@ -32,7 +32,10 @@ use servers::Server;
 const SCENARIOS: [(&str, &str); 7] = [
     ("`/hello` (hello through the ABI)", "/hello"),
     ("`/admin/hello`", "/admin/hello"),
-    ("`/en/` (blog home page: ten posts from the database)", "/en/"),
+    (
+        "`/en/` (blog home page: ten posts from the database)",
+        "/en/",
+    ),
     (
         "`/en/post/post-12` (a post: 3 KB of markdown)",
         "/en/post/post-12",
