@@ -240,9 +240,10 @@ enum Served<'p> {
     File(Folder, Cow<'p, str>),
 }
 
-/// The host's own pages (health, metrics), if `path` is one of them. Only
-/// administrators' clients (`Site::is_admin`) read the details and the
-/// metrics: a failed mount's error names files on the server.
+/// The host's own pages (health, metrics, the liveness and readiness
+/// probes), if `path` is one of them. Only administrators' clients
+/// (`Site::is_admin`) read the details and the metrics: a failed mount's
+/// error names files on the server.
 fn host_page(
     site: &Site,
     method: &Method,
@@ -263,6 +264,10 @@ fn host_page(
             return Some(respond::status_page(StatusCode::NOT_FOUND));
         }
         respond::metrics(site.metrics())
+    } else if is(&site.paths.livez) {
+        respond::probe(Vec::new(), true)
+    } else if is(&site.paths.readyz) {
+        respond::probe(site.not_ready(), admin())
     } else {
         return None;
     };

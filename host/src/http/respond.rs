@@ -141,6 +141,31 @@ pub(super) fn bare_health(healthy: bool) -> Response<Body> {
     health(healthy, report.to_owned())
 }
 
+/// A liveness or readiness probe's answer: 200 `ok` without `problems`,
+/// else 503 `not ready`, followed by the problems for those who may read
+/// them (`details`).
+pub(super) fn probe(problems: Vec<String>, details: bool) -> Response<Body> {
+    if problems.is_empty() {
+        return page(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "ok\n".to_owned(),
+        );
+    }
+    let mut text = "not ready\n".to_owned();
+    if details {
+        for problem in problems {
+            text.push_str(&problem);
+            text.push('\n');
+        }
+    }
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain; charset=utf-8",
+        text,
+    )
+}
+
 /// The metrics, in Prometheus' text format.
 pub(super) fn metrics(text: String) -> Response<Body> {
     page(

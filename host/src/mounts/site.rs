@@ -3,7 +3,14 @@
 //! what the server needs besides: the host's own paths, limits, trusted
 //! proxies, the inline gate.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use crate::{
     exec::{CallLimits, InlineGate, Runner},
@@ -55,7 +62,15 @@ pub struct HostPaths {
     pub health: Option<String>,
     /// The Prometheus metrics, if enabled.
     pub metrics: Option<String>,
+    /// The liveness probe, if enabled.
+    pub livez: Option<String>,
+    /// The readiness probe, if enabled.
+    pub readyz: Option<String>,
 }
+
+/// What the readiness probe asks of the services beyond the mounts: why
+/// each database that cannot serve cannot.
+pub type ServicesCheck = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Everything the server needs to answer requests.
 pub struct Site {
@@ -85,6 +100,10 @@ pub struct Site {
     /// Where request bodies too large for memory are written as they
     /// arrive.
     pub spool_dir: PathBuf,
+    /// Asks the services whether they can serve (readiness).
+    services_check: ServicesCheck,
+    /// Set once the host was asked to stop: readiness fails from then on.
+    draining: AtomicBool,
 }
 
 /// The folder of the data folder where request bodies spool.
@@ -99,6 +118,7 @@ impl Site {
         mounts: Vec<(Mount, Result<LoadedApp, String>)>,
         workers: usize,
         debug: bool,
+        services_check: ServicesCheck,
     ) -> Site {
         let mounts: Vec<SiteMount> = mounts
             .into_iter()
@@ -147,6 +167,8 @@ impl Site {
             paths: HostPaths {
                 health: table.health_path.clone(),
                 metrics: table.metrics_path.clone(),
+                livez: table.livez_path.clone(),
+                readyz: table.readyz_path.clone(),
             },
             limits: table.limits,
             trusted_proxies: table.trusted_proxies.clone(),
@@ -156,7 +178,30 @@ impl Site {
             inline: InlineGate::new(workers),
             debug,
             spool_dir: table.data_dir.join(SPOOL_FOLDER),
+            services_check,
+            draining: AtomicBool::new(false),
         }
+    }
+
+    /// Makes the readiness probe fail from now on: the host is stopping.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Why the host should get no traffic now; empty when it should:
+    /// stopping, a mount that failed, a database that cannot serve.
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if self.draining.load(Ordering::Relaxed) {
+            reasons.push("stopping".to_owned());
+        }
+        for site_mount in &self.mounts {
+            if let MountState::Failed { .. } = site_mount.state {
+                reasons.push(format!("mount {} failed to load", site_mount.mount.name));
+            }
+        }
+        reasons.extend((self.services_check)());
+        reasons
     }
 
     /// The mount at a dispatcher index.

@@ -110,7 +110,17 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         );
     }
     let workers = async_workers(std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let site = Arc::new(Site::start(&table, mounts, workers, options.debug));
+    let services_check = {
+        let services = Arc::clone(&services);
+        Box::new(move || services.unreachable_databases())
+    };
+    let site = Arc::new(Site::start(
+        &table,
+        mounts,
+        workers,
+        options.debug,
+        services_check,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         // spooling request bodies writes files on the blocking threads: 300
@@ -146,9 +156,22 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
             rustix::io::fcntl_dupfd_cloexec(&listener, 0)
                 .context("cannot share the listening socket")?,
         );
+        let drain_delay = table.drain_delay;
         let stop = async {
             tokio::select! {
-                () = stop_signal() => Stop::Signal,
+                () = async {
+                    stop_signal().await;
+                    // readiness fails first, so that load balancers move
+                    // away; then the server stops accepting and drains
+                    site.drain();
+                    if !drain_delay.is_zero() {
+                        tracing::info!(
+                            "not ready: serving {} ms more before draining",
+                            drain_delay.as_millis()
+                        );
+                        tokio::time::sleep(drain_delay).await;
+                    }
+                } => Stop::Signal,
                 change = watch::watch(watched) => Stop::Reload(change),
                 pid = upgrade_on_hangup(&shared) => Stop::HandedOver(pid),
             }

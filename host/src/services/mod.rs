@@ -187,6 +187,31 @@ impl SiteServices {
             .collect()
     }
 
+    /// Why each open database cannot serve, for the readiness probe: its
+    /// file must still be where the table says (a database deleted or
+    /// unmounted under a running host still answers from its open
+    /// connections, to nobody's benefit) and a query must run. A database
+    /// no app has used yet is not opened for the probe's sake.
+    pub fn unreachable_databases(&self) -> Vec<String> {
+        self.databases
+            .iter()
+            .filter_map(|slot| {
+                let database = slot.database.get()?;
+                let name = &slot.config.name;
+                if let Err(error) = std::fs::metadata(&slot.config.path) {
+                    return Some(format!(
+                        "database {name}: {}: {error}",
+                        slot.config.path.display()
+                    ));
+                }
+                database
+                    .query("SELECT 1", &[])
+                    .err()
+                    .map(|failure| format!("database {name}: {}", DbError::from(failure).message))
+            })
+            .collect()
+    }
+
     /// Closes every open database (after the last request and the apps'
     /// shutdown), so that their write-ahead logs are folded back.
     pub fn close(&self) {

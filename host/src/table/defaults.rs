@@ -14,6 +14,15 @@ pub const LOG_DIR: &str = "logs";
 pub const HEALTH_PATH: &str = "/_host/health";
 /// Where the host answers its metrics.
 pub const METRICS_PATH: &str = "/_host/metrics";
+/// Where the host answers its liveness probe.
+pub const LIVEZ_PATH: &str = "/_host/livez";
+/// Where the host answers its readiness probe.
+pub const READYZ_PATH: &str = "/_host/readyz";
+/// Time serving with readyz failing after SIGTERM, before draining.
+pub const DRAIN_DELAY_MS: u64 = 0;
+/// The longest drain delay the table may ask for (5 minutes): a typo of
+/// more would keep a stopping host around for hours.
+pub const MAX_DRAIN_DELAY_MS: u64 = 300_000;
 /// Open connections at most.
 pub const MAX_CONNECTIONS: usize = 10_000;
 /// Open connections from one client at most.

@@ -47,6 +47,12 @@ pub struct MountTable {
     pub health_path: Option<String>,
     /// Where the host answers its metrics, if anywhere.
     pub metrics_path: Option<String>,
+    /// Where the host answers its liveness probe, if anywhere.
+    pub livez_path: Option<String>,
+    /// Where the host answers its readiness probe, if anywhere.
+    pub readyz_path: Option<String>,
+    /// How long the host serves, not ready, after SIGTERM before draining.
+    pub drain_delay: std::time::Duration,
     /// Limits against misbehaving clients.
     pub limits: Limits,
     /// Proxies whose X-Forwarded-* headers are believed.

@@ -29,6 +29,20 @@ pub(super) struct RawTable {
     /// Where the host answers Prometheus metrics; "" turns them off.
     /// Default "/_host/metrics".
     pub(super) metrics_path: Option<String>,
+    /// Where the host answers whether it runs at all (a load balancer's or
+    /// an orchestrator's liveness probe): 200 while the process serves.
+    /// "" turns it off. Default "/_host/livez".
+    pub(super) livez_path: Option<String>,
+    /// Where the host answers whether it should get traffic (a readiness
+    /// probe): 200 when every mount is loaded and every database reachable,
+    /// 503 from the moment it is asked to stop. "" turns it off.
+    /// Default "/_host/readyz".
+    pub(super) readyz_path: Option<String>,
+    /// Milliseconds the host keeps serving after SIGTERM with readyz
+    /// answering 503, so that load balancers stop sending it requests
+    /// before it stops accepting them; then it drains. Set it to your load
+    /// balancer's check interval and a little more. Default 0.
+    pub(super) drain_delay_ms: Option<u64>,
     /// Open connections at most; more wait in the listen backlog. Default 10000.
     pub(super) max_connections: Option<usize>,
     /// Open connections from one client address at most (an IPv6 client

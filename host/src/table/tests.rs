@@ -147,6 +147,14 @@ fn errors_name_file_line_column_and_key() {
             "body_read_timeout_ms: must be at least 1",
         ),
         (
+            "{\"drain_delay_ms\": 3600000, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+            "drain_delay_ms: 3600000 is more than 300000 (5 minutes)",
+        ),
+        (
+            "{\"readyz_path\": \"readyz\", \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+            "readyz_path: \"readyz\" must be a path starting with '/'",
+        ),
+        (
             "{\"mounts\": [] } x",
             "/site/plugins.json:1:17: trailing characters",
         ),
@@ -326,6 +334,13 @@ fn the_schema_states_the_defaults_the_host_fills_in() {
         table,
         "metrics_path",
         format!("{:?}", defaults::METRICS_PATH),
+    );
+    describes(table, "livez_path", format!("{:?}", defaults::LIVEZ_PATH));
+    describes(table, "readyz_path", format!("{:?}", defaults::READYZ_PATH));
+    describes(
+        table,
+        "drain_delay_ms",
+        defaults::DRAIN_DELAY_MS.to_string(),
     );
     describes(
         table,

@@ -94,6 +94,9 @@ pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem
         limits,
         health_path: host_path("health_path", raw.health_path, defaults::HEALTH_PATH)?,
         metrics_path: host_path("metrics_path", raw.metrics_path, defaults::METRICS_PATH)?,
+        livez_path: host_path("livez_path", raw.livez_path, defaults::LIVEZ_PATH)?,
+        readyz_path: host_path("readyz_path", raw.readyz_path, defaults::READYZ_PATH)?,
+        drain_delay: drain_delay(raw.drain_delay_ms)?,
         trusted_proxies: trusted_proxies(raw.trusted_proxies, raw.trusted_headers)?,
         admin_allow: Networks::parse(raw.admin_allow.iter().flatten().map(String::as_str))
             .map_err(|message| problem("admin_allow", message))?,
@@ -256,8 +259,22 @@ fn response_headers(
     Ok(headers)
 }
 
-/// A path the host answers itself (`health_path`, `metrics_path`): `""`
-/// turns it off.
+/// The drain delay: at most [`defaults::MAX_DRAIN_DELAY_MS`].
+fn drain_delay(value: Option<u64>) -> Result<std::time::Duration, Problem> {
+    match value.unwrap_or(defaults::DRAIN_DELAY_MS) {
+        ms if ms <= defaults::MAX_DRAIN_DELAY_MS => Ok(std::time::Duration::from_millis(ms)),
+        ms => Err(problem(
+            "drain_delay_ms",
+            format!(
+                "{ms} is more than {} (5 minutes): give the milliseconds a load balancer needs to notice, e.g. 10000",
+                defaults::MAX_DRAIN_DELAY_MS
+            ),
+        )),
+    }
+}
+
+/// A path the host answers itself (`health_path`, `metrics_path`,
+/// `livez_path`, `readyz_path`): `""` turns it off.
 fn host_path(key: &str, value: Option<String>, default: &str) -> Result<Option<String>, Problem> {
     match value.as_deref() {
         None => Ok(Some(default.to_owned())),
