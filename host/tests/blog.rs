@@ -1069,6 +1069,59 @@ fn the_secret_from_the_environment_is_used_instead_of_the_file() {
 }
 
 #[test]
+fn an_earlier_secret_as_a_fallback_keeps_logins_through_a_rotation() {
+    let (old, new) = (
+        "the-secret-key-before-the-rotation-0001",
+        "the-secret-key-after-the-rotation-00002",
+    );
+    let table = site_table();
+    create_user(&table, "alice");
+    let dashboard =
+        |host: &Host, cookie: &str| host.request("GET", "/admin/", &[("Cookie", cookie)], b"");
+    let cookie = {
+        let host = Host::start_with_env(&table, &[("HOST_SECRET_KEY", old)]);
+        let value = admin_client(&host).cookies["admin_session"].value.clone();
+        format!("admin_session={value}")
+    };
+    // a new key alone: everyone is logged out
+    let host = Host::start_with_env(&table, &[("HOST_SECRET_KEY", new)]);
+    assert_eq!(dashboard(&host, &cookie).status, 303);
+    drop(host);
+    // with the old key as a fallback: still logged in, and the cookie is
+    // signed again with the new key
+    let env = [
+        ("HOST_SECRET_KEY", new),
+        ("HOST_SECRET_KEY_FALLBACKS", &*format!(" {old} ,")),
+    ];
+    let host = Host::start_with_env(&table, &env);
+    let page = dashboard(&host, &cookie);
+    assert_eq!(page.status, 200);
+    let resigned = set_cookie(&page, "admin_session");
+    let resigned = resigned.split(';').next().unwrap().to_owned();
+    assert_ne!(resigned, cookie);
+    drop(host);
+    // once the fallback goes, the re-signed cookie still works, the old not
+    let host = Host::start_with_env(&table, &[("HOST_SECRET_KEY", new)]);
+    assert_eq!(dashboard(&host, &resigned).status, 200);
+    assert_eq!(dashboard(&host, &cookie).status, 303);
+    drop(host);
+    // a fallback too short to be a key is refused, naming the variable
+    let host = Host::start_with_env(
+        &table,
+        &[
+            ("RUST_LOG", "info"),
+            ("HOST_SECRET_KEY", new),
+            ("HOST_SECRET_KEY_FALLBACKS", &*format!("{old},short")),
+        ],
+    );
+    assert_eq!(host.get("/").status, 503);
+    assert!(
+        host.wait_for_log("HOST_SECRET_KEY_FALLBACKS: key 2 is 5 bytes long")
+            .contains("at least 32")
+    );
+}
+
+#[test]
 fn logging_out_ends_the_session_for_every_copy_of_its_cookie() {
     let host = blog();
     let mut browser = admin_client(&host);

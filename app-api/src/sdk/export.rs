@@ -209,9 +209,23 @@ fn mount_from_context(context: HostContext) -> Result<(Mount, Dispatch), AppErro
         secret: context.secret.into(),
         uploads_url_path,
         reload: extension("reload").as_deref() == Some("true"),
+        secret_fallbacks: extension("secret_fallbacks")
+            .map(|hex| hex.split(',').filter_map(from_hex).collect())
+            .unwrap_or_default(),
         host: Some(Services(host)),
     };
     Ok((mount, dispatch))
+}
+
+/// The bytes a string of hex digits spells; `None` if it spells none.
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect()
 }
 
 /// Creates one instance for one mount: what `export_app!`'s `instantiate`

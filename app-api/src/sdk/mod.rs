@@ -56,6 +56,9 @@ pub struct Mount {
     pub config: serde_json::Value,
     /// A secret the host derived for this mount only (for signing cookies).
     pub secret: Vec<u8>,
+    /// The mount's keys from the host's earlier secrets
+    /// (`HOST_SECRET_KEY_FALLBACKS`): what they signed still verifies.
+    pub secret_fallbacks: Vec<Vec<u8>>,
     /// The URL path below the prefix where the host serves stored uploads,
     /// e.g. `/uploads`.
     pub uploads_url_path: String,
@@ -94,6 +97,7 @@ impl Mount {
                 secret
             },
             uploads_url_path: "/uploads".to_owned(),
+            secret_fallbacks: Vec::new(),
             reload: false,
             host: None,
         }

@@ -73,6 +73,9 @@ impl std::fmt::Debug for Session {
 struct Shared {
     /// The mount's signing key; `None` when the host gave no secret.
     key: Option<Key>,
+    /// Keys of the host's earlier secrets: a cookie they signed verifies,
+    /// and is signed again with the current key.
+    fallbacks: Vec<Key>,
     /// The raw (signed) value of the mount's session cookie, if sent.
     cookie: Option<String>,
     /// `None` until first used.
@@ -94,9 +97,27 @@ impl Session {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let state = guard.get_or_insert_with(|| State {
-            data: verified(self.shared.key.as_ref(), self.shared.cookie.as_deref()),
-            modified: false,
+        let state = guard.get_or_insert_with(|| {
+            let cookie = self.shared.cookie.as_deref();
+            let current = verified(self.shared.key.as_ref(), cookie);
+            if !current.is_empty() || cookie.is_none() {
+                return State {
+                    data: current,
+                    modified: false,
+                };
+            }
+            // signed with an earlier key: accepted, and signed anew
+            let earlier = self
+                .shared
+                .fallbacks
+                .iter()
+                .map(|key| verified(Some(key), cookie))
+                .find(|data| !data.is_empty())
+                .unwrap_or_default();
+            State {
+                modified: !earlier.is_empty(),
+                data: earlier,
+            }
         });
         body(state)
     }
@@ -298,6 +319,11 @@ impl Session {
         Session {
             shared: Arc::new(Shared {
                 key: key(&mount.secret),
+                fallbacks: mount
+                    .secret_fallbacks
+                    .iter()
+                    .filter_map(|secret| key(secret))
+                    .collect(),
                 cookie,
                 state: Mutex::new(None),
             }),
@@ -358,6 +384,54 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sdk::{Router, Routes, testing::TestClient};
+
+    /// An app that remembers a name and tells it, for `mount`.
+    fn remembering(mount: Mount) -> TestClient {
+        let build = |_: &Mount| -> Result<Router, Error> {
+            Ok(Router::new()
+                .get("/set", "set", |req: &Request| {
+                    req.session().insert("name", "ann");
+                    Ok(Response::text("set"))
+                })
+                .get("/get", "get", |req: &Request| {
+                    Ok(Response::text(
+                        req.session().get::<String>("name").unwrap_or_default(),
+                    ))
+                }))
+        };
+        TestClient::new(build, mount).unwrap()
+    }
+
+    #[test]
+    fn cookies_signed_with_an_earlier_key_verify_and_are_signed_anew() {
+        let old = Mount::new("blog", "/");
+        let cookie = remembering(old.clone())
+            .get("/set")
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut rotated = Mount::new("blog", "/");
+        assert_ne!(rotated.secret, old.secret);
+        // without the old key: logged out
+        let stranger = remembering(rotated.clone());
+        let read = stranger.request("GET", "/get", &[("cookie", &cookie)], b"");
+        assert_eq!(read.body_text(), "");
+        // with it as a fallback: read, and signed again with the new key
+        rotated.secret_fallbacks = vec![old.secret.clone()];
+        let client = remembering(rotated.clone());
+        let read = client.request("GET", "/get", &[("cookie", &cookie)], b"");
+        assert_eq!(read.body_text(), "ann");
+        let resigned = read.header("set-cookie").expect("signed anew").to_owned();
+        let resigned = resigned.split(';').next().unwrap();
+        rotated.secret_fallbacks.clear();
+        let after = remembering(rotated);
+        let read = after.request("GET", "/get", &[("cookie", resigned)], b"");
+        assert_eq!(read.body_text(), "ann", "the new cookie needs no fallback");
+    }
 
     #[test]
     fn csrf_tokens_are_checked() {

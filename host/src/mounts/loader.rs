@@ -292,6 +292,7 @@ macro_rules! context {
         let secret = $services
             .mount_secret(&mount.name)
             .map_err(|message| LoadError::Secret { message })?;
+        let fallbacks = $services.mount_secret_fallbacks(&mount.name);
         let services = MountServices::new(mount, $index, logger, Arc::clone($services));
         $context {
             mount_name: mount.name.as_str().into(),
@@ -303,7 +304,7 @@ macro_rules! context {
             secret: RVec::from(secret),
             max_log_level: logger.max_level(),
             host: $host(services),
-            extensions: extensions(mount, $flags),
+            extensions: extensions(mount, $flags, &fallbacks),
         }
     }};
 }
@@ -326,8 +327,10 @@ pub struct RunFlags {
     pub reload: bool,
 }
 
-/// What the context's `extensions` say about the mount and the host.
-fn extensions(mount: &Mount, flags: RunFlags) -> RVec<Extension> {
+/// What the context's `extensions` say about the mount and the host; the
+/// mount's keys from fallback secrets go as `secret_fallbacks`, each in
+/// hex, comma-separated.
+fn extensions(mount: &Mount, flags: RunFlags, fallbacks: &[Vec<u8>]) -> RVec<Extension> {
     let mut extensions = RVec::new();
     extensions.push(Extension {
         key: "host_contract".into(),
@@ -340,6 +343,16 @@ fn extensions(mount: &Mount, flags: RunFlags) -> RVec<Extension> {
                 value: "true".into(),
             });
         }
+    }
+    if !fallbacks.is_empty() {
+        let hex: Vec<String> = fallbacks
+            .iter()
+            .map(|key| key.iter().map(|byte| format!("{byte:02x}")).collect())
+            .collect();
+        extensions.push(Extension {
+            key: "secret_fallbacks".into(),
+            value: hex.join(",").into(),
+        });
     }
     if let Some(path) = &mount.uploads_url_path {
         extensions.push(Extension {

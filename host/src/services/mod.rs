@@ -160,6 +160,15 @@ impl SiteServices {
             .map_err(Clone::clone)
     }
 
+    /// The mount's keys from the fallback secrets (earlier keys whose
+    /// signatures still verify); none when the secret failed.
+    pub fn mount_secret_fallbacks(&self, mount: &str) -> Vec<Vec<u8>> {
+        self.secret
+            .as_ref()
+            .map(|secret| secret.fallbacks_for_mount(mount))
+            .unwrap_or_default()
+    }
+
     /// The uploads store: its folder is created on first use when serving;
     /// when inspecting, `None` if it does not exist.
     pub fn uploads(&self) -> Result<Option<&Uploads>, String> {

@@ -1,6 +1,8 @@
 //! The host's secret key and the per-app keys derived from it: a cookie
 //! signed for one mount is never accepted by another, because no two
-//! mounts share a key.
+//! mounts share a key. Earlier keys, given as fallbacks, still verify what
+//! they signed, so that a key rotates without logging everyone out
+//! (Flask's `SECRET_KEY_FALLBACKS`).
 
 use std::{
     fs::OpenOptions,
@@ -16,20 +18,30 @@ use sha2::Sha512;
 /// without it the host keeps one in `<data_dir>/secret.key`.
 pub const SECRET_ENV: &str = "HOST_SECRET_KEY";
 
+/// The environment variable that gives earlier secrets, comma-separated
+/// (each at least 32 bytes): cookies they signed are still accepted.
+pub const FALLBACKS_ENV: &str = "HOST_SECRET_KEY_FALLBACKS";
+
 /// The file name of the generated secret in the data directory.
 pub const SECRET_FILE: &str = "secret.key";
 
 /// The fewest bytes a secret may have.
 const MIN_SECRET: usize = 32;
 
-/// The host's secret.
+/// The host's secret, and the earlier ones that still verify.
 #[derive(Clone)]
-pub struct MasterSecret(Vec<u8>);
+pub struct MasterSecret(Vec<u8>, Vec<Vec<u8>>);
 
 impl MasterSecret {
     /// The secret from [`SECRET_ENV`], else from `<data_dir>/secret.key`,
     /// created once (mode 0600) with random bytes when missing.
     pub fn load(data_dir: &Path) -> Result<MasterSecret, String> {
+        let fallbacks = fallbacks_from_environment()?;
+        Self::load_current(data_dir)
+            .map(|MasterSecret(current, _)| MasterSecret(current, fallbacks))
+    }
+
+    fn load_current(data_dir: &Path) -> Result<MasterSecret, String> {
         if let Some(secret) = from_environment()? {
             return Ok(secret);
         }
@@ -48,7 +60,7 @@ impl MasterSecret {
                     .write_all(&secret)
                     .and_then(|()| created.sync_all())
                     .map_err(fail)?;
-                Ok(MasterSecret(secret))
+                Ok(MasterSecret(secret, Vec::new()))
             }
             // another process created it first: use that one
             Err(error) if error.kind() == ErrorKind::AlreadyExists => from_file(&file),
@@ -60,25 +72,67 @@ impl MasterSecret {
     /// (and without [`SECRET_ENV`]) a random secret for this process only.
     /// For `host check`, which signs nothing that outlives it.
     pub fn peek(data_dir: &Path) -> Result<MasterSecret, String> {
-        if let Some(secret) = from_environment()? {
-            return Ok(secret);
-        }
-        let file = data_dir.join(SECRET_FILE);
-        if file.exists() {
-            from_file(&file)
+        let fallbacks = fallbacks_from_environment()?;
+        let current = if let Some(secret) = from_environment()? {
+            secret.0
         } else {
-            random().map(MasterSecret)
-        }
+            let file = data_dir.join(SECRET_FILE);
+            if file.exists() {
+                from_file(&file)?.0
+            } else {
+                random()?
+            }
+        };
+        Ok(MasterSecret(current, fallbacks))
     }
 
     /// The 64-byte key of the mount named `mount`.
     pub fn for_mount(&self, mount: &str) -> Vec<u8> {
-        let mut mac =
-            Hmac::<Sha512>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
-        mac.update(b"app-secret/v1/");
-        mac.update(mount.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        mount_key(&self.0, mount)
     }
+
+    /// The mount's keys from the fallback secrets, in the order given.
+    pub fn fallbacks_for_mount(&self, mount: &str) -> Vec<Vec<u8>> {
+        self.1
+            .iter()
+            .map(|secret| mount_key(secret, mount))
+            .collect()
+    }
+}
+
+/// The 64-byte key of the mount named `mount` under `secret`.
+fn mount_key(secret: &[u8], mount: &str) -> Vec<u8> {
+    let mut mac = Hmac::<Sha512>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(b"app-secret/v1/");
+    mac.update(mount.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The secrets of [`FALLBACKS_ENV`], each checked like the current one.
+fn fallbacks_from_environment() -> Result<Vec<Vec<u8>>, String> {
+    let Some(value) = std::env::var_os(FALLBACKS_ENV) else {
+        return Ok(Vec::new());
+    };
+    let value = value.into_string().map_err(|_| {
+        format!("{FALLBACKS_ENV} is not UTF-8 text: give the earlier keys as text, comma-separated")
+    })?;
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .enumerate()
+        .map(|(index, key)| {
+            if key.len() < MIN_SECRET {
+                Err(format!(
+                    "{FALLBACKS_ENV}: key {} is {} bytes long: an earlier key has at least {MIN_SECRET} bytes, as {SECRET_ENV} had",
+                    index + 1,
+                    key.len()
+                ))
+            } else {
+                Ok(key.as_bytes().to_vec())
+            }
+        })
+        .collect()
 }
 
 fn from_environment() -> Result<Option<MasterSecret>, String> {
@@ -92,7 +146,7 @@ fn from_environment() -> Result<Option<MasterSecret>, String> {
             bytes.len()
         ));
     }
-    Ok(Some(MasterSecret(bytes)))
+    Ok(Some(MasterSecret(bytes, Vec::new())))
 }
 
 fn random() -> Result<Vec<u8>, String> {
@@ -152,7 +206,7 @@ fn from_file(file: &Path) -> Result<MasterSecret, String> {
             existing.len()
         ));
     }
-    Ok(MasterSecret(existing))
+    Ok(MasterSecret(existing, Vec::new()))
 }
 
 #[cfg(test)]
