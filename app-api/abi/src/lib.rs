@@ -438,7 +438,11 @@ pub struct HostContext {
     /// host runs with `--debug`: capture backtraces of panics),
     /// `uploads_url_path` (where the host serves stored uploads below the
     /// prefix, e.g. `/uploads`), `host_contract` (the contract version the
-    /// host was built against, since 1.1.0).
+    /// host was built against, since 1.1.0), `reload` (`true` when the
+    /// host runs with `--reload`: read templates from disk),
+    /// `secret_fallbacks` (the mount's keys from the host's earlier
+    /// secrets, each in hex, comma-separated: what they signed still
+    /// verifies).
     pub extensions: RVec<Extension>,
 }
 
