@@ -22,6 +22,7 @@
 mod authorizer;
 mod failure;
 mod migrations;
+pub mod postgres;
 mod statement;
 
 use std::{

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod blog;
+pub mod postgres;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
