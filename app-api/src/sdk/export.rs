@@ -219,7 +219,7 @@ fn mount_from_context(context: HostContext) -> Result<(Mount, Dispatch), AppErro
 
 /// The bytes a string of hex digits spells; `None` if it spells none.
 fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
