@@ -1069,6 +1069,46 @@ fn the_secret_from_the_environment_is_used_instead_of_the_file() {
 }
 
 #[test]
+fn hosts_sharing_a_key_file_accept_each_others_cookies() {
+    let shared = tempfile::tempdir().unwrap();
+    let key_file = shared.path().join("cluster.key");
+    std::fs::write(&key_file, "one key for every host of the cluster").unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // two hosts, each with its own data folder, on one database
+    let site = |key: Option<&std::path::Path>| {
+        let mut value = common::blog::site_table_value();
+        value["databases"]["blog"]["url"] =
+            format!("sqlite:{}", shared.path().join("blog.db").display()).into();
+        if let Some(key) = key {
+            value["secret_key_file"] = key.display().to_string().into();
+        }
+        common::Table::from_value(value)
+    };
+    let (a, b, alone) = (site(Some(&key_file)), site(Some(&key_file)), site(None));
+    create_user(&a, "alice");
+    let host_a = Host::start_on(&a);
+    let cookie = format!(
+        "admin_session={}",
+        admin_client(&host_a).cookies["admin_session"].value
+    );
+    let host_b = Host::start_on(&b);
+    let on_b = host_b.request("GET", "/admin/", &[("Cookie", &cookie)], b"");
+    assert_eq!(on_b.status, 200, "logged in through A, served by B");
+    // neither made a secret.key of its own
+    for table in [&a, &b] {
+        assert!(!table.dir.path().join("data/secret.key").exists());
+    }
+    // a host with its own data folder's key does not know the cookie
+    let host_alone = Host::start_on(&alone);
+    let elsewhere = host_alone.request("GET", "/admin/", &[("Cookie", &cookie)], b"");
+    assert_eq!(elsewhere.status, 303);
+}
+
+#[test]
 fn an_earlier_secret_as_a_fallback_keeps_logins_through_a_rotation() {
     let (old, new) = (
         "the-secret-key-before-the-rotation-0001",

@@ -134,8 +134,10 @@ impl SiteServices {
             })
             .collect();
         let secret = match mode {
-            Mode::Inspect => MasterSecret::peek(data_dir),
-            Mode::Serve | Mode::Command => MasterSecret::load(data_dir),
+            Mode::Inspect => MasterSecret::peek(data_dir, table.secret_key_file.as_deref()),
+            Mode::Serve | Mode::Command => {
+                MasterSecret::load(data_dir, table.secret_key_file.as_deref())
+            }
         };
         Ok(Arc::new(SiteServices {
             data_dir: data_dir.to_owned(),

@@ -33,17 +33,22 @@ const MIN_SECRET: usize = 32;
 pub struct MasterSecret(Vec<u8>, Vec<Vec<u8>>);
 
 impl MasterSecret {
-    /// The secret from [`SECRET_ENV`], else from `<data_dir>/secret.key`,
-    /// created once (mode 0600) with random bytes when missing.
-    pub fn load(data_dir: &Path) -> Result<MasterSecret, String> {
+    /// The secret from [`SECRET_ENV`], else from `key_file` (the table's
+    /// `secret_key_file`, never made by the host), else from
+    /// `<data_dir>/secret.key`, created once (mode 0600) with random bytes
+    /// when missing.
+    pub fn load(data_dir: &Path, key_file: Option<&Path>) -> Result<MasterSecret, String> {
         let fallbacks = fallbacks_from_environment()?;
-        Self::load_current(data_dir)
+        Self::load_current(data_dir, key_file)
             .map(|MasterSecret(current, _)| MasterSecret(current, fallbacks))
     }
 
-    fn load_current(data_dir: &Path) -> Result<MasterSecret, String> {
+    fn load_current(data_dir: &Path, key_file: Option<&Path>) -> Result<MasterSecret, String> {
         if let Some(secret) = from_environment()? {
             return Ok(secret);
+        }
+        if let Some(file) = key_file {
+            return from_file(file).map_err(|error| format!("secret_key_file: {error}"));
         }
         let file = data_dir.join(SECRET_FILE);
         let fail = |error: std::io::Error| cannot_read_or_create(&file, error);
@@ -71,10 +76,14 @@ impl MasterSecret {
     /// Like [`MasterSecret::load`], but never creates the file: without one
     /// (and without [`SECRET_ENV`]) a random secret for this process only.
     /// For `host check`, which signs nothing that outlives it.
-    pub fn peek(data_dir: &Path) -> Result<MasterSecret, String> {
+    pub fn peek(data_dir: &Path, key_file: Option<&Path>) -> Result<MasterSecret, String> {
         let fallbacks = fallbacks_from_environment()?;
         let current = if let Some(secret) = from_environment()? {
             secret.0
+        } else if let Some(file) = key_file {
+            from_file(file)
+                .map_err(|error| format!("secret_key_file: {error}"))?
+                .0
         } else {
             let file = data_dir.join(SECRET_FILE);
             if file.exists() {
@@ -218,34 +227,34 @@ mod tests {
     #[test]
     fn the_secret_is_created_once_private_and_each_mount_gets_its_own_key() {
         let folder = tempfile::tempdir().unwrap();
-        let first = MasterSecret::load(folder.path()).unwrap();
+        let first = MasterSecret::load(folder.path(), None).unwrap();
         let mode = std::fs::metadata(folder.path().join(SECRET_FILE))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let again = MasterSecret::load(folder.path()).unwrap();
+        let again = MasterSecret::load(folder.path(), None).unwrap();
         assert_eq!(first.for_mount("admin"), again.for_mount("admin"));
         assert_eq!(first.for_mount("admin").len(), 64);
         assert_ne!(first.for_mount("admin"), first.for_mount("frontend"));
-        let other = MasterSecret::load(tempfile::tempdir().unwrap().path()).unwrap();
+        let other = MasterSecret::load(tempfile::tempdir().unwrap().path(), None).unwrap();
         assert_ne!(first.for_mount("admin"), other.for_mount("admin"));
         // peeking reads the file that exists, and creates none
-        let peeked = MasterSecret::peek(folder.path()).unwrap();
+        let peeked = MasterSecret::peek(folder.path(), None).unwrap();
         assert_eq!(first.for_mount("admin"), peeked.for_mount("admin"));
         let empty = tempfile::tempdir().unwrap();
-        MasterSecret::peek(empty.path()).unwrap();
+        MasterSecret::peek(empty.path(), None).unwrap();
         assert!(!empty.path().join(SECRET_FILE).exists());
     }
 
     #[test]
     fn a_secret_others_may_read_is_refused_with_the_fix() {
         let folder = tempfile::tempdir().unwrap();
-        MasterSecret::load(folder.path()).unwrap();
+        MasterSecret::load(folder.path(), None).unwrap();
         let file = folder.path().join(SECRET_FILE);
         for mode in [0o644, 0o640, 0o604] {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
-            let error = MasterSecret::load(folder.path()).err().unwrap();
+            let error = MasterSecret::load(folder.path(), None).err().unwrap();
             assert!(error.contains(&format!("(mode 0{mode:o})")), "{error}");
             assert!(
                 error.contains(&format!("chmod 600 {}", file.display())),
@@ -253,6 +262,32 @@ mod tests {
             );
         }
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
-        MasterSecret::load(folder.path()).unwrap();
+        MasterSecret::load(folder.path(), None).unwrap();
+    }
+
+    #[test]
+    fn a_configured_key_file_is_read_never_made_and_must_be_private() {
+        let folder = tempfile::tempdir().unwrap();
+        let key_file = folder.path().join("cluster.key");
+        let missing = MasterSecret::load(folder.path(), Some(&key_file))
+            .err()
+            .unwrap();
+        assert!(missing.starts_with("secret_key_file: "), "{missing}");
+        assert!(missing.contains("cluster.key"), "{missing}");
+        assert!(!key_file.exists(), "never made");
+        assert!(!folder.path().join(SECRET_FILE).exists());
+        std::fs::write(&key_file, "a key every host of the cluster shares").unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let one = MasterSecret::load(folder.path(), Some(&key_file)).unwrap();
+        let other =
+            MasterSecret::load(tempfile::tempdir().unwrap().path(), Some(&key_file)).unwrap();
+        assert_eq!(one.for_mount("admin"), other.for_mount("admin"));
+        let peeked = MasterSecret::peek(folder.path(), Some(&key_file)).unwrap();
+        assert_eq!(one.for_mount("admin"), peeked.for_mount("admin"));
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let readable = MasterSecret::load(folder.path(), Some(&key_file))
+            .err()
+            .unwrap();
+        assert!(readable.contains("chmod 600"), "{readable}");
     }
 }

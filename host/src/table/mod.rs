@@ -38,6 +38,9 @@ pub struct MountTable {
     pub data_dir: PathBuf,
     /// The folder for log files, resolved.
     pub log_dir: PathBuf,
+    /// The file of the host's secret key, when the table names one (else
+    /// the data folder's `secret.key`).
+    pub secret_key_file: Option<PathBuf>,
     /// The mounts, in table order.
     pub mounts: Vec<Mount>,
     /// The databases: those the table declares, then the private ones of

@@ -23,6 +23,12 @@ pub(super) struct RawTable {
     pub(super) data_dir: Option<String>,
     /// The folder for log files, relative to this file. Default "logs".
     pub(super) log_dir: Option<String>,
+    /// A file holding the host's secret key (at least 32 bytes, readable by
+    /// its owner only), relative to this file: one every host of a cluster
+    /// shares, so that a cookie one signs the others accept. Never made by
+    /// the host. HOST_SECRET_KEY overrides it. Default: data_dir's
+    /// secret.key, made when missing.
+    pub(super) secret_key_file: Option<String>,
     /// Where the host answers its JSON health report; "" turns it off.
     /// Default "/_host/health".
     pub(super) health_path: Option<String>,

@@ -89,6 +89,7 @@ pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem
         listen,
         data_dir,
         log_dir: base.join(raw.log_dir.as_deref().unwrap_or(defaults::LOG_DIR)),
+        secret_key_file: raw.secret_key_file.as_deref().map(|file| base.join(file)),
         mounts,
         databases,
         limits,
