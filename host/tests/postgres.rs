@@ -48,7 +48,7 @@ fn sqlstate(error: &str) -> &str {
 fn the_blogs_schema_and_statements_read_the_same_on_postgresql() {
     let postgres = Postgres::start();
     let steps = blog_migrations();
-    assert!(steps.len() >= 4, "found {} steps", steps.len());
+    assert!(steps.len() >= 5, "found {} steps", steps.len());
     for (number, step) in steps.iter().enumerate() {
         let translated = sql::schema(step);
         if let Err(error) = run(&postgres, &translated) {

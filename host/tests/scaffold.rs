@@ -353,7 +353,7 @@ fn the_readme_steps_make_sections_in_the_workspace_and_in_their_own_repository()
             .unwrap();
         assert_eq!(
             namespaces,
-            [("blog".to_owned(), 4), ("guestbook".to_owned(), 1)],
+            [("blog".to_owned(), 5), ("guestbook".to_owned(), 1)],
             "guestbook first: {guestbook_first}"
         );
     }

@@ -115,7 +115,7 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
     assert!(check.status.success(), "{out}");
     assert!(
         out.contains(&format!(
-            "database blog ({}):\n  migrations \"blog\": 0 of 4 steps applied, 2 to adopt from PRAGMA user_version, 2 pending",
+            "database blog ({}):\n  migrations \"blog\": 0 of 5 steps applied, 2 to adopt from PRAGMA user_version, 3 pending",
             data.join("app.db").display()
         )),
         "{out}"
@@ -171,11 +171,18 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
     assert!(!unattached.exists());
     stop(host);
 
-    // every other row is as it was; posts gained a language, English
+    // every other row is as it was; posts gained a language, English, and
+    // failed logins an id
     let after = blog_rows(&data.join("app.db"));
-    for table in ["users", "post_images", "login_failures"] {
+    for table in ["users", "post_images"] {
         assert_eq!(after[table], expected[table], "{table}");
     }
+    let with_ids: Vec<String> = expected["login_failures"]
+        .iter()
+        .enumerate()
+        .map(|(at, row)| format!("Integer({}) | {row}", at + 1))
+        .collect();
+    assert_eq!(after["login_failures"], with_ids, "login_failures");
     let in_english: Vec<String> = expected["posts"]
         .iter()
         .map(|row| format!("{row} | Text(\"en\")"))
@@ -203,6 +210,7 @@ fn the_old_data_folder_is_adopted_as_the_blog_database_with_every_row_and_upload
             // languages and comments) ran on it
             ("blog".to_owned(), 3, 0),
             ("blog".to_owned(), 4, 0),
+            ("blog".to_owned(), 5, 0),
         ]
     );
     let version: i64 = connection

@@ -85,4 +85,21 @@ CREATE INDEX comments_by_post ON comments (post_id, approved, created_at);
 CREATE INDEX comments_by_state ON comments (approved, created_at);
 CREATE INDEX comments_by_address ON comments (address, created_at);
 "#,
+    r#"
+-- failed logins get an id of their own, which the code names: SQLite's
+-- implicit rowid, which it named before, is SQLite's alone (the table is
+-- made anew, its rows copied: SQLite cannot add a primary key)
+CREATE TABLE login_failures_with_ids (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL,
+    address TEXT NOT NULL,
+    failed_at INTEGER NOT NULL
+);
+INSERT INTO login_failures_with_ids (username, address, failed_at)
+    SELECT username, address, failed_at FROM login_failures ORDER BY failed_at;
+DROP TABLE login_failures;
+ALTER TABLE login_failures_with_ids RENAME TO login_failures;
+CREATE INDEX login_failures_by_key ON login_failures (username, address, failed_at);
+CREATE INDEX login_failures_by_address ON login_failures (address, failed_at);
+"#,
 ];

@@ -118,7 +118,7 @@ impl Blog {
                  SELECT ?1, ?2, ?3 \
                  WHERE (SELECT COUNT(*) FROM login_failures WHERE address = ?2 AND failed_at > ?4) < ?5 \
                  AND (SELECT COUNT(*) FROM login_failures WHERE username = ?1 AND failed_at > ?4) < ?6 \
-                 RETURNING rowid",
+                 RETURNING id",
                 params![
                     username,
                     address,
@@ -128,7 +128,7 @@ impl Blog {
                     limits.per_username
                 ],
         )?;
-        rows.first().map(|row| row.get("rowid")).transpose()
+        rows.first().map(|row| row.get("id")).transpose()
     }
 
     /// Forgets the failed logins recorded before `before`: they no longer
@@ -163,10 +163,8 @@ impl Blog {
 
     /// Takes back login attempt `attempt`: it was never checked.
     pub fn withdraw_login_attempt(&self, attempt: i64) -> Result<(), Error> {
-        self.db.execute(
-            "DELETE FROM login_failures WHERE rowid = ?1",
-            params![attempt],
-        )?;
+        self.db
+            .execute("DELETE FROM login_failures WHERE id = ?1", params![attempt])?;
         Ok(())
     }
 
@@ -179,10 +177,7 @@ impl Blog {
         address: &str,
     ) -> Result<(), Error> {
         self.db.transaction(&[
-            Statement::new(
-                "DELETE FROM login_failures WHERE rowid = ?1",
-                params![attempt],
-            ),
+            Statement::new("DELETE FROM login_failures WHERE id = ?1", params![attempt]),
             Statement::new(
                 "DELETE FROM login_failures WHERE username = ?1 AND address = ?2",
                 params![username, address],
