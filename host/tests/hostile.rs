@@ -5,7 +5,7 @@
 mod common;
 
 use std::{
-    io::{ErrorKind, Read, Write},
+    io::Write,
     net::TcpStream,
     thread,
     time::{Duration, Instant},
@@ -32,16 +32,7 @@ fn probe_host(top: serde_json::Value, probe: serde_json::Value) -> Host {
 /// `None` when nothing came in that time.
 fn answer_within(stream: &mut TcpStream, within: Duration) -> Option<String> {
     stream.set_read_timeout(Some(within)).unwrap();
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-            Err(error) if error.kind() == ErrorKind::ConnectionReset => break,
-            Err(_) => break,
-        }
-    }
+    let (received, _) = common::read_until_close(stream);
     (!received.is_empty()).then(|| String::from_utf8_lossy(&received).into_owned())
 }
 

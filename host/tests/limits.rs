@@ -32,15 +32,9 @@ fn exchange(host: &Host, bytes: &[u8]) -> String {
     let mut stream = connect(host.addr, Duration::from_secs(5));
     // the server may close before reading everything: ignore write errors
     let _ = stream.write_all(bytes);
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-            Err(error) if error.kind() == ErrorKind::ConnectionReset => break,
-            Err(error) => panic!("no answer and no close: {error}"),
-        }
+    let (received, error) = common::read_until_close(&mut stream);
+    if let Some(error) = error {
+        panic!("no answer and no close: {error}");
     }
     String::from_utf8_lossy(&received).into_owned()
 }

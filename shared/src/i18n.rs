@@ -104,19 +104,6 @@ pub fn localise(router: Router) -> Router {
         .url_default(PARAM, |req: &Request| Some(lang(req).to_owned()))
 }
 
-/// What templates get: the `languages` list.
-pub fn setup(env: &mut minijinja::Environment<'static>) {
-    env.add_global(
-        "languages",
-        Value::from_serialize(
-            LANGUAGES
-                .iter()
-                .map(|(code, name)| serde_json::json!({ "code": code, "name": name }))
-                .collect::<Vec<_>>(),
-        ),
-    );
-}
-
 /// `_(text, **args)` for one render in `lang`: a function of the render's
 /// own, so that a call finds its language without looking it up.
 pub fn translator(lang: &'static str) -> Value {

@@ -1,14 +1,13 @@
 //! What the blog adds to the SDK's templates (`app_api::sdk::templates`):
-//! the `date` filter and the languages (`_()`, `languages`). The shared
-//! templates are in `shared/templates/`: the base layout, the login,
-//! logout, about and error pages.
+//! the `date` filter (`_()`, the translation, comes with each render:
+//! `Site::render`). The shared templates are in `shared/templates/`: the
+//! base layout, the login, logout, about and error pages.
 
 use app_api::minijinja;
 
-/// Adds the blog's filters and functions to a template environment.
+/// Adds the blog's filters to a template environment.
 pub fn setup(env: &mut minijinja::Environment<'static>) {
     env.add_filter("date", date_filter);
-    crate::i18n::setup(env);
 }
 
 /// `{{ post.created_at|date }}`: Unix seconds as `2026-11-25`;

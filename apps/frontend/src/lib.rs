@@ -17,7 +17,7 @@ use shared::{
     Audience, Site, auth,
     i18n::{self, tr},
     markdown::comment_html,
-    model::{CommentInput, CommentLimit, PublishedPost, Refusal},
+    model::{CommentInput, CommentLimit, Post, PublishedPost, Refusal},
 };
 
 /// Posts on one page of the home page.
@@ -98,17 +98,28 @@ fn moved(req: &Request, endpoint: &str, params: &[(&str, &str)]) -> Result<Respo
     ))
 }
 
+/// The published post the request's `<slug>` names, else a 404 saying so
+/// in the request's language.
+fn requested_post(site: &Site, req: &Request) -> Result<PublishedPost, Error> {
+    let lang = i18n::lang(req);
+    let slug: &str = req.param("slug")?;
+    site.blog
+        .published_post(slug)?
+        .ok_or_else(|| Error::not_found_with(tr(lang, "There is no post at this address.")))
+}
+
+/// `301` to the post's address in its own language.
+fn to_its_language(req: &Request, post: &Post) -> Result<Response, Error> {
+    moved(
+        req,
+        "post",
+        &[(i18n::PARAM, &post.lang), ("slug", &post.slug)],
+    )
+}
+
 /// `/post/<slug>`: moved to the post's language.
 fn moved_post(site: &Site, req: &Request) -> Result<Response, Error> {
-    let slug: &str = req.param("slug")?;
-    let post = site
-        .blog
-        .published_post(slug)?
-        .map(|published| published.post)
-        .ok_or_else(|| {
-            Error::not_found_with(tr(i18n::lang(req), "There is no post at this address."))
-        })?;
-    moved(req, "post", &[(i18n::PARAM, &post.lang), ("slug", slug)])
+    to_its_language(req, &requested_post(site, req)?.post)
 }
 
 /// The `?page=` number: 1 when absent; `404` when not a page number.
@@ -147,17 +158,13 @@ struct Refused<'a> {
 
 fn show_post(site: &Site, req: &Request, refused: Option<Refused<'_>>) -> Result<Response, Error> {
     let lang = i18n::lang(req);
-    let slug: &str = req.param("slug")?;
     let PublishedPost {
         post,
         images,
         comments,
-    } = site
-        .blog
-        .published_post(slug)?
-        .ok_or_else(|| Error::not_found_with(tr(lang, "There is no post at this address.")))?;
+    } = requested_post(site, req)?;
     if post.lang != lang {
-        return moved(req, "post", &[(i18n::PARAM, &post.lang), ("slug", slug)]);
+        return to_its_language(req, &post);
     }
     let body = site.bodies.to_html(&post.body);
     let comments: Vec<Value> = comments
@@ -198,16 +205,14 @@ fn show_post(site: &Site, req: &Request, refused: Option<Refused<'_>>) -> Result
 
 fn add_comment(site: &Site, req: &Request) -> Result<Response, Error> {
     let lang = i18n::lang(req);
-    let slug: &str = req.param("slug")?;
-    let post = match site.blog.published_post(slug)? {
-        Some(PublishedPost { post, .. }) if post.lang == lang => post,
-        _ => {
-            return Err(Error::not_found_with(tr(
-                lang,
-                "There is no post at this address.",
-            )));
-        }
-    };
+    let post = requested_post(site, req)?.post;
+    if post.lang != lang {
+        // a comment is sent from its post's page: none is at this address
+        return Err(Error::not_found_with(tr(
+            lang,
+            "There is no post at this address.",
+        )));
+    }
     let form = req.form();
     let user = auth::current_user(site, &req.session())?;
     let input = CommentInput {
@@ -229,7 +234,7 @@ fn add_comment(site: &Site, req: &Request) -> Result<Response, Error> {
                 lang,
                 "Thank you! Your comment will show here once it is approved.",
             ));
-            let here = req.url_for("post", &[("slug", slug)])?;
+            let here = req.url_for("post", &[("slug", &post.slug)])?;
             Ok(Response::redirect_with(
                 StatusCode::SEE_OTHER,
                 &format!("{here}#comments"),

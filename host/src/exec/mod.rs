@@ -283,6 +283,14 @@ mod tests {
         }
     }
 
+    /// Two handlers at once, and time enough that no test call waits out
+    /// a limit.
+    const TWO_PATIENT_SLOTS: CallLimits = CallLimits {
+        max_concurrency: 2,
+        queue_timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(10),
+    };
+
     fn runner(probe: &Arc<Probe>, limits: CallLimits) -> Runner {
         let instance = Arc::new(App_TO::from_value(Shared(Arc::clone(probe)), TD_Opaque));
         Runner::new("probe", limits, instance)
@@ -352,14 +360,7 @@ mod tests {
             ..Probe::default()
         });
         probe.open();
-        let runner = runner(
-            &probe,
-            CallLimits {
-                max_concurrency: 2,
-                queue_timeout: Duration::from_secs(10),
-                timeout: Duration::from_secs(10),
-            },
-        );
+        let runner = runner(&probe, TWO_PATIENT_SLOTS);
         let gate = InlineGate::new(2);
         let first = thread_of(call(&runner, &gate).await);
         assert!(
@@ -378,14 +379,7 @@ mod tests {
     async fn forms_and_uploads_never_run_on_an_async_worker() {
         let probe = Arc::new(Probe::default());
         probe.open();
-        let runner = runner(
-            &probe,
-            CallLimits {
-                max_concurrency: 2,
-                queue_timeout: Duration::from_secs(10),
-                timeout: Duration::from_secs(10),
-            },
-        );
+        let runner = runner(&probe, TWO_PATIENT_SLOTS);
         let gate = InlineGate::new(2);
         for method in ["POST", "PUT", "PATCH", "DELETE"] {
             let thread = thread_of(call_with(&runner, &gate, method).await);

@@ -377,6 +377,24 @@ fn requested_host<'r>(origin: &'r Origin<'_>, parts: &'r http::request::Parts) -
     })
 }
 
+/// Logs `what` happened to the request under the mount's logger, with the
+/// request's method, target and id.
+fn log_request(
+    live: &SiteMount,
+    parts: &http::request::Parts,
+    request_id: &str,
+    level: u8,
+    what: std::fmt::Arguments<'_>,
+) {
+    logging::with_request_id(request_id, || {
+        live.logger.emit(
+            level,
+            "host",
+            &format!("{} {}: {what}", parts.method, parts.uri),
+        );
+    });
+}
+
 /// The response when the app got no call, or gave no answer in time.
 fn call_refused(
     live: &SiteMount,
@@ -388,16 +406,13 @@ fn call_refused(
         CallError::Closed => respond::status_page(StatusCode::SERVICE_UNAVAILABLE),
         CallError::Busy => respond::busy(),
         CallError::TimedOut(limit) => {
-            logging::with_request_id(request_id, || {
-                live.logger.emit(
-                    level::WARN,
-                    "host",
-                    &format!(
-                        "{} {}: no answer within {limit:?}: 504 sent, the handler runs on",
-                        parts.method, parts.uri
-                    ),
-                );
-            });
+            log_request(
+                live,
+                parts,
+                request_id,
+                level::WARN,
+                format_args!("no answer within {limit:?}: 504 sent, the handler runs on"),
+            );
             respond::status_page(StatusCode::GATEWAY_TIMEOUT)
         }
     }
@@ -416,16 +431,13 @@ fn body_refused(
         Refusal::Unreadable => respond::bad_request("the request body could not be read"),
         Refusal::NoRoom => respond::busy(),
         Refusal::Spool(error) => {
-            logging::with_request_id(request_id, || {
-                live.logger.emit(
-                    level::ERROR,
-                    "host",
-                    &format!(
-                        "{} {}: cannot spool the request body to a temporary file: {error}",
-                        parts.method, parts.uri
-                    ),
-                );
-            });
+            log_request(
+                live,
+                parts,
+                request_id,
+                level::ERROR,
+                format_args!("cannot spool the request body to a temporary file: {error}"),
+            );
             respond::status_page(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
@@ -446,16 +458,13 @@ fn reply_response(
         RResult::ROk(response) => match respond::app_reply(response, &live.mount, &parts.headers) {
             Ok(response) => response,
             Err(problem) => {
-                logging::with_request_id(request_id, || {
-                    live.logger.emit(
-                        level::ERROR,
-                        "host",
-                        &format!(
-                            "{} {}: invalid response from the app: {problem}",
-                            parts.method, parts.uri
-                        ),
-                    );
-                });
+                log_request(
+                    live,
+                    parts,
+                    request_id,
+                    level::ERROR,
+                    format_args!("invalid response from the app: {problem}"),
+                );
                 respond::status_page(StatusCode::INTERNAL_SERVER_ERROR)
             }
         },

@@ -426,6 +426,24 @@ pub fn connect(addr: SocketAddr, read_timeout: Duration) -> TcpStream {
 
 /// Sends raw bytes on a new connection and reads one response (the server
 /// closes the connection after it, as asked).
+/// Reads what the server sends until it closes (a reset counts as a
+/// close); the bytes, and the error that ended the reading otherwise (a
+/// read timeout, say).
+pub fn read_until_close(stream: &mut TcpStream) -> (Vec<u8>, Option<std::io::Error>) {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return (received, None),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (received, None);
+            }
+            Err(error) => return (received, Some(error)),
+        }
+    }
+}
+
 pub fn send_raw(addr: SocketAddr, bytes: &[u8], head: bool) -> HttpResponse {
     let mut stream = connect(addr, Duration::from_secs(30));
     stream.write_all(bytes).unwrap();
