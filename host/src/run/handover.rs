@@ -128,10 +128,18 @@ pub fn write_pid_file(data_dir: &Path, table: &Path) -> std::io::Result<()> {
     let pid = std::process::id();
     let started = start_time(pid).unwrap_or_default();
     let table = std::fs::canonicalize(table).unwrap_or_else(|_| table.to_owned());
+    // written aside and renamed into place: a `host reload` reading the
+    // file while a successor writes it must see the old one or the new,
+    // never an empty one
+    let file = pid_file(data_dir);
+    let written = file.with_extension(format!("pid.{pid}"));
     std::fs::write(
-        pid_file(data_dir),
+        &written,
         format!("{pid}\nstarted {started}\nserves {}\n", table.display()),
-    )
+    )?;
+    std::fs::rename(&written, &file).inspect_err(|_| {
+        let _ = std::fs::remove_file(&written);
+    })
 }
 
 /// Removes the pid file if it still names this process.
