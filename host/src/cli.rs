@@ -222,7 +222,7 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     for report in services.inspected() {
-        println!("database {} ({}):", report.name, report.path.display());
+        println!("database {} ({}):", report.name, report.location.shown());
         for namespace in &report.inspected {
             println!("  {}", describe_migrations(namespace));
         }

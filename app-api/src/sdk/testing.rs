@@ -225,7 +225,7 @@ mod services {
         sabi_trait::TD_Opaque,
         std_types::{RArc, RResult, RSlice, RStr, RString, RVec},
     };
-    use host_database::Database;
+    use host_database::{Database, Location};
 
     use crate::{
         abi::{
@@ -284,8 +284,10 @@ mod services {
                 return Ok(Arc::clone(database));
             }
             let path = self.folder.path().join(format!("{name}.db"));
-            let database =
-                Arc::new(Database::open(name, &path, 4, &Vec::new).map_err(DbError::from)?);
+            let database = Arc::new(
+                Database::open(name, &Location::Sqlite(path), 4, &Vec::new)
+                    .map_err(DbError::from)?,
+            );
             databases.insert(name.to_owned(), Arc::clone(&database));
             Ok(database)
         }

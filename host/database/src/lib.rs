@@ -1,500 +1,211 @@
-//! The host's databases, as apps use them: SQLite files the host opens
-//! (apps never link SQLite themselves: two copies of SQLite on one file can
-//! corrupt it, as SQLite's "How To Corrupt An SQLite Database File" says in
-//! section 2.2.1), offered as statements with typed parameters and rows
-//! back, through the types of the contract (`app-api-abi`).
+//! The host's databases, as apps use them: statements with typed
+//! parameters and rows back, through the types of the contract
+//! (`app-api-abi`), on SQLite files the host opens (`sqlite`) or on
+//! PostgreSQL (`postgres`, with the `postgres` feature). Apps write their
+//! SQL once, in the portable contract (numbered `?N` placeholders,
+//! SQLite's type names), and it runs on both.
 //!
-//! One writer connection behind a lock serialises writes (SQLite allows one
-//! writer at a time anyway, and waiting on a lock is cheaper than retrying
-//! on `SQLITE_BUSY`); read-only statements run on a pool of reader
-//! connections, which WAL mode lets proceed alongside the writer. Every
-//! connection judges apps' statements with an authorizer (the `authorizer`
-//! module says what it refuses). Migrations belong to namespaces, with
-//! their history in a table of the host's (the `migrations` module).
+//! Migrations belong to namespaces, with their history in a table of the
+//! host's (`history`). A database opened with [`Database::inspect`] only
+//! looks, for `host check` and `host routes`: it creates no file, writes
+//! nothing, and reports what migrations would do.
 //!
-//! A database opened with [`Database::inspect`] only looks, for `host check`
-//! and `host routes`: it creates no file, writes nothing, and reports what
-//! migrations would do.
-//!
-//! The SDK's test client uses this crate too, so that an app's unit tests
-//! run under the rules the host applies.
+//! The SDK's test client uses this crate too (SQLite only), so that an
+//! app's unit tests run under the rules the host applies.
 
-mod authorizer;
 mod failure;
-mod migrations;
+mod history;
 pub mod postgres;
-mod statement;
+mod sqlite;
 
-use std::{
-    path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::RVec;
 use app_api_abi::{DbMigration, DbRows, DbStatement, DbValue, Extension};
-use rusqlite::{Connection, OpenFlags};
 
-use authorizer::Authorizer;
 pub use failure::{Failure, Kind};
-pub use migrations::{Inspected, Migration};
-use statement::{check_placeholders, run};
+pub use history::{Inspected, Migration};
 
-/// How long a statement waits for another process's lock before `busy`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A connection with its authorizer.
-pub(crate) struct Conn {
-    connection: Connection,
-    authorizer: Arc<Authorizer>,
+/// Where a database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by its URL.
+    Postgres(String),
 }
 
-impl Conn {
-    fn new(connection: Connection) -> Result<Conn, Failure> {
-        connection.busy_timeout(BUSY_TIMEOUT)?;
-        let authorizer = Authorizer::install(&connection);
-        Ok(Conn {
-            connection,
-            authorizer,
-        })
-    }
-
-    /// An empty in-memory database (to try migration steps on).
-    pub(crate) fn in_memory() -> Result<Conn, Failure> {
-        Conn::new(Connection::open_in_memory()?)
-    }
-
-    /// Runs the host's own statements, unjudged.
-    pub(crate) fn host<T>(&self, body: impl FnOnce(&Connection) -> T) -> T {
-        self.authorizer.as_host(|| body(&self.connection))
-    }
-
-    /// [`Conn::host`] with the connection to change (transactions), and
-    /// the authorizer, for the app's parts (a migration step) inside.
-    pub(crate) fn host_mut<T>(
-        &mut self,
-        body: impl FnOnce(&mut Connection, &Authorizer) -> T,
-    ) -> T {
-        let Conn {
-            connection,
-            authorizer,
-        } = self;
-        authorizer.as_host(|| body(connection, authorizer))
-    }
-
-    /// Runs an app's statements, judged; a refusal becomes a
-    /// [`Kind::Refused`] failure that says why.
-    fn app<T>(&self, body: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, Failure> {
-        // Outside `host` the authorizer judges: no flag to set here, on
-        // the path every query takes.
-        body(&self.connection).map_err(|failure| match self.authorizer.take_refusal() {
-            Some(reason) => Failure::new(Kind::Refused, reason),
-            None => failure,
-        })
+impl Location {
+    /// How messages name it: the file, or the URL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            Location::Sqlite(path) => path.display().to_string(),
+            #[cfg(feature = "postgres")]
+            Location::Postgres(url) => postgres::without_password(url),
+            #[cfg(not(feature = "postgres"))]
+            Location::Postgres(url) => url.clone(),
+        }
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding a connection leaves no half-done Rust state in
-    // it; a transaction it left open is rolled back before the next use.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// How an inspecting database reads, if its file exists.
-struct Inspection {
-    /// The URI readers open (see [`Database::inspect`]).
-    uri: Option<String>,
-    /// The copy readers open instead of a database nobody has open that
-    /// has a write-ahead log left (see [`Database::inspect`]).
-    _copy: Option<tempfile::TempDir>,
-    /// What migration calls found, for `host check` to report.
-    seen: Mutex<Vec<Inspected>>,
-}
-
-/// `path` with `suffix` appended (`app.db` → `app.db-wal`).
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-/// Whether another process has the database open: every connection holds
-/// a read lock on byte 128 of the `-shm` file (SQLite's "DMS" slot, in
-/// `os_unix.c`) while it is open. Asking (`F_GETLK`) takes no lock.
-fn in_use(shm: &Path) -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(file) = std::fs::File::open(shm) else {
-        return false;
-    };
-    let mut lock = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 128,
-        l_len: 1,
-        l_pid: 0,
-    };
-    // SAFETY: fcntl(F_GETLK) reads and fills in the `flock` this function
-    // owns, on a descriptor that stays open for the whole call.
-    #[allow(unsafe_code)]
-    let answered = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) } == 0;
-    answered && lock.l_type != libc::F_UNLCK as libc::c_short
+// One per database, made once and never moved: boxing the larger variant
+// would only add a pointer to follow on every call.
+#[allow(clippy::large_enum_variant)]
+enum Engine {
+    Sqlite(sqlite::Sqlite),
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::Postgres),
 }
 
 /// One open database.
 pub struct Database {
     name: String,
-    path: PathBuf,
-    /// `None` when only inspecting, or once closed.
-    writer: Mutex<Option<Conn>>,
-    readers: Mutex<Vec<Conn>>,
-    /// Idle reader connections kept open: as many as there can be handlers
-    /// reading at once, so that under load every reader is reused. A
-    /// reader made anew reads the schema and prepares its statements again:
-    /// with a fixed 8, the blog's home page under `cargo xtask bench`'s load
-    /// (the frontend alone runs up to 16 handlers at once) opened some 170
-    /// connections a second and closed as many.
-    max_idle_readers: usize,
-    inspection: Option<Inspection>,
-    closed: AtomicBool,
+    location: Location,
+    engine: Engine,
+}
+
+/// Calls the same method on whichever engine holds the database.
+macro_rules! on_engine {
+    ($database:expr, $engine:ident => $call:expr) => {
+        match &$database.engine {
+            Engine::Sqlite($engine) => $call,
+            #[cfg(feature = "postgres")]
+            Engine::Postgres($engine) => $call,
+        }
+    };
 }
 
 impl Database {
-    /// Opens (creating if needed) the database `name` at `path` to serve,
-    /// in WAL mode with foreign keys on; up to `max_idle_readers` reader
-    /// connections stay open between uses. The first time the host serves
-    /// a database it adds its own tables; a database written by apps of
-    /// contract 1.0 has its `user_version` kept for adoption, and its
-    /// stored uploads, `legacy_uploads()`, recorded as its own.
+    /// Opens the database `name` at `location` to serve: an SQLite file is
+    /// created if needed (see `sqlite::Sqlite::open`, which also says what
+    /// `legacy_uploads` is for), a PostgreSQL database is connected to.
+    /// Up to `connections` connections (SQLite: idle readers) stay open:
+    /// as many as handlers may use it at once. The host adds its own
+    /// tables the first time it serves a database.
     pub fn open(
         name: &str,
-        path: &Path,
-        max_idle_readers: usize,
+        location: &Location,
+        connections: usize,
         legacy_uploads: &dyn Fn() -> Vec<String>,
     ) -> Result<Database, Failure> {
-        let cannot = |failure: Failure| {
-            failure.context(format_args!(
-                "cannot open the database {name:?} ({})",
-                path.display()
-            ))
+        let engine = match location {
+            Location::Sqlite(path) => Engine::Sqlite(sqlite::Sqlite::open(
+                name,
+                path,
+                connections,
+                legacy_uploads,
+            )?),
+            Location::Postgres(url) => postgres_engine(name, url, connections, false)?,
         };
-        if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder).map_err(|error| {
-                Failure::new(
-                    Kind::Other,
-                    format!("cannot create {}: {error}", folder.display()),
-                )
-            })?;
-        }
-        let mut writer = Connection::open(path)
-            .and_then(|connection| {
-                connection.pragma_update(None, "journal_mode", "WAL")?;
-                connection.pragma_update(None, "synchronous", "NORMAL")?;
-                connection.pragma_update(None, "foreign_keys", "ON")?;
-                Ok(connection)
-            })
-            .map_err(Failure::from)
-            .and_then(Conn::new)
-            .map_err(cannot)?;
-        migrations::prepare_host_tables(&mut writer, legacy_uploads).map_err(cannot)?;
         Ok(Database {
             name: name.to_owned(),
-            path: path.to_owned(),
-            writer: Mutex::new(Some(writer)),
-            readers: Mutex::new(Vec::new()),
-            max_idle_readers,
-            inspection: None,
-            closed: AtomicBool::new(false),
+            location: location.clone(),
+            engine,
         })
     }
 
-    /// The database `name` at `path` for looking only: nothing is created
-    /// or written; statements that write and migrations are refused or
-    /// reported (see [`Database::inspected`]).
-    ///
-    /// Without a write-ahead log nobody has the database open, and it is
-    /// read as immutable (no lock, no `-shm` file). With one, and another
-    /// process using it, it is read in place (the live host's `-shm` is
-    /// shared). With one left by a process that is gone (a crash, or a
-    /// release that never closed its databases), reading in place would
-    /// replay the log into a new `-shm`: a copy of the file and its log is
-    /// read instead.
-    pub fn inspect(name: &str, path: &Path) -> Database {
-        let (wal, shm) = (with_suffix(path, "-wal"), with_suffix(path, "-shm"));
-        let mut copy = None;
-        let uri = path.is_file().then(|| {
-            if !wal.exists() {
-                return format!("file:{}?immutable=1", uri_path(path));
-            }
-            if in_use(&shm) {
-                return format!("file:{}?mode=ro", uri_path(path));
-            }
-            let copied = tempfile::tempdir().and_then(|folder| {
-                let file = folder.path().join("copy.db");
-                std::fs::copy(path, &file)?;
-                std::fs::copy(&wal, with_suffix(&file, "-wal"))?;
-                Ok((folder, file))
-            });
-            match copied {
-                Ok((folder, file)) => {
-                    copy = Some(folder);
-                    format!("file:{}?mode=ro", uri_path(&file))
-                }
-                // then in place: still only read
-                Err(_) => format!("file:{}?mode=ro", uri_path(path)),
-            }
-        });
-        Database {
+    /// The database `name` at `location` for looking only: nothing is
+    /// created or written; statements that write and migrations are
+    /// refused or reported (see [`Database::inspected`]).
+    pub fn inspect(name: &str, location: &Location) -> Result<Database, Failure> {
+        let engine = match location {
+            Location::Sqlite(path) => Engine::Sqlite(sqlite::Sqlite::inspect(name, path)),
+            Location::Postgres(url) => postgres_engine(name, url, 1, true)?,
+        };
+        Ok(Database {
             name: name.to_owned(),
-            path: path.to_owned(),
-            writer: Mutex::new(None),
-            readers: Mutex::new(Vec::new()),
-            max_idle_readers: 1,
-            inspection: Some(Inspection {
-                uri,
-                _copy: copy,
-                seen: Mutex::new(Vec::new()),
-            }),
-            closed: AtomicBool::new(false),
-        }
+            location: location.clone(),
+            engine,
+        })
     }
 
-    /// The database's name in the mount table.
+    /// Its name in the mount table.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Its file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where it is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
-    /// Closes every connection; later calls fail. With the last connection
-    /// of any process closed, SQLite folds the write-ahead log back into
-    /// the file and removes it, so a stopped site's folder holds the
-    /// database alone.
+    /// Closes every connection; later calls fail. An SQLite database's
+    /// write-ahead log is folded back into its file once the last
+    /// connection of any process closes.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        lock(&self.readers).clear();
-        *lock(&self.writer) = None;
+        on_engine!(self, engine => engine.close())
     }
 
-    fn stopped(&self) -> Failure {
-        Failure::new(
-            Kind::Other,
-            format!(
-                "the database {:?} is closed: the host is stopping",
-                self.name
-            ),
-        )
-    }
-
-    fn reader(&self) -> Result<Conn, Failure> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(self.stopped());
-        }
-        if let Some(connection) = lock(&self.readers).pop() {
-            return Ok(connection);
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = match &self.inspection {
-            None => Connection::open_with_flags(&self.path, flags)?,
-            Some(Inspection { uri: Some(uri), .. }) => {
-                Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
-            }
-            Some(Inspection { uri: None, .. }) => {
-                return Err(Failure::new(
-                    Kind::Other,
-                    format!(
-                        "the database {:?} ({}) does not exist yet: the host creates it when it serves (host check and host routes create nothing)",
-                        self.name,
-                        self.path.display()
-                    ),
-                ));
-            }
-        };
-        Conn::new(connection)
-    }
-
-    fn give_back(&self, connection: Conn) {
-        if !connection.connection.is_autocommit() {
-            // Left open by a panic inside a call: never hand a connection
-            // inside a transaction to the next caller.
-            let rolled_back = connection.host(|c| c.execute_batch("ROLLBACK"));
-            if rolled_back.is_err() {
-                return;
-            }
-        }
-        let mut readers = lock(&self.readers);
-        if readers.len() < self.max_idle_readers && !self.closed.load(Ordering::Acquire) {
-            readers.push(connection);
-        }
-    }
-
-    fn writer(&self) -> Result<MutexGuard<'_, Option<Conn>>, Failure> {
-        let writer = lock(&self.writer);
-        if writer.is_some() {
-            Ok(writer)
-        } else if self.inspection.is_some() {
-            Err(Failure::new(
-                Kind::Refused,
-                "host check and host routes only look: they run no statement that writes",
-            ))
-        } else {
-            Err(self.stopped())
-        }
-    }
-
-    /// Runs one statement: on a reader when it only reads, else on the
-    /// writer.
+    /// Runs one statement.
     pub fn query(&self, sql: &str, params: &[DbValue]) -> Result<DbRows, Failure> {
-        let reader = self.reader()?;
-        // `None`: the statement writes, so it runs on the writer
-        let on_reader = reader.app(|connection| {
-            let mut statement = connection.prepare_cached(sql)?;
-            check_placeholders(&statement)?;
-            if statement.readonly() {
-                run(connection, &mut statement, params).map(Some)
-            } else {
-                Ok(None)
-            }
-        });
-        self.give_back(reader);
-        if let Some(rows) = on_reader? {
-            return Ok(rows);
-        }
-        let writer = self.writer()?;
-        let writer = writer.as_ref().expect("checked by writer()");
-        writer.app(|connection| {
-            let mut statement = connection.prepare_cached(sql)?;
-            run(connection, &mut statement, params)
-        })
+        on_engine!(self, engine => engine.query(sql, params))
     }
 
     /// Runs `statements` in one transaction; the first error rolls back.
-    /// A transaction that only reads runs on a reader, so it sees one
-    /// snapshot without waiting for the writer (and without making it wait).
     pub fn transaction(&self, statements: &[DbStatement]) -> Result<RVec<DbRows>, Failure> {
-        let reader = self.reader()?;
-        let read_only = statements.iter().try_fold(true, |all, statement| {
-            reader.app(|connection| {
-                let prepared = connection.prepare_cached(&statement.sql)?;
-                Ok(all && prepared.readonly())
-            })
-        });
-        let outcome = match read_only {
-            Ok(true) => Some(run_all(&reader, "BEGIN DEFERRED", statements)),
-            // a statement that does not even prepare fails the same way on
-            // the writer, with the position of the statement in the message
-            Ok(false) | Err(_) => None,
-        };
-        self.give_back(reader);
-        if let Some(outcome) = outcome {
-            return outcome;
-        }
-        let writer = self.writer()?;
-        run_all(
-            writer.as_ref().expect("checked by writer()"),
-            "BEGIN IMMEDIATE",
-            statements,
-        )
+        on_engine!(self, engine => engine.transaction(statements))
     }
 
     /// Applies the steps of `namespace` its history lacks, each once, in
     /// its own transaction, recorded with a checksum of its text; with
-    /// `adopt_user_version`, first counts as its own the steps that a
-    /// contract 1.0 app's `PRAGMA user_version` says were applied (once per
-    /// database, and only when the objects those steps create are there).
-    /// When inspecting, checks and reports instead (see [`Database::inspected`]).
+    /// `adopt_user_version` (SQLite only), first counts as its own the
+    /// steps that a contract 1.0 app's `PRAGMA user_version` says were
+    /// applied. When inspecting, checks and reports instead.
     pub fn migrate(
         &self,
         namespace: &str,
         steps: &[&str],
         adopt_user_version: bool,
     ) -> Result<Migration, Failure> {
-        if let Some(inspection) = &self.inspection {
-            let reader = inspection.uri.as_ref().map(|_| self.reader()).transpose()?;
-            let seen = migrations::inspect(
-                reader.as_ref(),
-                &self.name,
-                namespace,
-                steps,
-                adopt_user_version,
-            )?;
-            let migration = Migration {
-                before: seen.applied,
-                after: seen.applied,
-            };
-            lock(&inspection.seen).push(seen);
-            return Ok(migration);
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.migrate(namespace, steps, adopt_user_version),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(engine) => engine.migrate(namespace, steps),
         }
-        let mut writer = self.writer()?;
-        migrations::migrate(
-            writer.as_mut().expect("checked by writer()"),
-            &self.name,
-            namespace,
-            steps,
-            adopt_user_version,
-        )
     }
 
     /// The migrations of an app of contract 1.0: one version for the whole
-    /// database, in `PRAGMA user_version`, as that contract had them. When
-    /// inspecting, checks and reports instead.
+    /// database. When inspecting, checks and reports instead.
     pub fn migrate_user_version(&self, steps: &[&str]) -> Result<u32, Failure> {
-        if let Some(inspection) = &self.inspection {
-            let reader = inspection.uri.as_ref().map(|_| self.reader()).transpose()?;
-            let seen = migrations::inspect_user_version(reader.as_ref(), &self.name, steps)?;
-            let version = seen.applied;
-            lock(&inspection.seen).push(seen);
-            return Ok(version);
-        }
-        let mut writer = self.writer()?;
-        migrations::migrate_user_version(
-            writer.as_mut().expect("checked by writer()"),
-            &self.name,
-            steps,
-        )
+        on_engine!(self, engine => engine.migrate_user_version(steps))
     }
 
     /// What migration calls found while inspecting, in call order.
     pub fn inspected(&self) -> Vec<Inspected> {
-        self.inspection
-            .as_ref()
-            .map(|inspection| lock(&inspection.seen).clone())
-            .unwrap_or_default()
+        on_engine!(self, engine => engine.inspected())
     }
 
     /// Records that the upload `name` was stored through a mount whose
     /// default database this is.
     pub fn record_upload(&self, name: &str, stored_at: i64) -> Result<(), Failure> {
-        let writer = self.writer()?;
-        writer
-            .as_ref()
-            .expect("checked by writer()")
-            .host(|connection| {
-                connection.execute(
-                    "INSERT OR IGNORE INTO _host_uploads (name, stored_at) VALUES (?1, ?2)",
-                    (name, stored_at),
-                )
-            })?;
-        Ok(())
+        on_engine!(self, engine => engine.record_upload(name, stored_at))
     }
 
     /// Forgets the upload `name`; `false` when this database has no record
     /// of it (it was stored through a mount with another default database).
     pub fn forget_upload(&self, name: &str) -> Result<bool, Failure> {
-        let writer = self.writer()?;
-        let changed = writer
-            .as_ref()
-            .expect("checked by writer()")
-            .host(|connection| {
-                connection.execute("DELETE FROM _host_uploads WHERE name = ?1", [name])
-            })?;
-        Ok(changed > 0)
+        on_engine!(self, engine => engine.forget_upload(name))
     }
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_engine(
+    name: &str,
+    url: &str,
+    connections: usize,
+    inspecting: bool,
+) -> Result<Engine, Failure> {
+    postgres::Postgres::open(name, url, connections, inspecting).map(Engine::Postgres)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_engine(name: &str, _: &str, _: usize, _: bool) -> Result<Engine, Failure> {
+    Err(Failure::new(
+        Kind::Other,
+        format!(
+            "the database {name:?} is on PostgreSQL, which this build does not include (the \"postgres\" feature of host-database)"
+        ),
+    ))
 }
 
 /// Whether the SQLite file at `path` is a site database of a release
@@ -502,26 +213,7 @@ impl Database {
 /// `_host_migrations`) and apps of contract 1.0 migrated it (its
 /// `user_version` is above 0). Reads without creating or changing a file.
 pub fn is_legacy(path: &Path) -> Result<bool, Failure> {
-    let database = Database::inspect("", path);
-    if database
-        .inspection
-        .as_ref()
-        .is_some_and(|inspection| inspection.uri.is_none())
-    {
-        return Ok(false);
-    }
-    let reader = database.reader()?;
-    reader.host(|connection| -> Result<bool, Failure> {
-        let version: u32 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        let served = connection
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_host_migrations'",
-                [],
-                |_| Ok(()),
-            )
-            .is_ok();
-        Ok(version > 0 && !served)
-    })
+    sqlite::is_legacy(path)
 }
 
 /// Whether the options of a migration call (`Host::db_migrate_in`) ask to
@@ -541,64 +233,3 @@ impl From<Migration> for DbMigration {
         }
     }
 }
-
-/// A file path as the path of an SQLite URI (`file:` + this): `?`, `#` and
-/// `%` would end or escape it.
-fn uri_path(path: &Path) -> String {
-    let mut out = String::new();
-    for character in path.to_string_lossy().chars() {
-        match character {
-            '?' => out.push_str("%3f"),
-            '#' => out.push_str("%23"),
-            '%' => out.push_str("%25"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Runs `statements` on `connection` between `begin` and `COMMIT`;
-/// the first error rolls everything back.
-fn run_all(
-    connection: &Conn,
-    begin: &str,
-    statements: &[DbStatement],
-) -> Result<RVec<DbRows>, Failure> {
-    connection.host(|c| -> Result<(), Failure> {
-        if !c.is_autocommit() {
-            // left open by a panic in an earlier call
-            c.execute_batch("ROLLBACK")?;
-        }
-        c.prepare_cached(begin)?.execute([])?;
-        Ok(())
-    })?;
-    let mut results = RVec::with_capacity(statements.len());
-    for (index, statement) in statements.iter().enumerate() {
-        let outcome = connection.app(|c| {
-            let mut prepared = c.prepare_cached(&statement.sql)?;
-            check_placeholders(&prepared)?;
-            run(c, &mut prepared, &statement.params)
-        });
-        match outcome {
-            Ok(rows) => results.push(rows),
-            Err(failure) => {
-                let _ = connection.host(|c| c.execute_batch("ROLLBACK"));
-                return Err(
-                    failure.context(format_args!("statement {} of the transaction", index + 1))
-                );
-            }
-        }
-    }
-    let committed = connection.host(|c| {
-        c.prepare_cached("COMMIT")
-            .and_then(|mut commit| commit.execute([]))
-    });
-    if let Err(error) = committed {
-        let _ = connection.host(|c| c.execute_batch("ROLLBACK"));
-        return Err(error.into());
-    }
-    Ok(results)
-}
-
-#[cfg(test)]
-mod tests;

@@ -51,6 +51,11 @@ pub struct CallLimits {
     pub queue_timeout: Duration,
     /// How long a handler may take before the client gets 504.
     pub timeout: Duration,
+    /// Whether handlers may run inline on an async worker. Not for a mount
+    /// with a database on the network: each of its calls waits on round
+    /// trips, and on its own threads `max_concurrency` of them wait at
+    /// once, where inline they would hold up the runtime.
+    pub inline: bool,
 }
 
 /// What [`Runner::call`] gives back.
@@ -192,7 +197,7 @@ impl Runner {
         // Forms and uploads are where the slow work is (password hashing,
         // writes, image decoding): they run on the mount's threads, never on
         // an async worker, and the handoff is nothing beside that work.
-        if !matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+        if !self.limits.inline || !matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             return None;
         }
         let now = gate.ms_at(started);
@@ -289,6 +294,7 @@ mod tests {
         max_concurrency: 2,
         queue_timeout: Duration::from_secs(10),
         timeout: Duration::from_secs(10),
+        inline: true,
     };
 
     fn runner(probe: &Arc<Probe>, limits: CallLimits) -> Runner {
@@ -329,6 +335,7 @@ mod tests {
                 max_concurrency: 1,
                 queue_timeout: Duration::from_millis(200),
                 timeout: Duration::from_millis(300),
+                inline: true,
             },
         );
         // no inline calls: every call goes to the mount's one thread

@@ -20,7 +20,9 @@ use crate::{
         app::LoadedApp,
         dispatch::{MountPrefix, PrefixTable},
     },
-    table::{AllowedHosts, Limits, Mount, MountTable, Networks, PublicUrl, TrustedProxies},
+    table::{
+        AllowedHosts, Limits, Location, Mount, MountTable, Networks, PublicUrl, TrustedProxies,
+    },
 };
 
 /// One mount of the serving site.
@@ -129,6 +131,10 @@ impl Site {
                             max_concurrency: mount.max_concurrency,
                             queue_timeout: Duration::from_millis(mount.queue_timeout_ms),
                             timeout: Duration::from_millis(mount.timeout_ms),
+                            inline: !table.databases.iter().any(|database| {
+                                matches!(database.location, Location::Postgres(_))
+                                    && mount.databases.contains(&database.name)
+                            }),
                         };
                         let runner = Runner::new(&mount.name, limits, Arc::clone(&app.instance));
                         MountState::Live { app, runner }

@@ -22,7 +22,7 @@ use host_database::{Database, Inspected, Kind};
 
 use crate::{
     logging::AppLogger,
-    table::{DatabaseConfig, LEGACY_DATABASE_FILE, Mount, MountTable},
+    table::{DatabaseConfig, LEGACY_DATABASE_FILE, Location, Mount, MountTable},
 };
 use secret::MasterSecret;
 use uploads::Uploads;
@@ -69,12 +69,12 @@ impl DatabaseSlot {
             return Ok(database);
         }
         let opened = if self.inspect {
-            Database::inspect(&self.config.name, &self.config.path)
+            Database::inspect(&self.config.name, &self.config.location).map_err(DbError::from)?
         } else {
             let legacy_uploads = || uploads::stored_names(&self.uploads_folder);
             Database::open(
                 &self.config.name,
-                &self.config.path,
+                &self.config.location,
                 self.max_readers,
                 &legacy_uploads,
             )
@@ -98,8 +98,8 @@ pub struct SiteServices {
 pub struct DatabaseReport {
     /// Its name.
     pub name: String,
-    /// Its file.
-    pub path: PathBuf,
+    /// Where it is.
+    pub location: Location,
     /// What each migration call found.
     pub inspected: Vec<Inspected>,
 }
@@ -110,6 +110,21 @@ impl SiteServices {
     /// uses: its rows would silently be out of every app's reach.
     pub fn new(table: &MountTable, mode: Mode) -> Result<Arc<SiteServices>, String> {
         check_legacy_database(table)?;
+        let shared = table
+            .databases
+            .iter()
+            .find_map(|database| match &database.location {
+                Location::Postgres(_) => Some(format!(
+                    "the database {:?} is on PostgreSQL ({})",
+                    database.name,
+                    database.location.shown()
+                )),
+                Location::Sqlite(_) => None,
+            });
+        if let Some(reason) = shared {
+            secret::require_shared(table.secret_key_file.as_deref(), &reason)
+                .map_err(|error| format!("{}: {error}", table.file.display()))?;
+        }
         let data_dir = &table.data_dir;
         let uploads_folder = data_dir.join(uploads::UPLOADS_FOLDER);
         let databases = table
@@ -191,7 +206,7 @@ impl SiteServices {
                 let opened = slot.database.get()?;
                 Some(DatabaseReport {
                     name: slot.config.name.clone(),
-                    path: slot.config.path.clone(),
+                    location: slot.config.location.clone(),
                     inspected: opened.inspected(),
                 })
             })
@@ -209,11 +224,10 @@ impl SiteServices {
             .filter_map(|slot| {
                 let database = slot.database.get()?;
                 let name = &slot.config.name;
-                if let Err(error) = std::fs::metadata(&slot.config.path) {
-                    return Some(format!(
-                        "database {name}: {}: {error}",
-                        slot.config.path.display()
-                    ));
+                if let Location::Sqlite(path) = &slot.config.location
+                    && let Err(error) = std::fs::metadata(path)
+                {
+                    return Some(format!("database {name}: {}: {error}", path.display()));
                 }
                 database
                     .query("SELECT 1", &[])
@@ -266,7 +280,7 @@ fn check_legacy_database(table: &MountTable) -> Result<(), String> {
     let claimed = table
         .databases
         .iter()
-        .any(|database| database.declared && database.path == path);
+        .any(|database| database.declared && database.location == Location::Sqlite(path.clone()));
     if claimed || !path.is_file() {
         return Ok(());
     }

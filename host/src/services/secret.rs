@@ -25,6 +25,18 @@ pub const FALLBACKS_ENV: &str = "HOST_SECRET_KEY_FALLBACKS";
 /// The file name of the generated secret in the data directory.
 pub const SECRET_FILE: &str = "secret.key";
 
+/// Refuses to go on with a secret each host would make for itself when
+/// several hosts may serve the site (`reason` says why: a database they
+/// all share), since a cookie signed by one host must verify on the next.
+pub fn require_shared(key_file: Option<&Path>, reason: &str) -> Result<(), String> {
+    if key_file.is_some() || std::env::var_os(SECRET_ENV).is_some() {
+        return Ok(());
+    }
+    Err(format!(
+        "{reason}, so several hosts may serve this site, and they must sign cookies with one secret: set {SECRET_ENV} (at least {MIN_SECRET} bytes, the same on every host) or \"secret_key_file\" in the mount table (a file every host has). A secret.key made by each host would log users out whenever the load balancer picks another host"
+    ))
+}
+
 /// The fewest bytes a secret may have.
 const MIN_SECRET: usize = 32;
 

@@ -21,6 +21,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use host_database::Location;
 pub use hosts::{AllowedHosts, PublicUrl};
 use locator::Locator;
 pub use proxies::{Networks, TrustedHeaders, TrustedProxies};
@@ -97,8 +98,9 @@ pub struct DatabaseConfig {
     /// Its name: the key under `databases`, or a mount's name for the
     /// private database of a mount that lists none.
     pub name: String,
-    /// The SQLite file, resolved against the data folder.
-    pub path: PathBuf,
+    /// Where it is: an SQLite file (resolved against the data folder) or
+    /// a PostgreSQL URL.
+    pub location: Location,
     /// Whether the table declares it (else it is a mount's own).
     pub declared: bool,
 }

@@ -1,5 +1,7 @@
 use std::path::Path;
 
+use host_database::Location;
+
 use super::{defaults, locator::line_column, normalize_prefix, parse, schema};
 
 const GOOD: &str = r#"{
@@ -14,6 +16,10 @@ const GOOD: &str = r#"{
   "static_folder": "shared/static", "logger": "app_admin", "session_cookie": "admin_session", "config": {} }
   ]
 }"#;
+
+fn sqlite(path: &str) -> Location {
+    Location::Sqlite(path.into())
+}
 
 fn error_of(text: &str) -> String {
     parse(text, Path::new("/site/plugins.json"))
@@ -183,13 +189,13 @@ fn databases_are_declared_once_and_granted_to_mounts() {
         Path::new("/site/plugins.json"),
     )
     .unwrap();
-    let databases: Vec<(&str, &Path, bool)> = table
+    let databases: Vec<(&str, Location, bool)> = table
         .databases
         .iter()
         .map(|database| {
             (
                 database.name.as_str(),
-                database.path.as_path(),
+                database.location.clone(),
                 database.declared,
             )
         })
@@ -197,12 +203,12 @@ fn databases_are_declared_once_and_granted_to_mounts() {
     assert_eq!(
         databases,
         [
-            ("blog", Path::new("/site/data/app.db"), true),
-            ("stats", Path::new("/var/lib/site/stats.db"), true),
+            ("blog", sqlite("/site/data/app.db"), true),
+            ("stats", sqlite("/var/lib/site/stats.db"), true),
             // a mount that lists none has its own, named after it
-            ("guestbook", Path::new("/site/data/guestbook.db"), false),
+            ("guestbook", sqlite("/site/data/guestbook.db"), false),
             // and one that lists its own name
-            ("notes", Path::new("/site/data/notes.db"), false),
+            ("notes", sqlite("/site/data/notes.db"), false),
         ]
     );
     let granted: Vec<&[String]> = table
@@ -227,9 +233,19 @@ fn databases_are_declared_once_and_granted_to_mounts() {
     )
     .unwrap();
     assert_eq!(named.databases.len(), 1);
+    let postgres = parse(
+        r#"{"databases": {"blog": {"url": "postgres://blog@db.internal:5432/blog"}},
+            "mounts": [{"name": "a", "prefix": "/", "library": "a.so", "databases": ["blog"]}]}"#,
+        Path::new("/site/plugins.json"),
+    )
+    .unwrap();
     assert_eq!(
-        named.databases[0].path,
-        Path::new("/site/data/gb/guestbook.sqlite")
+        postgres.databases[0].location,
+        Location::Postgres("postgres://blog@db.internal:5432/blog".to_owned())
+    );
+    assert_eq!(
+        named.databases[0].location,
+        sqlite("/site/data/gb/guestbook.sqlite")
     );
 }
 
@@ -247,6 +263,14 @@ fn database_errors_name_the_key_and_the_fix() {
         (
             "{\"databases\": {\"blog\": {\"url\": \"mysql://db/blog\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
             "/site/plugins.json:1:32: databases.blog.url: \"mysql://db/blog\" is not a database URL this host supports: use \"sqlite:FILE\"",
+        ),
+        (
+            "{\"databases\": {\"blog\": {\"url\": \"postgres://u:pw@db:notaport/blog\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+            "databases.blog.url: \"postgres://u:***@db:notaport/blog\" is not a PostgreSQL URL (invalid connection string): write postgres://user@host:5432/database",
+        ),
+        (
+            "{\"databases\": {\"blog\": {\"url\": \"postgres://u@db/blog\"}, \"other\": {\"url\": \"postgres://u@db/blog\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+            "databases.other.url: \"postgres://u@db/blog\" is also the database of databases.blog: give each database its own URL",
         ),
         (
             "{\"databases\": {\"blog\": {\"url\": \"sqlite::memory:\"}}, \"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",

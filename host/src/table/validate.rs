@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::{
-    DatabaseConfig, Limits, Mount, MountTable, defaults,
+    DatabaseConfig, Limits, Location, Mount, MountTable, defaults,
     hosts::{AllowedHosts, PublicUrl},
     proxies::{Networks, TrustedHeaders, TrustedProxies},
     raw::{RawDatabase, RawMount, RawTable, RawTrustedHeaders},
@@ -379,10 +379,20 @@ fn body_memory(written: Option<u64>, mounts: &[Mount]) -> Result<u64, Problem> {
     }
 }
 
-/// The file of a database URL: `sqlite:FILE`, relative to the data folder,
-/// or `sqlite:/absolute/FILE`.
-fn database_path(url: &str, data_dir: &Path) -> Result<PathBuf, String> {
-    let example = "use \"sqlite:FILE\", relative to data_dir (e.g. \"sqlite:blog.db\"), or \"sqlite:/absolute/path.db\"";
+/// Where a database URL points: `sqlite:FILE`, relative to the data
+/// folder, or `sqlite:/absolute/FILE`; or `postgres://user@host:port/db`.
+fn database_location(url: &str, data_dir: &Path) -> Result<Location, String> {
+    let example = "use \"sqlite:FILE\", relative to data_dir (e.g. \"sqlite:blog.db\"), \"sqlite:/absolute/path.db\", or \"postgres://user@host:5432/database\"";
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        host_database::postgres::check_url(url)
+            .map_err(|error| {
+            format!(
+                "{:?} is not a PostgreSQL URL ({error}): write postgres://user@host:5432/database (libpq's form; the password in PGPASSWORD)",
+                host_database::postgres::without_password(url)
+            )
+        })?;
+        return Ok(Location::Postgres(url.to_owned()));
+    }
     let Some(file) = url.strip_prefix("sqlite:") else {
         return Err(format!(
             "{url:?} is not a database URL this host supports: {example}"
@@ -397,7 +407,7 @@ fn database_path(url: &str, data_dir: &Path) -> Result<PathBuf, String> {
     {
         return Err(format!("{url:?} does not name a database file: {example}"));
     }
-    Ok(data_dir.join(file))
+    Ok(Location::Sqlite(data_dir.join(file)))
 }
 
 /// The databases the table declares, each with its own file.
@@ -409,20 +419,30 @@ fn declared_databases(
     for (name, raw_database) in raw {
         let at = format!("databases.{name}");
         check_name(&name).map_err(|message| problem(&at, message))?;
-        let path = database_path(&raw_database.url, data_dir)
+        let location = database_location(&raw_database.url, data_dir)
             .map_err(|message| problem(format!("{at}.url"), message))?;
-        if let Some(other) = databases.iter().find(|other| other.path == path) {
+        if let Some(other) = databases.iter().find(|other| other.location == location) {
             return Err(problem(
                 format!("{at}.url"),
                 format!(
-                    "{:?} is also the file of databases.{}: give each database its own file",
-                    raw_database.url, other.name
+                    "{:?} is also the {} of databases.{}: give each database its own {}",
+                    host_database::postgres::without_password(&raw_database.url),
+                    match location {
+                        Location::Sqlite(_) => "file",
+                        Location::Postgres(_) => "database",
+                    },
+                    other.name,
+                    match location {
+                        Location::Sqlite(_) => "file",
+                        Location::Postgres(_) =>
+                            "URL (two names for one database would mix their migration histories)",
+                    }
                 ),
             ));
         }
         databases.push(DatabaseConfig {
             name,
-            path,
+            location,
             declared: true,
         });
     }
@@ -463,7 +483,8 @@ fn mount_databases(
         && !databases.iter().any(|database| database.name == mount)
     {
         let path = data_dir.join(defaults::own_database(mount));
-        if let Some(other) = databases.iter().find(|other| other.path == path) {
+        let location = Location::Sqlite(path.clone());
+        if let Some(other) = databases.iter().find(|other| other.location == location) {
             return Err(problem(
                 format!("mounts[{index}].name"),
                 format!(
@@ -477,7 +498,7 @@ fn mount_databases(
         }
         databases.push(DatabaseConfig {
             name: mount.to_owned(),
-            path,
+            location,
             declared: false,
         });
     }

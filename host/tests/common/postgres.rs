@@ -167,6 +167,25 @@ impl Postgres {
             .unwrap()
     }
 
+    /// A new database `name` owned by a new role of that name, which is no
+    /// superuser (as a site's role should be): its URL.
+    pub fn database(&self, name: &str) -> String {
+        // one statement per call: CREATE DATABASE cannot run inside the
+        // transaction psql makes of several
+        for sql in [
+            format!("CREATE ROLE {name} LOGIN"),
+            format!("CREATE DATABASE {name} OWNER {name}"),
+        ] {
+            let made = self.psql(&sql);
+            assert!(
+                made.status.success(),
+                "{sql}: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+        }
+        format!("postgres://{name}@127.0.0.1:{}/{name}", self.port)
+    }
+
     /// The cluster's folder.
     pub fn folder(&self) -> &Path {
         self.folder.path()

@@ -21,7 +21,7 @@ use app_api_abi::DbValue;
 
 /// A piece of SQL text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token<'s> {
+pub(super) enum Token<'s> {
     /// A word: a keyword or an unquoted name.
     Word(&'s str),
     /// `?N`: the number.
@@ -33,7 +33,7 @@ enum Token<'s> {
 
 /// Splits `sql` into tokens; an unterminated literal or comment runs to
 /// the end (PostgreSQL reports it).
-fn tokens(sql: &str) -> Vec<Token<'_>> {
+pub(super) fn tokens(sql: &str) -> Vec<Token<'_>> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut at = 0;
@@ -146,6 +146,17 @@ pub fn placeholders(sql: &str, params: &[DbValue]) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// Whether `sql` can change rows (an `INSERT`, `UPDATE`, `DELETE` or
+/// `MERGE`, also inside `WITH`): PostgreSQL counts the rows a `SELECT`
+/// returned as its "rows affected", where the contract counts only
+/// changed rows.
+pub fn changes_rows(sql: &str) -> bool {
+    tokens(sql).iter().any(|token| {
+        matches!(token, Token::Word(word)
+            if ["insert", "update", "delete", "merge"].iter().any(|w| word.eq_ignore_ascii_case(w)))
+    })
 }
 
 /// A schema statement (a migration step) with SQLite's type names as
@@ -286,6 +297,22 @@ mod tests {
             ),
         ] {
             assert_eq!(schema(sql), expected, "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn statements_that_change_rows_are_told_apart() {
+        for (sql, changes) in [
+            ("SELECT COUNT(*) FROM posts", false),
+            ("select 'delete' from t -- update", false),
+            ("INSERT INTO t VALUES (1) RETURNING id", true),
+            (
+                "WITH gone AS (DELETE FROM t RETURNING id) SELECT COUNT(*) FROM gone",
+                true,
+            ),
+            ("update t set a = 1", true),
+        ] {
+            assert_eq!(changes_rows(sql), changes, "{sql:?}");
         }
     }
 

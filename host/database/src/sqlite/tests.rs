@@ -4,21 +4,21 @@ use abi_stable::std_types::RString;
 
 use super::*;
 
-fn database() -> (tempfile::TempDir, Database) {
+fn database() -> (tempfile::TempDir, Sqlite) {
     let folder = tempfile::tempdir().unwrap();
     let database = open(&folder.path().join("app.db"));
     (folder, database)
 }
 
-fn open(path: &Path) -> Database {
-    Database::open("site", path, 4, &Vec::new).unwrap()
+fn open(path: &Path) -> Sqlite {
+    Sqlite::open("site", path, 4, &Vec::new).unwrap()
 }
 
 fn text(value: &str) -> DbValue {
     DbValue::Text(value.into())
 }
 
-fn column(db: &Database, sql: &str) -> Vec<DbValue> {
+fn column(db: &Sqlite, sql: &str) -> Vec<DbValue> {
     db.query(sql, &[])
         .unwrap()
         .rows
@@ -128,7 +128,7 @@ fn readers_in_use_at_once_stay_open_up_to_the_limit() {
     let folder = tempfile::tempdir().unwrap();
     let path = folder.path().join("app.db");
     for (limit, at_once, kept) in [(16, 16, 16), (4, 6, 4), (4, 1, 1)] {
-        let db = Database::open("site", &path, limit, &Vec::new).unwrap();
+        let db = Sqlite::open("site", &path, limit, &Vec::new).unwrap();
         let readers: Vec<Conn> = (0..at_once).map(|_| db.reader().unwrap()).collect();
         for reader in readers {
             db.give_back(reader);
@@ -184,7 +184,7 @@ const BLOG: &[&str] = &[
     "CREATE TABLE post_images (post_id INTEGER NOT NULL REFERENCES posts (id))",
 ];
 
-fn tables(db: &Database) -> Vec<String> {
+fn tables(db: &Sqlite) -> Vec<String> {
     column(
         db,
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_host\\_%' ESCAPE '\\' ORDER BY name",
@@ -234,7 +234,7 @@ fn namespaces_in_one_database_never_interfere_in_either_order() {
 fn each_step_runs_once_from_many_threads_and_two_processes() {
     let folder = tempfile::tempdir().unwrap();
     let path = folder.path().join("app.db");
-    // two `Database`s on one file: two host processes during a reload
+    // two `Sqlite`s on one file: two host processes during a reload
     let first = open(&path);
     let second = open(&path);
     let steps = [
@@ -436,7 +436,7 @@ fn a_database_of_contract_1_0_is_adopted_by_its_own_namespace_only() {
     let path = folder.path().join("app.db");
     contract_1_0_database(&path);
     let uploads = || vec!["a.png".to_owned(), "b.gif".to_owned()];
-    let db = Database::open("blog", &path, 4, &uploads).unwrap();
+    let db = Sqlite::open("blog", &path, 4, &uploads).unwrap();
     // another app asking to adopt is told the version is not its own
     let wrong = db.migrate("guestbook", GUESTBOOK, true).unwrap_err();
     assert!(
@@ -538,7 +538,7 @@ fn inspecting_changes_nothing_and_reports_what_migrating_would_do() {
     let path = folder.path().join("app.db");
     contract_1_0_database(&path);
     let before = snapshot(folder.path());
-    let db = Database::inspect("blog", &path);
+    let db = Sqlite::inspect("blog", &path);
     let blog = [BLOG[0], BLOG[1], "ALTER TABLE posts ADD COLUMN slug TEXT"];
     assert_eq!(
         db.migrate("blog", &blog, true).unwrap(),
@@ -604,7 +604,7 @@ fn inspecting_changes_nothing_and_reports_what_migrating_would_do() {
 
     // a database that does not exist is not created
     let absent = folder.path().join("new.db");
-    let db = Database::inspect("new", &absent);
+    let db = Sqlite::inspect("new", &absent);
     assert_eq!(db.migrate("guestbook", GUESTBOOK, false).unwrap().after, 0);
     assert_eq!(db.inspected()[0].pending(), 2);
     assert!(
@@ -651,7 +651,7 @@ fn a_write_ahead_log_left_behind_is_read_from_a_copy() {
     std::mem::forget(writer);
     assert!(folder.path().join("app.db-wal").exists());
     let before = snapshot(folder.path());
-    let db = Database::inspect("left", &path);
+    let db = Sqlite::inspect("left", &path);
     assert_eq!(column(&db, "SELECT n FROM t"), [DbValue::Integer(5)]);
     drop(db);
     assert_eq!(snapshot(folder.path()), before, "the folder is as it was");

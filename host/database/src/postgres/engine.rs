@@ -1,0 +1,516 @@
+//! One PostgreSQL database as apps use it: a pool of connections
+//! (`deadpool-postgres` over `tokio-postgres`), statements translated from
+//! the portable contract and judged (`sql`, `guard`), values bound and read
+//! (`values`), transactions that lost a race run again.
+//!
+//! Every connection's transactions are `SERIALIZABLE`, so that app code
+//! written for SQLite (one writer at a time: a check and an insert in one
+//! transaction cannot interleave with another's) keeps its guarantees;
+//! PostgreSQL then fails one of two conflicting transactions with
+//! SQLSTATE 40001, and the whole transaction, which the host holds as a
+//! list of statements, runs again.
+//!
+//! The driver is asynchronous and apps call synchronously, from the
+//! threads that run their handlers: the calls block on a small runtime of
+//! this module's own, which drives every connection's socket.
+
+use std::{
+    future::Future,
+    sync::{
+        Mutex, OnceLock, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use abi_stable::std_types::{RString, RVec};
+use app_api_abi::{DbRows, DbStatement, DbValue};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Row, Statement};
+
+use super::{
+    errors, guard, migrations, sql,
+    values::{Cell, Param},
+};
+use crate::{
+    failure::{Failure, Kind},
+    history::{Inspected, Migration, check_namespace},
+};
+
+/// How many times a statement or transaction that lost a race to another
+/// (serialization failure, deadlock) runs, at most.
+const ATTEMPTS: u32 = 10;
+/// How long connecting may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a free connection before `busy`, as SQLite's
+/// busy timeout.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The runtime that drives the connections: one thread is plenty, the
+/// work being the server's; callers poll their own calls while they block.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("postgres")
+            .enable_all()
+            .build()
+            .expect("the PostgreSQL runtime starts (a thread and an epoll instance)")
+    })
+}
+
+/// Runs the future `make` gives to its end, from synchronous code. A
+/// thread already inside a runtime (one of the host's async workers, when
+/// an app migrates while it loads) may not block on another: there the
+/// call runs on a thread of its own for its duration.
+fn block<F: Future>(make: impl FnOnce() -> F + Send) -> F::Output
+where
+    F::Output: Send,
+{
+    let run = || runtime().block_on(make());
+    if tokio::runtime::Handle::try_current().is_err() {
+        return run();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(run)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// A failed call, before it is told to the app: PostgreSQL's own errors
+/// keep their SQLSTATE until it is known whether to run again.
+pub(super) enum Fail {
+    Postgres(tokio_postgres::Error),
+    Failure(Failure),
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(error: tokio_postgres::Error) -> Fail {
+        Fail::Postgres(error)
+    }
+}
+
+impl From<Failure> for Fail {
+    fn from(failure: Failure) -> Fail {
+        Fail::Failure(failure)
+    }
+}
+
+impl Fail {
+    fn retryable(&self) -> bool {
+        matches!(self, Fail::Postgres(error)
+            if error.code().is_some_and(|code| errors::retryable(code.code())))
+    }
+
+    /// The failure as apps see it: PostgreSQL's message, with its detail
+    /// (which key was duplicated), of the portable kind.
+    pub(super) fn into_failure(self) -> Failure {
+        match self {
+            Fail::Failure(failure) => failure,
+            Fail::Postgres(error) => match error.as_db_error() {
+                Some(db) => {
+                    let mut message = db.message().to_owned();
+                    if let Some(detail) = db.detail() {
+                        message.push_str(" (");
+                        message.push_str(detail);
+                        message.push(')');
+                    }
+                    Failure::new(errors::kind(db.code().code()), message)
+                }
+                None => Failure::new(Kind::Other, error.to_string()),
+            },
+        }
+    }
+}
+
+/// One PostgreSQL database.
+pub(crate) struct Postgres {
+    name: String,
+    /// The URL without its password, for messages.
+    shown: String,
+    pool: Pool,
+    /// Only looking (`host check`): every transaction is read-only, and
+    /// migrations are reported.
+    inspecting: bool,
+    seen: Mutex<Vec<Inspected>>,
+    closed: AtomicBool,
+}
+
+/// `url` without the password it may hold, for messages and logs.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{scheme}://{name}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `url` reads as a PostgreSQL URL (libpq's form); the error
+/// says what is wrong with it.
+pub fn check_url(url: &str) -> Result<(), String> {
+    url.parse::<tokio_postgres::Config>()
+        .map(drop)
+        .map_err(|error| error.to_string())
+}
+
+impl Postgres {
+    /// Connects to the database `name` at `url` (`postgres://user@host:port/db`,
+    /// or any URL `libpq` reads; the password from the URL, else from
+    /// `PGPASSWORD`), with up to `max_connections` connections, and makes
+    /// the host's tables on first use. With `inspecting`, writes nothing.
+    pub(crate) fn open(
+        name: &str,
+        url: &str,
+        max_connections: usize,
+        inspecting: bool,
+    ) -> Result<Postgres, Failure> {
+        let shown = without_password(url);
+        let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
+            Failure::new(
+                Kind::Other,
+                format!("database {name:?}: {shown} is not a PostgreSQL URL: {error}"),
+            )
+        })?;
+        if config.get_password().is_none()
+            && let Ok(password) = std::env::var("PGPASSWORD")
+        {
+            config.password(password);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("host");
+        }
+        config.connect_timeout(CONNECT_TIMEOUT);
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        options.push_str(" -c default_transaction_isolation=serializable");
+        if inspecting {
+            options.push_str(" -c default_transaction_read_only=on");
+        }
+        config.options(options.trim_start());
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // a connection broken by the server shows at its next use,
+                // which fails and is not retried: the next call gets another
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(WAIT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|error| Failure::new(Kind::Other, error.to_string()))?;
+        let database = Postgres {
+            name: name.to_owned(),
+            shown,
+            pool,
+            inspecting,
+            seen: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        };
+        block(|| async {
+            let mut client = database.client().await?;
+            if !inspecting {
+                migrations::prepare_host_tables(&mut client).await?;
+            }
+            Ok::<_, Fail>(())
+        })
+        .map_err(|fail| {
+            fail.into_failure().context(format_args!(
+                "cannot open the database {name:?} ({})",
+                database.shown
+            ))
+        })?;
+        Ok(database)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, Fail> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.stopped().into());
+        }
+        self.pool.get().await.map_err(|error| {
+            Fail::Failure(match error {
+                PoolError::Timeout(_) => Failure::new(
+                    Kind::Busy,
+                    format!(
+                        "every connection to the database {:?} stayed busy for {} s",
+                        self.name,
+                        WAIT_TIMEOUT.as_secs()
+                    ),
+                ),
+                PoolError::Closed => self.stopped(),
+                PoolError::Backend(error) => Fail::Postgres(error).into_failure().context(
+                    format_args!("cannot reach the database {:?} ({})", self.name, self.shown),
+                ),
+                other => Failure::new(
+                    Kind::Other,
+                    format!("the database {:?} ({}): {other}", self.name, self.shown),
+                ),
+            })
+        })
+    }
+
+    fn stopped(&self) -> Failure {
+        Failure::new(
+            Kind::Other,
+            format!(
+                "the database {:?} is closed: the host is stopping",
+                self.name
+            ),
+        )
+    }
+
+    /// Closes every connection; later calls fail.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.pool.close();
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or lost the race
+    /// [`ATTEMPTS`] times; waits a little longer after each loss, so that
+    /// two transactions that conflict do not meet again at once.
+    async fn with_retries<T, F: Future<Output = Result<T, Fail>>>(
+        &self,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T, Failure> {
+        let mut pause = Duration::from_millis(1);
+        for _ in 1..ATTEMPTS {
+            match attempt().await {
+                Err(fail) if fail.retryable() => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                other => return other.map_err(Fail::into_failure),
+            }
+        }
+        attempt().await.map_err(Fail::into_failure)
+    }
+
+    /// Runs one statement.
+    pub(crate) fn query(&self, sql: &str, params: &[DbValue]) -> Result<DbRows, Failure> {
+        let translated = translate(sql, params)?;
+        block(|| {
+            self.with_retries(|| async {
+                let client = self.client().await?;
+                let statement = client.prepare_cached(&translated).await?;
+                run(&client, &statement, sql, params).await
+            })
+        })
+    }
+
+    /// Runs `statements` in one transaction; the first error rolls back; a
+    /// transaction that lost a race runs again, whole.
+    pub(crate) fn transaction(&self, statements: &[DbStatement]) -> Result<RVec<DbRows>, Failure> {
+        let translated = statements
+            .iter()
+            .enumerate()
+            .map(|(index, statement)| {
+                translate(&statement.sql, &statement.params).map_err(|failure| {
+                    failure.context(format_args!("statement {} of the transaction", index + 1))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        block(|| {
+            self.with_retries(|| async {
+                let mut client = self.client().await?;
+                let transaction = client.transaction().await?;
+                let mut results = RVec::with_capacity(statements.len());
+                for (index, (statement, sql)) in statements.iter().zip(&translated).enumerate() {
+                    let outcome = async {
+                        let prepared = transaction.prepare_cached(sql).await?;
+                        run(&transaction, &prepared, &statement.sql, &statement.params).await
+                    }
+                    .await;
+                    match outcome {
+                        Ok(rows) => results.push(rows),
+                        Err(fail) if fail.retryable() => return Err(fail),
+                        Err(fail) => {
+                            return Err(Fail::Failure(fail.into_failure().context(format_args!(
+                                "statement {} of the transaction",
+                                index + 1
+                            ))));
+                        }
+                    }
+                }
+                transaction.commit().await?;
+                Ok(results)
+            })
+        })
+    }
+
+    /// Applies the steps of `namespace` its history lacks (see
+    /// `migrations::migrate`); when inspecting, reports instead.
+    pub(crate) fn migrate(&self, namespace: &str, steps: &[&str]) -> Result<Migration, Failure> {
+        check_namespace(namespace)?;
+        self.migrate_unchecked(namespace, steps)
+    }
+
+    /// The migrations of an app of contract 1.0, which counted one version
+    /// for the whole database: a history of their own here, under a
+    /// namespace no app's can be.
+    pub(crate) fn migrate_user_version(&self, steps: &[&str]) -> Result<u32, Failure> {
+        self.migrate_unchecked("PRAGMA user_version", steps)
+            .map(|migration| migration.after)
+    }
+
+    fn migrate_unchecked(&self, namespace: &str, steps: &[&str]) -> Result<Migration, Failure> {
+        if self.inspecting {
+            let seen = block(|| async {
+                let client = self.client().await?;
+                migrations::inspect(&client, &self.name, namespace, steps).await
+            })
+            .map_err(Fail::into_failure)?;
+            let migration = Migration {
+                before: seen.applied,
+                after: seen.applied,
+            };
+            self.seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(seen);
+            return Ok(migration);
+        }
+        block(|| async {
+            let mut client = self.client().await?;
+            migrations::migrate(&mut client, &self.name, namespace, steps).await
+        })
+        .map_err(Fail::into_failure)
+    }
+
+    /// What migration calls found while inspecting, in call order.
+    pub(crate) fn inspected(&self) -> Vec<Inspected> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records that the upload `name` was stored through a mount whose
+    /// default database this is.
+    pub(crate) fn record_upload(&self, name: &str, stored_at: i64) -> Result<(), Failure> {
+        self.host_statement(
+            "INSERT INTO _host_uploads (name, stored_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&name, &stored_at],
+        )
+        .map(drop)
+    }
+
+    /// Forgets the upload `name`; `false` when this database has no record
+    /// of it.
+    pub(crate) fn forget_upload(&self, name: &str) -> Result<bool, Failure> {
+        self.host_statement("DELETE FROM _host_uploads WHERE name = $1", &[&name])
+            .map(|changed| changed > 0)
+    }
+
+    fn host_statement(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, Failure> {
+        block(|| {
+            self.with_retries(|| async {
+                let client = self.client().await?;
+                let statement = client.prepare_cached(sql).await?;
+                Ok(client.execute(&statement, params).await?)
+            })
+        })
+    }
+}
+
+/// `sql` as PostgreSQL reads it, once the guard let it pass.
+fn translate(sql: &str, params: &[DbValue]) -> Result<String, Failure> {
+    if let Some(reason) = guard::judge(sql) {
+        return Err(Failure::new(Kind::Refused, reason));
+    }
+    sql::placeholders(sql, params).map_err(|message| Failure::new(Kind::Sql, message))
+}
+
+/// Runs a prepared statement (`original` is the app's text) and reads its
+/// rows back as the contract's values.
+async fn run(
+    client: &impl deadpool_postgres::GenericClient,
+    statement: &Statement,
+    original: &str,
+    params: &[DbValue],
+) -> Result<DbRows, Fail> {
+    let columns: RVec<RString> = statement
+        .columns()
+        .iter()
+        .map(|column| RString::from(column.name()))
+        .collect();
+    let stream = client
+        .query_raw(statement, params.iter().map(Param))
+        .await?;
+    let mut stream = std::pin::pin!(stream);
+    let mut rows = RVec::new();
+    while let Some(row) =
+        std::future::poll_fn(|context| futures_core::Stream::poll_next(stream.as_mut(), context))
+            .await
+    {
+        rows.push(values_of(&row?, &columns)?);
+    }
+    let rows_affected = if sql::changes_rows(original) {
+        stream.rows_affected().unwrap_or(0)
+    } else {
+        0
+    };
+    Ok(DbRows {
+        columns,
+        rows,
+        rows_affected,
+    })
+}
+
+fn values_of(row: &Row, columns: &[RString]) -> Result<RVec<DbValue>, Fail> {
+    (0..row.len())
+        .map(|index| {
+            row.try_get::<_, Cell>(index)
+                .map(|cell| cell.0)
+                .map_err(|error| {
+                    let reason = std::error::Error::source(&error)
+                        .map_or_else(|| error.to_string(), ToString::to_string);
+                    Fail::Failure(Failure::new(
+                        Kind::Sql,
+                        format!("column {:?}: {reason}", columns[index].as_str()),
+                    ))
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        for (url, shown) in [
+            (
+                "postgres://blog:s3cret@db.internal:5432/blog",
+                "postgres://blog:***@db.internal:5432/blog",
+            ),
+            (
+                "postgres://blog@db.internal/blog",
+                "postgres://blog@db.internal/blog",
+            ),
+            (
+                "postgresql://u:p@[::1]:5433/x?sslmode=disable",
+                "postgresql://u:***@[::1]:5433/x?sslmode=disable",
+            ),
+            ("postgres://localhost/blog", "postgres://localhost/blog"),
+        ] {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
+}
