@@ -16,7 +16,38 @@ pub const PASSWORD: &str = "correct horse battery";
 /// A mount table like the repository's `plugins.json`, in a temporary
 /// folder (its `data/` holds the database, the secret and the uploads).
 pub fn site_table() -> Table {
-    Table::from_value(site_table_value())
+    site_table_with(|_| {})
+}
+
+/// Whether the blog's database is on PostgreSQL: in the test target
+/// `blog_on_postgres`, which runs the blog's suites again.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME") == "blog_on_postgres"
+}
+
+/// [`site_table`] with `change` made to the table first. On PostgreSQL
+/// (see [`on_postgres`]) the site gets a server of its own, kept as long as
+/// the table, and a key file (several hosts could share the database, so
+/// the host asks for a secret it does not make itself).
+pub fn site_table_with(change: impl FnOnce(&mut serde_json::Value)) -> Table {
+    let mut value = site_table_value();
+    let mut services: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
+    if on_postgres() {
+        let postgres = super::postgres::Postgres::start();
+        value["databases"]["blog"]["url"] = postgres.database("blog").into();
+        let key_folder = tempfile::tempdir().unwrap();
+        let key = key_folder.path().join("secret.key");
+        std::fs::write(&key, [7u8; 64]).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        value["secret_key_file"] = key.display().to_string().into();
+        services.push(Box::new(postgres));
+        services.push(Box::new(key_folder));
+    }
+    change(&mut value);
+    let mut table = Table::from_value(value);
+    table.services = services;
+    table
 }
 
 /// The mount table of [`site_table`], to change before writing it.
@@ -33,6 +64,51 @@ pub fn site_table_value() -> serde_json::Value {
         "databases": { "blog": { "url": "sqlite:app.db" } },
         "mounts": [frontend, admin],
     })
+}
+
+/// Runs `sql` on the site's database, as its owner would from a shell:
+/// its rows, one per line, values separated by `|` (psql's unaligned form).
+pub fn site_sql(table: &Table, sql: &str) -> String {
+    if let Some(postgres) = table
+        .services
+        .iter()
+        .find_map(|service| service.downcast_ref::<super::postgres::Postgres>())
+    {
+        let output = postgres.psql_in("blog", sql);
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    }
+    let connection = rusqlite::Connection::open(table.dir.path().join("data/app.db")).unwrap();
+    connection
+        .pragma_update(None, "foreign_keys", "ON")
+        .unwrap();
+    let mut statement = connection.prepare(sql).unwrap();
+    let columns = statement.column_count();
+    let rows = statement
+        .query_map([], |row| {
+            (0..columns)
+                .map(|index| {
+                    Ok(match row.get_ref(index)? {
+                        rusqlite::types::ValueRef::Null => String::new(),
+                        rusqlite::types::ValueRef::Integer(number) => number.to_string(),
+                        rusqlite::types::ValueRef::Real(number) => number.to_string(),
+                        rusqlite::types::ValueRef::Text(text)
+                        | rusqlite::types::ValueRef::Blob(text) => {
+                            String::from_utf8_lossy(text).into_owned()
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|values| values.join("|"))
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows.join("\n")
 }
 
 /// Runs `host cmd --config <table> <args...>` with `stdin` as its input.

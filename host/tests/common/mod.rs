@@ -140,6 +140,8 @@ pub fn mount(name: &str, prefix: &str, crate_name: &str) -> serde_json::Value {
 pub struct Table {
     pub dir: tempfile::TempDir,
     pub file: PathBuf,
+    /// What the site needs while the table lives (its PostgreSQL server).
+    pub services: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Table {
@@ -157,7 +159,11 @@ impl Table {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("plugins.json");
         std::fs::write(&file, text).unwrap();
-        Table { dir, file }
+        Table {
+            dir,
+            file,
+            services: Vec::new(),
+        }
     }
 
     /// Runs `host <command> --config <table>` to completion.

@@ -143,6 +143,11 @@ impl Postgres {
     /// Runs `sql` with psql as `postgres` (errors verbose: with their
     /// SQLSTATE), stopping at the first error.
     pub fn psql(&self, sql: &str) -> Output {
+        self.psql_in("postgres", sql)
+    }
+
+    /// [`Postgres::psql`] in the database `database`.
+    pub fn psql_in(&self, database: &str, sql: &str) -> Output {
         Command::new(self.bin.join("psql"))
             .args([
                 "-h",
@@ -151,6 +156,8 @@ impl Postgres {
                 &self.port.to_string(),
                 "-U",
                 "postgres",
+                "-d",
+                database,
             ])
             .args([
                 "-X",

@@ -190,7 +190,11 @@ impl Postgres {
         }
         config.connect_timeout(CONNECT_TIMEOUT);
         let mut options = config.get_options().unwrap_or_default().to_owned();
-        options.push_str(" -c default_transaction_isolation=serializable");
+        // serializable: see the module's documentation; warnings only, so
+        // that "already exists, skipping" notices stay out of the log
+        options.push_str(
+            " -c default_transaction_isolation=serializable -c client_min_messages=warning",
+        );
         if inspecting {
             options.push_str(" -c default_transaction_read_only=on");
         }

@@ -42,7 +42,8 @@ impl Blog {
         // Both queries walk the `posts_by_date` index and need no temporary
         // table: the page's ids are read as a subquery in FROM, which SQLite
         // runs as a co-routine when it is the outer loop (CROSS JOIN keeps
-        // it there), where `id IN (subquery)` built a temporary index and
+        // it there; its condition is in WHERE, since PostgreSQL allows no
+        // ON after CROSS JOIN), where `id IN (subquery)` built a temporary index and
         // sorting its rows a temporary b-tree, on every request (EXPLAIN:
         // OpenEphemeral, SorterOpen; the home page took 24% more CPU).
         let statements = [
@@ -54,9 +55,10 @@ impl Blog {
                 format!(
                     "SELECT pi.post_id AS post_id, {} \
                      FROM (SELECT id FROM posts {page_order}) AS page \
-                     CROSS JOIN post_images pi ON pi.post_id = page.id \
+                     CROSS JOIN post_images pi \
                      JOIN images i ON i.id = pi.image_id \
-                     WHERE pi.position = (SELECT MIN(position) FROM post_images WHERE post_id = pi.post_id)",
+                     WHERE pi.post_id = page.id \
+                     AND pi.position = (SELECT MIN(position) FROM post_images WHERE post_id = pi.post_id)",
                     &*IMAGE_COLUMNS_OF_I
                 ),
                 params![lang],

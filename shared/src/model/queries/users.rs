@@ -53,10 +53,15 @@ impl Blog {
                 "DELETE FROM sessions WHERE created_at < ?1",
                 params![expired],
             ),
+            // the id made here, not by SQL: each engine has its own
+            // random function
             Statement::new(
-                "INSERT INTO sessions (id, user_id, created_at) \
-                 VALUES (lower(hex(randomblob(16))), ?1, ?2) RETURNING id",
-                params![user_id, now()],
+                "INSERT INTO sessions (id, user_id, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+                params![
+                    app_api::sdk::session::random_token().as_str(),
+                    user_id,
+                    now()
+                ],
             ),
         ])?;
         rows.get(1)
