@@ -13,6 +13,8 @@
 //! The SDK's test client uses this crate too (SQLite only), so that an
 //! app's unit tests run under the rules the host applies.
 
+#[cfg(feature = "postgres")]
+pub mod blocking;
 mod failure;
 mod history;
 pub mod postgres;

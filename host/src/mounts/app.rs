@@ -11,7 +11,7 @@ use crate::{
         loader::{self, Library, LoadError, Loader, RunFlags},
         routes::AppRoutes,
     },
-    services::SiteServices,
+    services::{SiteServices, uploads::Place},
     static_files::StaticFolder,
     table::{Mount, MountTable},
 };
@@ -93,20 +93,21 @@ fn uploads_folder(
     }
     let store = services
         .uploads()
-        .map_err(|reason| LoadError::StaticFolder {
-            path: services
-                .data_dir()
-                .join(crate::services::uploads::UPLOADS_FOLDER),
-            reason,
-        })?;
+        .map_err(|reason| LoadError::Uploads { reason })?;
     let Some(store) = store else {
         return Ok(None);
     };
-    let folder = StaticFolder::open(store.folder(), UPLOADS_MAX_AGE)
-        .map_err(|error| LoadError::StaticFolder {
-            path: store.folder().to_owned(),
-            reason: error.to_string(),
-        })?
-        .sandboxed();
+    let folder = match store.place() {
+        Place::Folder(path) => {
+            StaticFolder::open(path, UPLOADS_MAX_AGE).map_err(|error| LoadError::StaticFolder {
+                path: path.clone(),
+                reason: error.to_string(),
+            })?
+        }
+        Place::Store { store, prefix, .. } => {
+            StaticFolder::in_store(Arc::clone(store), prefix.clone(), UPLOADS_MAX_AGE)
+        }
+    }
+    .sandboxed();
     Ok(Some(Arc::clone(opened.insert(Arc::new(folder)))))
 }

@@ -72,6 +72,11 @@ pub enum LoadError {
         /// Why.
         reason: String,
     },
+    /// The site's uploads store cannot be opened.
+    Uploads {
+        /// Why, naming the store.
+        reason: String,
+    },
     /// The host's services cannot give the mount its secret.
     Secret {
         /// Why.
@@ -115,6 +120,7 @@ impl fmt::Display for LoadError {
             LoadError::StaticFolder { path, reason } => {
                 write!(f, "static_folder {}: {reason}", path.display())
             }
+            LoadError::Uploads { reason } => write!(f, "uploads: {reason}"),
             LoadError::Secret { message } => write!(f, "the host's secret: {message}"),
             LoadError::Init { path, message } => {
                 write!(f, "{}: the app failed to start: {message}", path.display())

@@ -12,7 +12,7 @@ pub mod uploads;
 use std::{
     io::{BufRead, IsTerminal, Write},
     panic::{AssertUnwindSafe, catch_unwind},
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
@@ -22,7 +22,7 @@ use host_database::{Database, Inspected, Kind};
 
 use crate::{
     logging::AppLogger,
-    table::{DatabaseConfig, LEGACY_DATABASE_FILE, Location, Mount, MountTable},
+    table::{DatabaseConfig, LEGACY_DATABASE_FILE, Location, Mount, MountTable, UploadsStore},
 };
 use secret::MasterSecret;
 use uploads::Uploads;
@@ -86,10 +86,10 @@ impl DatabaseSlot {
 
 /// The services every mount of a site shares.
 pub struct SiteServices {
-    data_dir: PathBuf,
     table_file: PathBuf,
     mode: Mode,
     databases: Vec<Arc<DatabaseSlot>>,
+    uploads_store: UploadsStore,
     uploads: OnceLock<Result<Uploads, String>>,
     secret: Result<MasterSecret, String>,
 }
@@ -155,18 +155,13 @@ impl SiteServices {
             }
         };
         Ok(Arc::new(SiteServices {
-            data_dir: data_dir.to_owned(),
             table_file: table.file.clone(),
             mode,
             databases,
+            uploads_store: table.uploads.clone(),
             uploads: OnceLock::new(),
             secret,
         }))
-    }
-
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     /// The key of the mount named `mount`, derived from the host's secret.
@@ -192,7 +187,7 @@ impl SiteServices {
         let create = self.mode != Mode::Inspect;
         let opened = self
             .uploads
-            .get_or_init(|| Uploads::open(&self.data_dir, create))
+            .get_or_init(|| Uploads::open(&self.uploads_store, create))
             .as_ref()
             .map_err(Clone::clone)?;
         Ok(opened.exists().then_some(opened))
@@ -402,7 +397,7 @@ impl MountServices {
         {
             return uploads.delete(name);
         }
-        if uploads.contains(name) {
+        if uploads.contains(name)? {
             return Err(format!(
                 "the upload {name:?} was stored through a mount whose default database is not {:?}: an app may delete only the uploads stored through a mount that shares its default database",
                 database.name()

@@ -18,9 +18,19 @@ pub struct FileEntry {
 
 impl FileEntry {
     pub(super) fn new(relative: &Path, metadata: &std::fs::Metadata) -> FileEntry {
-        let size = metadata.len();
-        let validators =
-            Validators::new(metadata.modified().unwrap_or(std::time::UNIX_EPOCH), size);
+        let modified = metadata.modified().unwrap_or(std::time::UNIX_EPOCH);
+        FileEntry::from_parts(relative, metadata.len(), modified)
+    }
+
+    /// The entry of a file (or an object) of `size` bytes changed last at
+    /// `modified`: its validators are made of the two, so every host
+    /// reading one object gives it the same `ETag`.
+    pub(super) fn from_parts(
+        relative: &Path,
+        size: u64,
+        modified: std::time::SystemTime,
+    ) -> FileEntry {
+        let validators = Validators::new(modified, size);
         FileEntry {
             etag: HeaderValue::from_str(&validators.etag).ok(),
             last_modified: HeaderValue::from_str(&validators.http_date()).ok(),

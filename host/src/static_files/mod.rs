@@ -1,7 +1,9 @@
 //! A mount's static folder, served by the host itself (the request never
 //! enters the app), the way nginx's static module does: content type,
 //! validators and conditional requests, single byte ranges, `HEAD`, and
-//! streaming in chunks so a large file never sits in memory.
+//! streaming in chunks so a large file never sits in memory. The site's
+//! uploads are served the same way, from their folder or from an object
+//! store (S3), whose objects are read as files are.
 //!
 //! Follows tower-http's `ServeDir` and adds what it lacks: strong `ETag`s,
 //! `If-Match`/`If-Unmodified-Since`, per-mount `Cache-Control`, `nosniff`,
@@ -19,7 +21,7 @@ use std::{
     io::{self, SeekFrom},
     path::{Path, PathBuf},
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
 };
 
@@ -27,6 +29,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use object_store::{GetOptions, ObjectStore, path::Path as Key};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
@@ -45,15 +48,28 @@ const CHUNK: usize = 64 * 1024;
 
 /// A folder of static files of one mount.
 pub struct StaticFolder {
-    /// The folder, canonical (symlinks resolved), so that a file's canonical
-    /// path can be checked against it where `openat2` is missing.
-    root: PathBuf,
-    /// The folder, open: files are opened beneath it.
-    directory: File,
+    place: Place,
     cache_control: HeaderValue,
     cache: FileCache,
     /// Files people uploaded: served sandboxed.
     sandboxed: bool,
+}
+
+/// Where the files are.
+enum Place {
+    Folder {
+        /// The folder, canonical (symlinks resolved), so that a file's
+        /// canonical path can be checked against it where `openat2` is
+        /// missing.
+        root: PathBuf,
+        /// The folder, open: files are opened beneath it.
+        directory: File,
+    },
+    /// Objects named `prefix/<file name>` (no deeper paths).
+    Store {
+        store: Arc<dyn ObjectStore>,
+        prefix: Key,
+    },
 }
 
 /// Where a file's bytes come from.
@@ -62,6 +78,16 @@ enum Source {
     Memory(Bytes),
     /// Large files: read when sent.
     File(File),
+    /// Large objects: fetched when sent.
+    Object(Key),
+}
+
+/// Why a file cannot be served.
+enum Unserved {
+    /// Not there (or not to be shown): 404.
+    Missing,
+    /// The store did not answer: 503.
+    Unavailable,
 }
 
 /// What serving a request for a file came to. The server makes the
@@ -86,8 +112,8 @@ pub enum Content {
     Empty,
     /// All of it, in memory.
     Whole(Bytes),
-    /// Read from the file as it is sent.
-    Stream(FileBody),
+    /// Read from the file or the store as it is sent.
+    Stream(StreamedBody),
 }
 
 impl Served {
@@ -110,19 +136,27 @@ impl StaticFolder {
             return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a folder"));
         }
         let directory = File::open(&root)?;
+        Ok(StaticFolder::at(Place::Folder { root, directory }, max_age))
+    }
+
+    /// The objects below `prefix` in `store`, served as files are.
+    pub fn in_store(store: Arc<dyn ObjectStore>, prefix: Key, max_age: u64) -> StaticFolder {
+        StaticFolder::at(Place::Store { store, prefix }, max_age)
+    }
+
+    fn at(place: Place, max_age: u64) -> StaticFolder {
         let cache_control = if max_age == 0 {
             HeaderValue::from_static("no-cache")
         } else {
             HeaderValue::from_str(&format!("public, max-age={max_age}"))
                 .expect("digits are a valid header value")
         };
-        Ok(StaticFolder {
-            root,
-            directory,
+        StaticFolder {
+            place,
             cache_control,
             cache: FileCache::default(),
             sandboxed: false,
-        })
+        }
     }
 
     /// Serves every file with `Content-Security-Policy: sandbox`: a file
@@ -144,8 +178,12 @@ impl StaticFolder {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return refused;
         }
-        let Some((entry, source)) = self.load(url_path) else {
-            return Served::refused(StatusCode::NOT_FOUND);
+        let (entry, source) = match self.load(url_path).await {
+            Ok(loaded) => loaded,
+            Err(Unserved::Missing) => return Served::refused(StatusCode::NOT_FOUND),
+            Err(Unserved::Unavailable) => {
+                return Served::refused(StatusCode::SERVICE_UNAVAILABLE);
+            }
         };
         let (size, validators) = (entry.size, &entry.validators);
         let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -203,6 +241,13 @@ impl StaticFolder {
                     return Served::refused(StatusCode::NOT_FOUND);
                 }
             },
+            Source::Object(key) => match self.fetch(&key, start, length).await {
+                Ok(stream) => Content::Stream(StreamedBody::new(stream, length)),
+                Err(error) => {
+                    tracing::warn!(file = %url_path, %error, "cannot read an object of the uploads store");
+                    return Served::refused(StatusCode::SERVICE_UNAVAILABLE);
+                }
+            },
         };
         let mut headers = HeaderMap::new();
         let out = &mut headers;
@@ -247,45 +292,96 @@ impl StaticFolder {
 
     /// The file `url_path` names: from the cache, or opened (and, if small,
     /// read and cached).
-    fn load(&self, url_path: &str) -> Option<(Arc<FileEntry>, Source)> {
+    async fn load(&self, url_path: &str) -> Result<(Arc<FileEntry>, Source), Unserved> {
         if let Some((entry, bytes)) = self.cache.get(url_path) {
-            return Some((entry, Source::Memory(bytes)));
+            return Ok((entry, Source::Memory(bytes)));
         }
-        let (file, metadata, relative) = self.locate(url_path)?;
-        let entry = Arc::new(FileEntry::new(&relative, &metadata));
-        if entry.size > cache::MAX_FILE {
-            return Some((entry, Source::File(file)));
-        }
-        let content = read_range(&file, 0, entry.size).ok()?;
-        if content.len() as u64 != entry.size {
+        let (entry, source) = match &self.place {
+            Place::Folder { .. } => {
+                let (file, metadata, relative) = self.locate(url_path).ok_or(Unserved::Missing)?;
+                let entry = Arc::new(FileEntry::new(&relative, &metadata));
+                if entry.size > cache::MAX_FILE {
+                    return Ok((entry, Source::File(file)));
+                }
+                let content = read_range(&file, 0, entry.size).map_err(|_| Unserved::Missing)?;
+                (entry, content.into())
+            }
+            Place::Store { store, prefix } => {
+                let relative = path::relative_file(url_path).ok_or(Unserved::Missing)?;
+                let name = relative.to_str().filter(|name| !name.contains('/'));
+                let key = prefix.child(name.ok_or(Unserved::Missing)?);
+                let unavailable = |error: object_store::Error| match error {
+                    object_store::Error::NotFound { .. } => Unserved::Missing,
+                    error => {
+                        tracing::warn!(file = %url_path, %error, "the uploads store did not answer");
+                        Unserved::Unavailable
+                    }
+                };
+                let meta = store.head(&key).await.map_err(unavailable)?;
+                let modified = std::time::SystemTime::from(meta.last_modified);
+                let entry = Arc::new(FileEntry::from_parts(&relative, meta.size, modified));
+                if entry.size > cache::MAX_FILE {
+                    return Ok((entry, Source::Object(key)));
+                }
+                let content = store
+                    .get(&key)
+                    .await
+                    .map_err(unavailable)?
+                    .bytes()
+                    .await
+                    .map_err(unavailable)?;
+                (entry, content)
+            }
+        };
+        if content_len(&source) != entry.size {
             // changed while read: serve what was asked next time
-            return None;
+            return Err(Unserved::Missing);
         }
-        let content = Bytes::from(content);
         self.cache
-            .insert(url_path, Arc::clone(&entry), content.clone());
-        Some((entry, Source::Memory(content)))
+            .insert(url_path, Arc::clone(&entry), source.clone());
+        Ok((entry, Source::Memory(source)))
+    }
+
+    /// `length` bytes of the object `key` from `start`, as they arrive.
+    async fn fetch(&self, key: &Key, start: u64, length: u64) -> object_store::Result<Chunks> {
+        let Place::Store { store, .. } = &self.place else {
+            unreachable!("objects are read from stores only");
+        };
+        let options = GetOptions {
+            range: Some((start..start + length).into()),
+            ..GetOptions::default()
+        };
+        let stream = store.get_opts(key, options).await?.into_stream();
+        Ok(Box::pin(futures_util::StreamExt::map(stream, |chunk| {
+            chunk.map_err(io::Error::other)
+        })))
     }
 
     /// Opens the regular file `url_path` names inside the folder: `None` for
     /// anything unsafe, missing, unreadable, not a regular file, or (after
     /// resolving symlinks) outside the folder.
     fn locate(&self, url_path: &str) -> Option<(File, std::fs::Metadata, PathBuf)> {
+        let Place::Folder { root, directory } = &self.place else {
+            return None;
+        };
         let relative = path::relative_file(url_path)?;
-        let file = self.open_beneath(&relative)?;
+        let file = open_beneath(root, directory, &relative)?;
         let metadata = file.metadata().ok()?;
         metadata.is_file().then_some((file, metadata, relative))
     }
+}
 
-    /// Opens `relative` so that resolving it can never leave the folder.
-    ///
-    /// Linux's `openat2` with `RESOLVE_BENEATH` does it in the kernel, in
-    /// one system call, symlinks included (absolute ones are refused). On
-    /// kernels without it (before 5.6), the canonical path is checked.
-    fn open_beneath(&self, relative: &Path) -> Option<File> {
-        use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+/// Opens `relative` in the folder `root` (open as `directory`) so that
+/// resolving it can never leave the folder.
+///
+/// Linux's `openat2` with `RESOLVE_BENEATH` does it in the kernel, in one
+/// system call, symlinks included (absolute ones are refused). On kernels
+/// without it (before 5.6), the canonical path is checked.
+fn open_beneath(root: &Path, directory: &File, relative: &Path) -> Option<File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+    {
         match openat2(
-            &self.directory,
+            directory,
             relative,
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
             Mode::empty(),
@@ -293,8 +389,8 @@ impl StaticFolder {
         ) {
             Ok(fd) => Some(File::from(fd)),
             Err(rustix::io::Errno::NOSYS) => {
-                let canonical = self.root.join(relative).canonicalize().ok()?;
-                if !canonical.starts_with(&self.root) {
+                let canonical = root.join(relative).canonicalize().ok()?;
+                if !canonical.starts_with(root) {
                     return None;
                 }
                 File::open(&canonical).ok()
@@ -314,10 +410,16 @@ async fn read_body(file: File, start: u64, length: u64) -> io::Result<Content> {
     if start > 0 {
         tokio::io::AsyncSeekExt::seek(&mut file, SeekFrom::Start(start)).await?;
     }
-    Ok(Content::Stream(FileBody {
-        chunks: ReaderStream::with_capacity(file.take(length), CHUNK),
-        remaining: length,
-    }))
+    let chunks = ReaderStream::with_capacity(file.take(length), CHUNK);
+    Ok(Content::Stream(StreamedBody::new(Box::pin(chunks), length)))
+}
+
+/// The chunks of a streamed body.
+type Chunks = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// The size of a file's content read whole.
+fn content_len(content: &Bytes) -> u64 {
+    content.len() as u64
 }
 
 /// `length` bytes of `file` from `start` (fewer if the file is shorter),
@@ -341,13 +443,25 @@ fn read_range(file: &File, start: u64, length: u64) -> io::Result<Vec<u8>> {
     Ok(buffer)
 }
 
-/// A file streamed in chunks of [`CHUNK`] bytes.
-pub struct FileBody {
-    chunks: ReaderStream<tokio::io::Take<tokio::fs::File>>,
+/// A file streamed in chunks of [`CHUNK`] bytes, or an object as the
+/// store sends it.
+pub struct StreamedBody {
+    /// In a mutex only to be `Sync`, as response bodies are; never
+    /// contended (`get_mut`).
+    chunks: Mutex<Chunks>,
     remaining: u64,
 }
 
-impl HttpBody for FileBody {
+impl StreamedBody {
+    fn new(chunks: Chunks, length: u64) -> StreamedBody {
+        StreamedBody {
+            chunks: Mutex::new(chunks),
+            remaining: length,
+        }
+    }
+}
+
+impl HttpBody for StreamedBody {
     type Data = Bytes;
     type Error = io::Error;
 
@@ -355,7 +469,11 @@ impl HttpBody for FileBody {
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match Pin::new(&mut self.chunks).poll_next(context) {
+        let chunks = self
+            .chunks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        match chunks.as_mut().poll_next(context) {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
@@ -363,7 +481,7 @@ impl HttpBody for FileBody {
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),
             Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                "the file shrank while it was being sent",
+                "the file shrank (or the store sent less) while it was being sent",
             )))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,

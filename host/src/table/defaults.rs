@@ -44,6 +44,8 @@ pub const BODY_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 pub const STATIC_URL_PATH: &str = "/static";
 /// Seconds static files may be cached (0: `no-cache`).
 pub const STATIC_MAX_AGE: u64 = 0;
+/// Where uploads are stored: below the data folder.
+pub const UPLOADS_URL: &str = "file:uploads";
 /// Where the stored uploads are served below a mount's prefix.
 pub const UPLOADS_URL_PATH: &str = "/uploads";
 /// Handlers of one mount running at once.

@@ -42,6 +42,8 @@ pub struct MountTable {
     /// The file of the host's secret key, when the table names one (else
     /// the data folder's `secret.key`).
     pub secret_key_file: Option<PathBuf>,
+    /// Where uploads are stored.
+    pub uploads: UploadsStore,
     /// The mounts, in table order.
     pub mounts: Vec<Mount>,
     /// The databases: those the table declares, then the private ones of
@@ -103,6 +105,16 @@ pub struct DatabaseConfig {
     pub location: Location,
     /// Whether the table declares it (else it is a mount's own).
     pub declared: bool,
+}
+
+/// Where the site's uploads are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadsStore {
+    /// A folder, resolved against the data folder.
+    Folder(PathBuf),
+    /// An S3 bucket and the prefix of the uploads' keys in it, as the
+    /// table writes them (`s3://bucket/prefix`).
+    S3(String),
 }
 
 /// The file of the site database of releases before named databases, in

@@ -105,8 +105,23 @@ pub(super) struct RawTable {
     /// "sqlite:<mount name>.db". Default: none declared.
     #[schemars(example = &serde_json::json!({"blog": {"url": "sqlite:blog.db"}}))]
     pub(super) databases: Option<BTreeMap<String, RawDatabase>>,
+    /// Where apps' uploads are stored, for every mount. Default
+    /// {"url": "file:uploads"} (below data_dir).
+    pub(super) uploads: Option<RawUploads>,
     /// The apps, each under its own URL prefix. The longest prefix wins.
     pub(super) mounts: Vec<RawMount>,
+}
+
+/// The store of uploads.
+#[derive(Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUploads {
+    /// "file:FOLDER" (relative to data_dir, or absolute), or
+    /// "s3://BUCKET/PREFIX" in S3 or an S3-compatible store, its endpoint,
+    /// region and credentials from the environment (AWS_ENDPOINT,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP).
+    #[schemars(example = &"s3://site-uploads/blog")]
+    pub(super) url: String,
 }
 
 /// How many hops of each forwarding header are believed.

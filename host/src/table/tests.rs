@@ -2,7 +2,7 @@ use std::path::Path;
 
 use host_database::Location;
 
-use super::{defaults, locator::line_column, normalize_prefix, parse, schema};
+use super::{UploadsStore, defaults, locator::line_column, normalize_prefix, parse, schema};
 
 const GOOD: &str = r#"{
   "listen": "127.0.0.1:5000",
@@ -303,6 +303,56 @@ fn database_errors_name_the_key_and_the_fix() {
             error.contains(expected),
             "for {text:?}\n  got      {error}\n  expected {expected}"
         );
+    }
+}
+
+#[test]
+fn uploads_go_to_a_folder_or_a_bucket() {
+    let table = |uploads: &str| {
+        format!(
+            "{{\"uploads\": {uploads}, \"mounts\": [{{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}}]}}"
+        )
+    };
+    let stored = |text: &str| {
+        parse(text, Path::new("/site/plugins.json"))
+            .unwrap()
+            .uploads
+    };
+    assert_eq!(
+        parse(
+            "{\"mounts\": [{\"name\": \"a\", \"prefix\": \"/\", \"library\": \"a.so\"}]}",
+            Path::new("/site/plugins.json")
+        )
+        .unwrap()
+        .uploads,
+        UploadsStore::Folder("/site/data/uploads".into()),
+        "by default, below the data folder"
+    );
+    assert_eq!(
+        stored(&table("{\"url\": \"file:/srv/uploads\"}")),
+        UploadsStore::Folder("/srv/uploads".into())
+    );
+    assert_eq!(
+        stored(&table("{\"url\": \"s3://site-uploads/blog\"}")),
+        UploadsStore::S3("s3://site-uploads/blog".to_owned())
+    );
+    for (uploads, expected) in [
+        (
+            "{\"url\": \"s3://Site_Uploads\"}",
+            "uploads.url: \"s3://Site_Uploads\" does not name an S3 bucket",
+        ),
+        (
+            "{\"url\": \"ftp://host/x\"}",
+            "uploads.url: \"ftp://host/x\" is not an uploads store this host supports: use \"file:FOLDER\"",
+        ),
+        (
+            "{\"url\": \"file:\"}",
+            "uploads.url: \"file:\" does not name a folder",
+        ),
+        ("{\"path\": \"x\"}", "uploads.path: unknown field"),
+    ] {
+        let error = error_of(&table(uploads));
+        assert!(error.contains(expected), "{uploads}: {error}");
     }
 }
 

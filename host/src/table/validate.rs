@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::{
-    DatabaseConfig, Limits, Location, Mount, MountTable, defaults,
+    DatabaseConfig, Limits, Location, Mount, MountTable, UploadsStore, defaults,
     hosts::{AllowedHosts, PublicUrl},
     proxies::{Networks, TrustedHeaders, TrustedProxies},
     raw::{RawDatabase, RawMount, RawTable, RawTrustedHeaders},
@@ -84,12 +84,18 @@ pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem
     let allowed_hosts =
         AllowedHosts::parse(raw.allowed_hosts.as_deref(), listen, public_url.as_ref())
             .map_err(|(index, message)| problem(format!("allowed_hosts[{index}]"), message))?;
+    let uploads = uploads_store(
+        raw.uploads.as_ref().map(|uploads| uploads.url.as_str()),
+        &data_dir,
+    )
+    .map_err(|message| problem("uploads.url", message))?;
     Ok(MountTable {
         file: PathBuf::new(),
         listen,
         data_dir,
         log_dir: base.join(raw.log_dir.as_deref().unwrap_or(defaults::LOG_DIR)),
         secret_key_file: raw.secret_key_file.as_deref().map(|file| base.join(file)),
+        uploads,
         mounts,
         databases,
         limits,
@@ -408,6 +414,37 @@ fn database_location(url: &str, data_dir: &Path) -> Result<Location, String> {
         return Err(format!("{url:?} does not name a database file: {example}"));
     }
     Ok(Location::Sqlite(data_dir.join(file)))
+}
+
+/// Where uploads go: `file:FOLDER` (the default, `file:uploads`, below the
+/// data folder) or `s3://BUCKET/PREFIX`.
+fn uploads_store(url: Option<&str>, data_dir: &Path) -> Result<UploadsStore, String> {
+    let url = url.unwrap_or(defaults::UPLOADS_URL);
+    let example = "use \"file:FOLDER\" (relative to data_dir, e.g. \"file:uploads\") or \"s3://BUCKET/PREFIX\"";
+    if let Some(folder) = url.strip_prefix("file:") {
+        if folder.is_empty() || folder.starts_with("//") || folder.contains(['?', '#']) {
+            return Err(format!("{url:?} does not name a folder: {example}"));
+        }
+        return Ok(UploadsStore::Folder(data_dir.join(folder)));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let bucket = rest.split('/').next().unwrap_or_default();
+        // S3's rules for a bucket's name: 3 to 63 lowercase letters,
+        // digits, dots and hyphens
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket.bytes().all(|byte| {
+                byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'.' || byte == b'-'
+            });
+        if !valid || rest.contains(['?', '#']) {
+            return Err(format!(
+                "{url:?} does not name an S3 bucket (3 to 63 lowercase letters, digits, '.' and '-'): {example}"
+            ));
+        }
+        return Ok(UploadsStore::S3(url.to_owned()));
+    }
+    Err(format!(
+        "{url:?} is not an uploads store this host supports: {example}"
+    ))
 }
 
 /// The databases the table declares, each with its own file.

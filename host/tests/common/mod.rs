@@ -6,6 +6,7 @@
 
 pub mod blog;
 pub mod postgres;
+pub mod s3;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},

@@ -11,13 +11,13 @@
 //! list of statements, runs again.
 //!
 //! The driver is asynchronous and apps call synchronously, from the
-//! threads that run their handlers: the calls block on a small runtime of
-//! this module's own, which drives every connection's socket.
+//! threads that run their handlers: the calls block (`blocking`) on a
+//! small runtime that drives every connection's socket.
 
 use std::{
     future::Future,
     sync::{
-        Mutex, OnceLock, PoisonError,
+        Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -33,6 +33,7 @@ use super::{
     values::{Cell, Param},
 };
 use crate::{
+    blocking::block,
     failure::{Failure, Kind},
     history::{Inspected, Migration, check_namespace},
 };
@@ -45,40 +46,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call waits for a free connection before `busy`, as SQLite's
 /// busy timeout.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The runtime that drives the connections: one thread is plenty, the
-/// work being the server's; callers poll their own calls while they block.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("postgres")
-            .enable_all()
-            .build()
-            .expect("the PostgreSQL runtime starts (a thread and an epoll instance)")
-    })
-}
-
-/// Runs the future `make` gives to its end, from synchronous code. A
-/// thread already inside a runtime (one of the host's async workers, when
-/// an app migrates while it loads) may not block on another: there the
-/// call runs on a thread of its own for its duration.
-fn block<F: Future>(make: impl FnOnce() -> F + Send) -> F::Output
-where
-    F::Output: Send,
-{
-    let run = || runtime().block_on(make());
-    if tokio::runtime::Handle::try_current().is_err() {
-        return run();
-    }
-    std::thread::scope(|scope| {
-        scope
-            .spawn(run)
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
-}
 
 /// A failed call, before it is told to the app: PostgreSQL's own errors
 /// keep their SQLSTATE until it is known whether to run again.
