@@ -53,6 +53,11 @@ const CSRF_KEY: &str = "_csrf";
 const ISSUED_KEY: &str = "_t";
 /// The key under which the session keeps flashed messages.
 const FLASH_KEY: &str = "_flashes";
+/// The most flashed messages kept until a page shows them: a client that
+/// never follows the redirects that would show them (a script posting
+/// forms) would otherwise grow the cookie past what browsers keep (4 KB)
+/// and proxies accept (nginx's 4 KB `proxy_buffer_size`).
+const MAX_FLASHES: usize = 8;
 
 /// One request's session: a handle, cheap to clone, every clone the same
 /// session. The cookie is verified on first use only.
@@ -167,10 +172,12 @@ impl Session {
     }
 
     /// Keeps a message for the next page the person sees (Flask's
-    /// `flash`).
+    /// `flash`); the newest few when no page showed the earlier ones.
     pub fn flash(&self, message: &str) {
         let mut flashes: Vec<String> = self.get(FLASH_KEY).unwrap_or_default();
         flashes.push(message.to_owned());
+        let excess = flashes.len().saturating_sub(MAX_FLASHES);
+        flashes.drain(..excess);
         self.insert(FLASH_KEY, flashes);
     }
 
@@ -431,6 +438,18 @@ mod tests {
         let after = remembering(rotated);
         let read = after.request("GET", "/get", &[("cookie", resigned)], b"");
         assert_eq!(read.body_text(), "ann", "the new cookie needs no fallback");
+    }
+
+    #[test]
+    fn flashes_nobody_reads_are_kept_to_the_newest_few() {
+        let session = Session::default();
+        for n in 0..100 {
+            session.flash(&format!("message {n}"));
+        }
+        let kept = session.take_flashes();
+        assert_eq!(kept.len(), MAX_FLASHES);
+        assert_eq!(kept.last().map(String::as_str), Some("message 99"));
+        assert!(session.take_flashes().is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod blog;
+pub mod nginx;
 pub mod postgres;
 pub mod s3;
 
@@ -265,6 +266,34 @@ impl Host {
         Host::spawn_command(command, table.dir.path(), &args, &[("RUST_LOG", "info")])
     }
 
+    /// Like [`Host::start_with_env`], listening on `listen` (a port chosen
+    /// before, that a restarted host takes again).
+    pub fn start_listening(table: &Table, listen: SocketAddr, env: &[(&str, &str)]) -> Host {
+        let args = [
+            "serve".as_ref(),
+            "--config".as_ref(),
+            table.file.as_os_str(),
+        ];
+        Host::spawn_on(
+            Command::new(host_binary()),
+            table.dir.path(),
+            &args,
+            env,
+            &listen.to_string(),
+        )
+    }
+
+    /// A running server of another kind (nginx), to talk to as to a host;
+    /// killed when dropped.
+    pub fn adopt(child: Child, addr: SocketAddr) -> Host {
+        Host {
+            child,
+            addr,
+            log: Arc::new(Mutex::new(String::new())),
+            _table: None,
+        }
+    }
+
     fn spawn(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Host {
         Host::spawn_command(Command::new(host_binary()), dir, args, env)
     }
@@ -272,15 +301,25 @@ impl Host {
     /// Runs `command` (the host binary, or a program that runs it) with
     /// `args` in `dir`, on an ephemeral port.
     fn spawn_command(
-        mut command: Command,
+        command: Command,
         dir: &Path,
         args: &[&std::ffi::OsStr],
         env: &[(&str, &str)],
     ) -> Host {
+        Host::spawn_on(command, dir, args, env, "127.0.0.1:0")
+    }
+
+    fn spawn_on(
+        mut command: Command,
+        dir: &Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+        listen: &str,
+    ) -> Host {
         build_apps();
         let mut child = command
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .current_dir(dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
