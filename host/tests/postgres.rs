@@ -381,3 +381,82 @@ fn an_unreachable_server_is_named_with_the_database() {
     );
     assert!(!failure.message.contains("secret"), "{failure}");
 }
+
+#[test]
+fn handlers_waiting_on_postgresql_wait_side_by_side() {
+    use std::{
+        io::Write,
+        process::{Command, Stdio},
+        sync::atomic::{AtomicBool, Ordering},
+        time::Duration,
+    };
+
+    use common::{Host, blog::site_table_on};
+    let table = site_table_on(true, |_| {});
+    let postgres = table
+        .services
+        .iter()
+        .find_map(|service| service.downcast_ref::<Postgres>())
+        .expect("a site on PostgreSQL has a server of its own");
+    let host = Host::start_on(&table);
+    assert_eq!(host.get("/en/").status, 200);
+    // Readers of posts are held in the database 40 ms at a time, as by a
+    // slow query or a far server: short enough that no call counts as
+    // slow (which would move the mount to its threads anyway).
+    let mut script = String::new();
+    for _ in 0..40 {
+        script.push_str(
+            "BEGIN; LOCK TABLE posts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(0.04); COMMIT; SELECT pg_sleep(0.04);\n",
+        );
+    }
+    let mut locker = Command::new(postgres.psql_program())
+        .args(postgres.psql_args("blog"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    locker
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let done = AtomicBool::new(false);
+    let most = thread::scope(|scope| {
+        for _ in 0..40 {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    assert_eq!(host.get("/en/").status, 200);
+                }
+            });
+        }
+        let watcher = scope.spawn(|| {
+            let mut most = 0;
+            while !done.load(Ordering::Relaxed) {
+                let output = postgres.psql_in(
+                    "blog",
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'host' AND wait_event_type = 'Lock'",
+                );
+                let waiting: usize = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
+                most = most.max(waiting);
+            }
+            most
+        });
+        locker.wait().unwrap();
+        done.store(true, Ordering::Relaxed);
+        watcher.join().unwrap()
+    });
+    // Up to the frontend's max_concurrency (16) handlers wait at once, each
+    // on a connection of its own: as many as the mounts using the database
+    // run handlers (with a pool the size of the async workers, 2 here, the
+    // rest would have queued for a connection behind them).
+    assert!(
+        most >= 8,
+        "at most {most} handlers waited on the database at once"
+    );
+    assert!(
+        !host.log().contains("an inline call took"),
+        "{}",
+        host.log()
+    );
+}

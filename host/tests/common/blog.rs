@@ -25,14 +25,20 @@ pub fn on_postgres() -> bool {
     env!("CARGO_CRATE_NAME") == "blog_on_postgres"
 }
 
-/// [`site_table`] with `change` made to the table first. On PostgreSQL
-/// (see [`on_postgres`]) the site gets a server of its own, kept as long as
-/// the table, and a key file (several hosts could share the database, so
-/// the host asks for a secret it does not make itself).
+/// [`site_table`] with `change` made to the table first; on PostgreSQL
+/// when [`on_postgres`].
 pub fn site_table_with(change: impl FnOnce(&mut serde_json::Value)) -> Table {
+    site_table_on(on_postgres(), change)
+}
+
+/// [`site_table_with`], on PostgreSQL when `postgres`: the site gets a
+/// server of its own, kept as long as the table, and a key file (several
+/// hosts could share the database, so the host asks for a secret it does
+/// not make itself).
+pub fn site_table_on(postgres: bool, change: impl FnOnce(&mut serde_json::Value)) -> Table {
     let mut value = site_table_value();
     let mut services: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
-    if on_postgres() {
+    if postgres {
         let postgres = super::postgres::Postgres::start();
         value["databases"]["blog"]["url"] = postgres.database("blog").into();
         let key_folder = tempfile::tempdir().unwrap();

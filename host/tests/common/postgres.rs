@@ -148,30 +148,41 @@ impl Postgres {
 
     /// [`Postgres::psql`] in the database `database`.
     pub fn psql_in(&self, database: &str, sql: &str) -> Output {
-        Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-            ])
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-v",
-                "VERBOSITY=verbose",
-            ])
+        Command::new(self.psql_program())
+            .args(self.psql_args(database))
             .args(["-c", sql])
             .output()
             .unwrap()
+    }
+
+    /// psql, of the server's version.
+    pub fn psql_program(&self) -> PathBuf {
+        self.bin.join("psql")
+    }
+
+    /// psql's arguments to reach `database` as `postgres`: unaligned rows,
+    /// stopping at the first error, errors with their SQLSTATE.
+    pub fn psql_args(&self, database: &str) -> Vec<String> {
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+        ]
+        .map(str::to_owned)
+        .to_vec()
     }
 
     /// A new database `name` owned by a new role of that name, which is no
