@@ -388,7 +388,6 @@ fn handlers_waiting_on_postgresql_wait_side_by_side() {
         io::Write,
         process::{Command, Stdio},
         sync::atomic::{AtomicBool, Ordering},
-        time::Duration,
     };
 
     use common::{Host, blog::site_table_on};
