@@ -6,6 +6,7 @@
 
 pub mod blog;
 pub mod nginx;
+pub mod nginx_conf;
 pub mod postgres;
 pub mod s3;
 

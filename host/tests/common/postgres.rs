@@ -204,6 +204,11 @@ impl Postgres {
         format!("postgres://{name}@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// The server's process id (its backends are its children).
+    pub fn pid(&self) -> u32 {
+        self.server.id()
+    }
+
     /// The cluster's folder.
     pub fn folder(&self) -> &Path {
         self.folder.path()

@@ -5,11 +5,14 @@
 //! starts the host and the baseline, `compare` loads them in alternating
 //! rounds with `wrk` while `usage` reads what each request cost from
 //! `/proc`, `stats` turns rounds into medians and paired ratios,
-//! `callgrind` counts instructions per request, and `report` writes the
-//! tables and judges the targets. Load is keep-alive, on 127.0.0.1 only.
+//! `callgrind` counts instructions per request, `cluster` measures the
+//! blog on PostgreSQL and 1 to 3 hosts behind nginx, and `report` writes
+//! the tables and judges the targets. Load is keep-alive, on 127.0.0.1
+//! only.
 
 pub mod attack;
 mod callgrind;
+mod cluster;
 mod compare;
 mod options;
 mod report;
@@ -144,6 +147,19 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
         two_mounts: count(&host_command(&two_mounts), "/admin/hello")?,
     };
 
+    eprintln!("bench: the blog on PostgreSQL, and a cluster behind nginx");
+    let baseline = Server::start(baseline_command())?;
+    let postgres = cluster::run(
+        options,
+        &host_binary,
+        &host_command,
+        &baseline,
+        &two_mounts,
+        &out_dir,
+    )?;
+    drop(baseline);
+    scenarios.extend(postgres.scenarios);
+
     let results = Results {
         scenarios,
         skipped,
@@ -153,6 +169,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
         peak_kib,
         rss_kib,
         instructions,
+        cluster: postgres.cluster,
     };
     let hello = results
         .at_64(report::HELLO)
@@ -162,7 +179,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     Ok(report)
 }
 
-/// Installs wrk and valgrind when missing, with the script that installs
+/// Installs wrk, valgrind, nginx and PostgreSQL when missing, with the script that installs
 /// every tool the project's tasks need.
 fn install_tools(root: &Path) -> Result<(), String> {
     let script = root.join(".ci/install");
@@ -174,7 +191,7 @@ fn install_tools(root: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{} bench could not install wrk and valgrind",
+            "{} bench could not install the bench's tools",
             script.display()
         ))
     }

@@ -3,7 +3,11 @@
 
 use std::{fmt::Write as _, thread};
 
-use super::{compare::Compared, options::Options};
+use super::{
+    cluster::{CLUSTER_PATH, ClusterRow},
+    compare::Compared,
+    options::Options,
+};
 
 /// The scenario the targets' hello figures come from, by its name's start.
 pub(super) const HELLO: &str = "`/hello` ";
@@ -41,6 +45,8 @@ pub(super) struct Results {
     pub(super) peak_kib: u64,
     pub(super) rss_kib: u64,
     pub(super) instructions: Instructions,
+    /// The cluster's configurations, on PostgreSQL.
+    pub(super) cluster: Vec<ClusterRow>,
 }
 
 impl Results {
@@ -166,6 +172,7 @@ pub(super) fn write(options: &Options, results: &Results, hello: &Compared) -> S
         instructions.two_mounts,
         instructions.hundred_mounts / instructions.two_mounts,
     );
+    write_cluster(&mut report, &results.cluster);
     let figures = Figures {
         hello: Some(hello.ratios.requests_per_second),
         hello_p99: Some(hello.ratios.p99),
@@ -213,6 +220,34 @@ pub(super) fn write(options: &Options, results: &Results, hello: &Compared) -> S
         hello.ratios.server_cpu,
     );
     report
+}
+
+/// The cluster's table: requests per second through nginx with 1, 2 and
+/// 3 hosts on one PostgreSQL, and what each request cost each process.
+fn write_cluster(report: &mut String, rows: &[ClusterRow]) {
+    let _ = writeln!(
+        report,
+        "\n## The blog on PostgreSQL, 1 to 3 hosts behind nginx\n\n\
+         `{CLUSTER_PATH}`, 64 connections, every process on this machine's cores: what the \
+         figures show is what nginx and each more host cost, not how a cluster on separate \
+         machines scales. CPU per request from /proc (PostgreSQL: the server and its \
+         backends).\n\n\
+         | configuration | req/s | p50 | p99 | hosts CPU/req | nginx CPU/req | PostgreSQL CPU/req |\n\
+         |---|---:|---:|---:|---:|---:|---:|"
+    );
+    for row in rows {
+        let _ = writeln!(
+            report,
+            "| {} | {:.0} | {} | {} | {:.1} µs | {:.1} µs | {:.1} µs |",
+            row.label,
+            row.run.requests_per_second,
+            format_us(row.run.p50_us),
+            format_us(row.run.p99_us),
+            row.hosts_cpu_us,
+            row.nginx_cpu_us,
+            row.postgres_cpu_us,
+        );
+    }
 }
 
 fn format_us(us: f64) -> String {

@@ -77,11 +77,19 @@ fn post_markdown(number: usize) -> String {
 /// Starts the site's database afresh with [`POSTS`] posts, imported the
 /// way a user would (`host cmd admin import-post`).
 pub(super) fn seed_posts(host_binary: &Path, table: &Path, dir: &Path) -> Result<(), String> {
-    let io = |error: std::io::Error| error.to_string();
     match fs::remove_dir_all(dir.join("data")) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io(error)),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(error.to_string());
+        }
         _ => {}
     }
+    import_posts(host_binary, table, dir)
+}
+
+/// Imports [`POSTS`] posts into the database of `table` (written to
+/// `dir/posts` first).
+pub(super) fn import_posts(host_binary: &Path, table: &Path, dir: &Path) -> Result<(), String> {
+    let io = |error: std::io::Error| error.to_string();
     let posts = dir.join("posts");
     fs::create_dir_all(&posts).map_err(io)?;
     let mut files = Vec::new();
@@ -104,6 +112,29 @@ pub(super) fn seed_posts(host_binary: &Path, table: &Path, dir: &Path) -> Result
         ));
     }
     Ok(())
+}
+
+/// The two-mount table at `two` with the blog's database at `url` on
+/// PostgreSQL, for the host `index` of a cluster: its own data and log
+/// folders, the cluster's `key` file, nginx trusted as its proxy.
+pub(super) fn postgres_table(
+    two: &Path,
+    url: &str,
+    key: &Path,
+    dir: &Path,
+    index: usize,
+) -> Result<PathBuf, String> {
+    let text = fs::read_to_string(two).map_err(|error| error.to_string())?;
+    let mut table: Value = serde_json::from_str(&text).map_err(|error| error.to_string())?;
+    let own = dir.join(format!("host{index}"));
+    table["databases"]["blog"]["url"] = url.into();
+    table["secret_key_file"] = json!(key);
+    table["data_dir"] = json!(own.join("data"));
+    table["log_dir"] = json!(own.join("logs"));
+    table["trusted_proxies"] = json!(["127.0.0.1"]);
+    let file = dir.join(format!("plugins-pg{index}.json"));
+    fs::write(&file, format!("{table:#}\n")).map_err(|error| error.to_string())?;
+    Ok(file)
 }
 
 /// A mount table: every mount on the blog's database, as in the shipped

@@ -131,6 +131,48 @@ fn cpu_us(pid: u32) -> CpuTime<f64> {
     }
 }
 
+/// The CPU time (user + system) of process `pid`, of its living children
+/// and of those it waited for, so far, µs: a server of many processes, as
+/// PostgreSQL's backends are children of its postmaster.
+pub(super) fn tree_cpu_us(pid: u32) -> f64 {
+    let own = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields 16 and 17 of stat(5): the waited-for children's times
+    let waited: u64 = own
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>())
+        .map(|fields| {
+            fields
+                .get(13)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+                + fields
+                    .get(14)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    let parent_of = |stat: &str| -> Option<u32> {
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let children: f64 = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|child| fs::read_to_string(format!("/proc/{child}/stat")).ok())
+        .filter(|stat| parent_of(stat) == Some(pid))
+        .filter_map(|stat| cpu_ticks(&stat))
+        .map(|ticks| (ticks.user + ticks.system) as f64)
+        .sum();
+    let own_time = cpu_us(pid);
+    own_time.user + own_time.system + (children + waited as f64) * 1e6 / ticks_per_second()
+}
+
 /// Involuntary context switches of the threads of process `pid` so far, from
 /// /proc (threads that ended are not counted; the servers' threads live
 /// as long as they do).
