@@ -459,3 +459,28 @@ fn handlers_waiting_on_postgresql_wait_side_by_side() {
         host.log()
     );
 }
+
+#[test]
+fn readiness_fails_while_postgresql_does_not_answer() {
+    use common::{Host, blog::site_table_on};
+    let mut table = site_table_on(true, |_| {});
+    let host = Host::start_on(&table);
+    assert_eq!(host.get("/en/").status, 200);
+    assert_eq!(host.get("/_host/readyz").status, 200);
+    // the server stops under the running host
+    table
+        .services
+        .retain(|service| service.downcast_ref::<Postgres>().is_none());
+    let probe = host.get("/_host/readyz");
+    assert_eq!(probe.status, 503, "{}", probe.text());
+    assert!(
+        probe
+            .text()
+            .contains("database blog: cannot reach the database \"blog\""),
+        "{}",
+        probe.text()
+    );
+    // the process itself still serves
+    assert_eq!(host.get("/_host/livez").status, 200);
+    assert_eq!(host.get("/static/style.css").status, 200);
+}

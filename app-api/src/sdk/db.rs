@@ -21,8 +21,10 @@
 //!
 //! # The SQL contract
 //!
-//! The SQL apps send must stay portable, so that the same service can be
-//! backed by PostgreSQL later with apps unchanged:
+//! The SQL apps send is portable: the host runs the same statements on
+//! SQLite and on PostgreSQL (a `postgres://` database in the mount table),
+//! translating placeholders and type names, so an app moves from one to the
+//! other unchanged if it keeps to:
 //!
 //! - **numbered placeholders only**: `?1`, `?2`, ... (never `?` alone, and
 //!   never `$1`: SQLite binds `$`-names by first appearance, so
@@ -31,7 +33,18 @@
 //!   learn a new row's id;
 //! - **booleans are stored as 0 and 1** (bind `bool`, read `bool`);
 //! - **upserts with `INSERT ... ON CONFLICT (...) DO UPDATE ... RETURNING`**;
-//! - times as integers (Unix seconds) or ISO 8601 text.
+//! - times as integers (Unix seconds) or ISO 8601 text, made in Rust;
+//! - **SQLite's type names** in migrations (`INTEGER`, `REAL`, `TEXT`,
+//!   `BLOB`), which PostgreSQL reads as `BIGINT`, `DOUBLE PRECISION`, `TEXT`
+//!   and `BYTEA`;
+//! - **no function only one engine has** (`randomblob`, `strftime`,
+//!   `now()`): random ids and times come from the app;
+//! - `JOIN ... ON`, and a `CROSS JOIN`'s condition in `WHERE` (PostgreSQL
+//!   allows no `ON` after `CROSS JOIN`).
+//!
+//! Transactions are serializable on both engines. On PostgreSQL two that
+//! conflict make one fail, and the host runs that one again, whole, before
+//! it reports `busy`.
 //!
 //! One performance rule: write `LIMIT` and `OFFSET` numbers into the SQL
 //! (they are the app's own integers) rather than binding them. SQLite treats

@@ -267,7 +267,9 @@ fn host_page(
     } else if is(&site.paths.livez) {
         respond::probe(Vec::new(), true)
     } else if is(&site.paths.readyz) {
-        respond::probe(site.not_ready(), admin())
+        // asks each database a query: a round trip to PostgreSQL, seconds
+        // when it does not answer, which must not hold up an async worker
+        respond::probe(tokio::task::block_in_place(|| site.not_ready()), admin())
     } else {
         return None;
     };

@@ -44,9 +44,10 @@ pub enum Mode {
 /// One database of the site, opened on first use.
 pub struct DatabaseSlot {
     config: DatabaseConfig,
-    /// Reader connections kept open: as many handlers as may read it at
-    /// once (the `max_concurrency` of the mounts that list it).
-    max_readers: usize,
+    /// Connections kept open (SQLite: for reading): as many as handlers
+    /// may use it at once (the `max_concurrency` of the mounts that list
+    /// it).
+    connections: usize,
     inspect: bool,
     /// The uploads folder, for the uploads a database of an earlier release
     /// owns (see `Database::open`).
@@ -75,7 +76,7 @@ impl DatabaseSlot {
             Database::open(
                 &self.config.name,
                 &self.config.location,
-                self.max_readers,
+                self.connections,
                 &legacy_uploads,
             )
             .map_err(DbError::from)?
@@ -131,7 +132,7 @@ impl SiteServices {
             .databases
             .iter()
             .map(|config| {
-                let max_readers = table
+                let connections = table
                     .mounts
                     .iter()
                     .filter(|mount| mount.databases.contains(&config.name))
@@ -140,7 +141,7 @@ impl SiteServices {
                     .max(1);
                 Arc::new(DatabaseSlot {
                     config: config.clone(),
-                    max_readers,
+                    connections,
                     inspect: mode == Mode::Inspect,
                     uploads_folder: uploads_folder.clone(),
                     database: OnceLock::new(),
