@@ -1,7 +1,9 @@
-//! Synchronous calls to asynchronous network clients (PostgreSQL's driver,
-//! the object store's): apps call the host synchronously, from the threads
-//! that run their handlers, and wait here while a small runtime of the
-//! host's drives the sockets.
+//! Synchronous calls to asynchronous network clients: apps call the host
+//! synchronously, from the threads that run their handlers, and wait here.
+//! The object store's client runs on a small runtime of the host's
+//! ([`block`]); PostgreSQL's connections each drive themselves on the
+//! waiting thread (`postgres::connection`), which must not be inside a
+//! runtime ([`off_runtime`]).
 
 use std::{future::Future, sync::OnceLock};
 
@@ -19,21 +21,26 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Runs the future `make` gives to its end, from synchronous code. A
-/// thread already inside a runtime (one of the host's async workers, when
-/// an app migrates while it loads) may not block on another: there the
-/// call runs on a thread of its own for its duration.
+/// Runs the future `make` gives to its end on [`runtime`], from
+/// synchronous code.
 pub fn block<F: Future>(make: impl FnOnce() -> F + Send) -> F::Output
 where
     F::Output: Send,
 {
-    let run = || runtime().block_on(make());
+    off_runtime(|| runtime().block_on(make()))
+}
+
+/// Runs `work`, which blocks on a runtime, on this thread, or on a thread
+/// of its own for its duration when this one is inside a runtime (one of
+/// the host's async workers, when an app migrates while it loads, or the
+/// readiness probe): a runtime may not block on another.
+pub fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     if tokio::runtime::Handle::try_current().is_err() {
-        return run();
+        return work();
     }
     std::thread::scope(|scope| {
         scope
-            .spawn(run)
+            .spawn(work)
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })

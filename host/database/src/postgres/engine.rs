@@ -1,7 +1,8 @@
 //! One PostgreSQL database as apps use it: a pool of connections
-//! (`deadpool-postgres` over `tokio-postgres`), statements translated from
-//! the portable contract and judged (`sql`, `guard`), values bound and read
-//! (`values`), transactions that lost a race run again.
+//! (`r2d2`), each driven by the thread that borrows it (`connection`),
+//! statements translated from the portable contract and judged (`sql`,
+//! `guard`), values bound and read (`values`), transactions that lost a
+//! race run again.
 //!
 //! Every connection's transactions are `SERIALIZABLE`, so that app code
 //! written for SQLite (one writer at a time: a check and an insert in one
@@ -9,15 +10,10 @@
 //! PostgreSQL then fails one of two conflicting transactions with
 //! SQLSTATE 40001, and the whole transaction, which the host holds as a
 //! list of statements, runs again.
-//!
-//! The driver is asynchronous and apps call synchronously, from the
-//! threads that run their handlers: the calls block (`blocking`) on a
-//! small runtime that drives every connection's socket.
 
 use std::{
-    future::Future,
     sync::{
-        Mutex, PoisonError,
+        Mutex, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -25,15 +21,15 @@ use std::{
 
 use abi_stable::std_types::{RString, RVec};
 use app_api_abi::{DbRows, DbStatement, DbValue};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 use super::{
+    connection::{Connection, Connector, Driven, Session},
     errors, guard, migrations, sql,
     values::{Cell, Param},
 };
 use crate::{
-    blocking::block,
+    blocking::off_runtime,
     failure::{Failure, Kind},
     history::{Inspected, Migration, check_namespace},
 };
@@ -98,7 +94,10 @@ pub(crate) struct Postgres {
     name: String,
     /// The URL without its password, for messages.
     shown: String,
-    pool: Pool,
+    /// `None` once closed (dropping the pool closes its connections).
+    pool: RwLock<Option<r2d2::Pool<Connector>>>,
+    /// The pool's size.
+    max_connections: usize,
     /// Only looking (`host check`): every transaction is read-only, and
     /// migrations are reported.
     inspecting: bool,
@@ -166,53 +165,62 @@ impl Postgres {
             options.push_str(" -c default_transaction_read_only=on");
         }
         config.options(options.trim_start());
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // a connection broken by the server shows at its next use,
-                // which fails and is not retried: the next call gets another
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(max_connections.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(WAIT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|error| Failure::new(Kind::Other, error.to_string()))?;
+        let pool = r2d2::Pool::builder()
+            .max_size(u32::try_from(max_connections.clamp(1, 10_000)).unwrap_or(10_000))
+            // made as handlers need them, not when the host starts
+            .min_idle(Some(0))
+            // a connection broken by the server shows at its next use,
+            // which fails and is not retried: the next call gets another
+            .test_on_check_out(false)
+            .connection_timeout(WAIT_TIMEOUT)
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(Connector { config });
         let database = Postgres {
             name: name.to_owned(),
             shown,
-            pool,
+            pool: RwLock::new(Some(pool)),
+            max_connections,
             inspecting,
             seen: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         };
-        block(|| async {
-            let mut client = database.client().await?;
-            if !inspecting {
-                migrations::prepare_host_tables(&mut client).await?;
-            }
-            Ok::<_, Fail>(())
-        })
-        .map_err(|fail| {
-            fail.into_failure().context(format_args!(
-                "cannot open the database {name:?} ({})",
-                database.shown
-            ))
-        })?;
+        if !inspecting {
+            database
+                .attempt(async |session| migrations::prepare_host_tables(session.client).await)
+                .map_err(|fail| {
+                    fail.into_failure().context(format_args!(
+                        "cannot open the database {name:?} ({})",
+                        database.shown
+                    ))
+                })?;
+        } else {
+            database
+                .attempt(async |_| Ok(()))
+                .map_err(Fail::into_failure)?;
+        }
         Ok(database)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, Fail> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(self.stopped().into());
-        }
-        self.pool.get().await.map_err(|error| {
-            Fail::Failure(match error {
-                PoolError::Timeout(_) => Failure::new(
+    /// A connection of the pool, waiting up to [`WAIT_TIMEOUT`] for one.
+    fn connection(&self) -> Result<r2d2::PooledConnection<Connector>, Fail> {
+        let pool = self
+            .pool
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| self.stopped())?;
+        pool.get().map_err(|error| {
+            // r2d2 says the last error making a connection, if there was one
+            let text = error.to_string();
+            Fail::Failure(match text.split_once(": ") {
+                Some((_, reason)) => Failure::new(
+                    Kind::Other,
+                    format!(
+                        "cannot reach the database {:?} ({}): {reason}",
+                        self.name, self.shown
+                    ),
+                ),
+                None => Failure::new(
                     Kind::Busy,
                     format!(
                         "every connection to the database {:?} stayed busy for {} s",
@@ -220,15 +228,42 @@ impl Postgres {
                         WAIT_TIMEOUT.as_secs()
                     ),
                 ),
-                PoolError::Closed => self.stopped(),
-                PoolError::Backend(error) => Fail::Postgres(error).into_failure().context(
-                    format_args!("cannot reach the database {:?} ({})", self.name, self.shown),
-                ),
-                other => Failure::new(
-                    Kind::Other,
-                    format!("the database {:?} ({}): {other}", self.name, self.shown),
-                ),
             })
+        })
+    }
+
+    /// Runs `work` once on a connection of the pool.
+    fn attempt<T: Send>(
+        &self,
+        work: impl AsyncFnOnce(&mut Session<'_>) -> Result<T, Fail> + Send,
+    ) -> Result<T, Fail> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.stopped().into());
+        }
+        off_runtime(|| {
+            let closed = || {
+                Fail::Failure(Failure::new(
+                    Kind::Other,
+                    format!(
+                        "the connection to the database {:?} ({}) closed",
+                        self.name, self.shown
+                    ),
+                ))
+            };
+            // connections the server closed while they sat in the pool are
+            // dropped, and the work goes to the next (at most all of them,
+            // then a new one)
+            let mut work = work;
+            for _ in 0..=self.max_connections {
+                let mut connection = self.connection()?;
+                let connection: &mut Connection = &mut connection;
+                match connection.drive(work) {
+                    Driven::Done(outcome) => return outcome,
+                    Driven::Ended => return Err(closed()),
+                    Driven::Unused(unused) => work = unused,
+                }
+            }
+            Err(closed())
         })
     }
 
@@ -245,38 +280,39 @@ impl Postgres {
     /// Closes every connection; later calls fail.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.pool.close();
+        self.pool
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or lost the race
+    /// Runs `work` until it succeeds, fails for good, or lost the race
     /// [`ATTEMPTS`] times; waits a little longer after each loss, so that
     /// two transactions that conflict do not meet again at once.
-    async fn with_retries<T, F: Future<Output = Result<T, Fail>>>(
+    fn with_retries<T: Send>(
         &self,
-        mut attempt: impl FnMut() -> F,
+        work: impl AsyncFn(&mut Session<'_>) -> Result<T, Fail> + Send + Sync,
     ) -> Result<T, Failure> {
         let mut pause = Duration::from_millis(1);
         for _ in 1..ATTEMPTS {
-            match attempt().await {
+            match self.attempt(async |session| work(session).await) {
                 Err(fail) if fail.retryable() => {
-                    tokio::time::sleep(pause).await;
+                    std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(100));
                 }
                 other => return other.map_err(Fail::into_failure),
             }
         }
-        attempt().await.map_err(Fail::into_failure)
+        self.attempt(async |session| work(session).await)
+            .map_err(Fail::into_failure)
     }
 
     /// Runs one statement.
     pub(crate) fn query(&self, sql: &str, params: &[DbValue]) -> Result<DbRows, Failure> {
         let translated = translate(sql, params)?;
-        block(|| {
-            self.with_retries(|| async {
-                let client = self.client().await?;
-                let statement = client.prepare_cached(&translated).await?;
-                run(&client, &statement, sql, params).await
-            })
+        self.with_retries(async |session| {
+            let statement = session.prepare(&translated).await?;
+            run(session.client, &statement, sql, params).await
         })
     }
 
@@ -287,10 +323,9 @@ impl Postgres {
     /// sent whole, `BEGIN` to `COMMIT`, and answered in one round trip
     /// (once each statement is prepared on the connection, which it keeps):
     /// one statement after another, each waiting for its answer, made the
-    /// blog's pages (three reads) five round trips, each a wake-up of this
-    /// thread and of the driver's. A statement that fails makes PostgreSQL
-    /// skip the rest (25P02) and end the transaction at `COMMIT` with a
-    /// rollback; the first failure is the one reported.
+    /// blog's pages (three reads) five round trips. A statement that fails
+    /// makes PostgreSQL skip the rest (25P02) and end the transaction at
+    /// `COMMIT` with a rollback; the first failure is the one reported.
     pub(crate) fn transaction(&self, statements: &[DbStatement]) -> Result<RVec<DbRows>, Failure> {
         let translated = statements
             .iter()
@@ -308,37 +343,35 @@ impl Postgres {
                     .context(format_args!("statement {} of the transaction", index + 1)),
             ),
         };
-        block(|| {
-            self.with_retries(|| async {
-                let client = self.client().await?;
-                let mut prepared = Vec::with_capacity(translated.len());
-                for (index, sql) in translated.iter().enumerate() {
-                    let statement = client
-                        .prepare_cached(sql)
-                        .await
-                        .map_err(|error| in_statement(index, error.into()))?;
-                    prepared.push(statement);
-                }
-                let runs = prepared
-                    .iter()
-                    .zip(statements)
-                    .map(|(statement, original)| {
-                        run(&client, statement, &original.sql, &original.params)
-                    });
-                let (began, outcomes, committed) = futures_util::future::join3(
-                    client.batch_execute("BEGIN"),
-                    futures_util::future::join_all(runs),
-                    client.batch_execute("COMMIT"),
-                )
-                .await;
-                began?;
-                let mut results = RVec::with_capacity(outcomes.len());
-                for (index, outcome) in outcomes.into_iter().enumerate() {
-                    results.push(outcome.map_err(|fail| in_statement(index, fail))?);
-                }
-                committed?;
-                Ok(results)
-            })
+        self.with_retries(async |session| {
+            let mut prepared = Vec::with_capacity(translated.len());
+            for (index, sql) in translated.iter().enumerate() {
+                let statement = session
+                    .prepare(sql)
+                    .await
+                    .map_err(|error| in_statement(index, error.into()))?;
+                prepared.push(statement);
+            }
+            let client: &Client = session.client;
+            let runs = prepared
+                .iter()
+                .zip(statements)
+                .map(|(statement, original)| {
+                    run(client, statement, &original.sql, &original.params)
+                });
+            let (began, outcomes, committed) = futures_util::future::join3(
+                client.batch_execute("BEGIN"),
+                futures_util::future::join_all(runs),
+                client.batch_execute("COMMIT"),
+            )
+            .await;
+            began?;
+            let mut results = RVec::with_capacity(outcomes.len());
+            for (index, outcome) in outcomes.into_iter().enumerate() {
+                results.push(outcome.map_err(|fail| in_statement(index, fail))?);
+            }
+            committed?;
+            Ok(results)
         })
     }
 
@@ -358,12 +391,13 @@ impl Postgres {
     }
 
     fn migrate_unchecked(&self, namespace: &str, steps: &[&str]) -> Result<Migration, Failure> {
+        let name = &self.name;
         if self.inspecting {
-            let seen = block(|| async {
-                let client = self.client().await?;
-                migrations::inspect(&client, &self.name, namespace, steps).await
-            })
-            .map_err(Fail::into_failure)?;
+            let seen = self
+                .attempt(async |session| {
+                    migrations::inspect(session.client, name, namespace, steps).await
+                })
+                .map_err(Fail::into_failure)?;
             let migration = Migration {
                 before: seen.applied,
                 after: seen.applied,
@@ -374,9 +408,8 @@ impl Postgres {
                 .push(seen);
             return Ok(migration);
         }
-        block(|| async {
-            let mut client = self.client().await?;
-            migrations::migrate(&mut client, &self.name, namespace, steps).await
+        self.attempt(async |session| {
+            migrations::migrate(session.client, name, namespace, steps).await
         })
         .map_err(Fail::into_failure)
     }
@@ -411,12 +444,9 @@ impl Postgres {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, Failure> {
-        block(|| {
-            self.with_retries(|| async {
-                let client = self.client().await?;
-                let statement = client.prepare_cached(sql).await?;
-                Ok(client.execute(&statement, params).await?)
-            })
+        self.with_retries(async |session| {
+            let statement = session.prepare(sql).await?;
+            Ok(session.client.execute(&statement, params).await?)
         })
     }
 }
@@ -432,7 +462,7 @@ fn translate(sql: &str, params: &[DbValue]) -> Result<String, Failure> {
 /// Runs a prepared statement (`original` is the app's text) and reads its
 /// rows back as the contract's values.
 async fn run(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &Client,
     statement: &Statement,
     original: &str,
     params: &[DbValue],

@@ -48,9 +48,9 @@ fn lock_of(namespace: &str) -> i64 {
 /// lock: the connection's default, serializable, would keep the snapshot
 /// taken before the wait and miss the step another host just applied.
 async fn locked(
-    client: &mut deadpool_postgres::Client,
+    client: &mut tokio_postgres::Client,
     lock: i64,
-) -> Result<deadpool_postgres::Transaction<'_>, Fail> {
+) -> Result<tokio_postgres::Transaction<'_>, Fail> {
     let transaction = client
         .build_transaction()
         .isolation_level(IsolationLevel::ReadCommitted)
@@ -63,9 +63,7 @@ async fn locked(
 }
 
 /// Makes the host's tables if the database lacks them.
-pub(super) async fn prepare_host_tables(
-    client: &mut deadpool_postgres::Client,
-) -> Result<(), Fail> {
+pub(super) async fn prepare_host_tables(client: &mut tokio_postgres::Client) -> Result<(), Fail> {
     let transaction = locked(client, HOST_TABLES_LOCK).await?;
     transaction.batch_execute(HOST_TABLES).await?;
     transaction.commit().await?;
@@ -73,7 +71,7 @@ pub(super) async fn prepare_host_tables(
 }
 
 async fn recorded(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     namespace: &str,
 ) -> Result<Vec<Recorded>, Fail> {
     let rows = client
@@ -96,7 +94,7 @@ async fn recorded(
 /// Applies the steps of `namespace` its history lacks, each in its own
 /// transaction holding the namespace's lock.
 pub(super) async fn migrate(
-    client: &mut deadpool_postgres::Client,
+    client: &mut tokio_postgres::Client,
     database: &str,
     namespace: &str,
     steps: &[&str],
@@ -144,7 +142,7 @@ pub(super) async fn migrate(
 /// read and checked, and the pending steps counted (they cannot be tried
 /// on a copy of the schema, as on SQLite).
 pub(super) async fn inspect(
-    client: &deadpool_postgres::Client,
+    client: &tokio_postgres::Client,
     database: &str,
     namespace: &str,
     steps: &[&str],

@@ -2,12 +2,15 @@
 //! portable SQL contract as on SQLite, translated (`sql`), judged as
 //! SQLite's authorizer would (`guard`), its errors given the portable kinds
 //! (`errors`); statements, transactions and migrations on a pool of
-//! connections (`engine`, `migrations`, `values`).
+//! connections that the threads using them drive (`engine`, `connection`,
+//! `migrations`, `values`).
 
 pub mod errors;
 mod guard;
 pub mod sql;
 
+#[cfg(feature = "postgres")]
+mod connection;
 #[cfg(feature = "postgres")]
 mod engine;
 #[cfg(feature = "postgres")]
