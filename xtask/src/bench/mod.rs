@@ -83,6 +83,21 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
         command.arg("127.0.0.1:0");
         command
     };
+    if options.postgres_only {
+        let baseline = Server::start(baseline_command())?;
+        wrk::run(baseline.addr, "/hello", 64, 2)?;
+        let postgres = cluster::run(
+            options,
+            &host_binary,
+            &host_command,
+            &baseline,
+            &two_mounts,
+            &out_dir,
+        )?;
+        let report = report::write_postgres(options, &postgres);
+        fs::write(out_dir.join("report.md"), &report).map_err(|error| error.to_string())?;
+        return Ok(report);
+    }
     let host = Server::start(host_command(&two_mounts))?;
     let baseline = Server::start(baseline_command())?;
 

@@ -6,14 +6,17 @@ pub struct Options {
     pub seconds: u32,
     /// A B rounds per scenario.
     pub rounds: u32,
+    /// Only the blog on PostgreSQL and the cluster behind nginx.
+    pub postgres_only: bool,
 }
 
 impl Options {
-    /// Reads `--seconds N`, `--rounds N` and `--quick`.
+    /// Reads `--seconds N`, `--rounds N`, `--quick` and `--postgres`.
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut options = Options {
             seconds: 5,
             rounds: 3,
+            postgres_only: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -26,13 +29,14 @@ impl Options {
             match arg.as_str() {
                 "--seconds" => options.seconds = number("--seconds")?,
                 "--rounds" => options.rounds = number("--rounds")?,
+                "--postgres" => options.postgres_only = true,
                 "--quick" => {
                     options.seconds = 2;
                     options.rounds = 1;
                 }
                 other => {
                     return Err(format!(
-                        "unknown option {other:?} (use --seconds N, --rounds N, --quick)"
+                        "unknown option {other:?} (use --seconds N, --rounds N, --quick, --postgres)"
                     ));
                 }
             }

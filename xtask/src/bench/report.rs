@@ -4,7 +4,7 @@
 use std::{fmt::Write as _, thread};
 
 use super::{
-    cluster::{CLUSTER_PATH, ClusterRow},
+    cluster::{CLUSTER_PATH, ClusterRow, PostgresResults},
     compare::Compared,
     options::Options,
 };
@@ -219,6 +219,42 @@ pub(super) fn write(options: &Options, results: &Results, hello: &Compared) -> S
         hello.b.cost.server_cpu_us,
         hello.ratios.server_cpu,
     );
+    report
+}
+
+/// The report of `--postgres`: the blog's pages on PostgreSQL against the
+/// baseline, and the cluster.
+pub(super) fn write_postgres(options: &Options, results: &PostgresResults) -> String {
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# Benchmark: the blog on PostgreSQL\n\n\
+         {} rounds of {} s per side, alternating host and baseline; medians. Load: wrk, \
+         keep-alive, on 127.0.0.1.\n\n\
+         | scenario | conns | host req/s | baseline req/s | ratio | host p50 | host p99 | host CPU/req (user) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|",
+        options.rounds, options.seconds
+    );
+    for Scenario {
+        name,
+        connections,
+        compared,
+    } in &results.scenarios
+    {
+        let host = &compared.a;
+        let _ = writeln!(
+            report,
+            "| {name} | {connections} | {:.0} | {:.0} | {:.2} | {} | {} | {:.1} µs ({:.1}) |",
+            host.run.requests_per_second,
+            compared.b.run.requests_per_second,
+            compared.ratios.requests_per_second,
+            format_us(host.run.p50_us),
+            format_us(host.run.p99_us),
+            host.cost.server_cpu_us,
+            host.cost.server_user_us,
+        );
+    }
+    write_cluster(&mut report, &results.cluster);
     report
 }
 
