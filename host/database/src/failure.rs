@@ -50,6 +50,14 @@ impl Failure {
         }
     }
 
+    /// The failure of a call on the database `name` after it was closed.
+    pub fn stopped(name: &str) -> Failure {
+        Failure::new(
+            Kind::Other,
+            format!("the database {name:?} is closed: the host is stopping"),
+        )
+    }
+
     /// The same failure with `context` in front of its message.
     pub fn context(self, context: impl std::fmt::Display) -> Failure {
         Failure {

@@ -1,8 +1,14 @@
-//! The nginx configuration in front of hosts, as `docs/deploy.md` gives
-//! it: the tests' cluster and `cargo xtask bench` both use this one
+//! nginx in front of hosts, configured as `docs/deploy.md` says: the
+//! tests' cluster and `cargo xtask bench` both start it with this code
 //! (std only, so that both can include it).
 
-use std::{net::SocketAddr, path::Path};
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
 
 /// nginx's configuration: one process in the foreground (`master_process
 /// off`, so that killing it stops it whole), its files in `dir`, listening
@@ -11,7 +17,7 @@ use std::{net::SocketAddr, path::Path};
 /// host is ever set aside (`max_fails=0`: nginx's passive checks set aside
 /// for `fail_timeout` each host a rolling restart stops, until none is
 /// left). The `proxy_set_header` lines are those `trusted_proxies` expects.
-pub fn config(dir: &Path, port: u16, upstreams: &[SocketAddr]) -> String {
+fn config(dir: &Path, port: u16, upstreams: &[SocketAddr]) -> String {
     let dir = dir.display();
     let servers: String = upstreams
         .iter()
@@ -52,8 +58,45 @@ http {{
     )
 }
 
+/// Starts nginx in front of `upstreams`, its files in `folder`, on a free
+/// port of 127.0.0.1; the process and its address, once it accepts.
+pub fn start(folder: &Path, upstreams: &[SocketAddr]) -> Result<(Child, SocketAddr), String> {
+    let io = |error: std::io::Error| error.to_string();
+    // nginx, run by root, writes its temporary files as `nobody`
+    std::fs::set_permissions(folder, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .map_err(io)?;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(io)?
+        .port();
+    let file = folder.join("nginx.conf");
+    std::fs::write(&file, config(folder, port, upstreams)).map_err(io)?;
+    let mut child = Command::new(program())
+        .arg("-p")
+        .arg(folder)
+        .arg("-c")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| format!("cannot run nginx ({error}): .ci/install installs it"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(format!(
+                "nginx did not start: {}",
+                std::fs::read_to_string(folder.join("error.log")).unwrap_or_default()
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Ok((child, addr))
+}
+
 /// Debian puts nginx in /usr/sbin, which a user's PATH may lack.
-pub fn program() -> &'static str {
+fn program() -> &'static str {
     if Path::new("/usr/sbin/nginx").is_file() {
         "/usr/sbin/nginx"
     } else {

@@ -14,11 +14,9 @@ mod postgres_server;
 
 use std::{
     fs,
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::SocketAddr,
     path::Path,
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
+    process::{Child, Command},
 };
 
 use super::{
@@ -67,44 +65,12 @@ struct Nginx {
 impl Nginx {
     fn start(upstreams: &[SocketAddr]) -> Result<Nginx, String> {
         let folder = tempfile::tempdir().map_err(|error| error.to_string())?;
-        // nginx, run by root, writes its temporary files as `nobody`
-        fs::set_permissions(
-            folder.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .map_err(|error| error.to_string())?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|error| error.to_string())?
-            .port();
-        let file = folder.path().join("nginx.conf");
-        fs::write(&file, nginx_conf::config(folder.path(), port, upstreams))
-            .map_err(|error| error.to_string())?;
-        let child = Command::new(nginx_conf::program())
-            .arg("-p")
-            .arg(folder.path())
-            .arg("-c")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| {
-                format!("cannot run nginx: {error} (.ci/install bench installs it)")
-            })?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let nginx = Nginx {
+        let (child, addr) = nginx_conf::start(folder.path(), upstreams)?;
+        Ok(Nginx {
             child,
             addr,
             _folder: folder,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            if Instant::now() > deadline {
-                return Err("nginx did not start".to_owned());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        Ok(nginx)
+        })
     }
 }
 

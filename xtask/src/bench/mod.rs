@@ -83,17 +83,21 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
         command.arg("127.0.0.1:0");
         command
     };
-    if options.postgres_only {
+    // the blog on PostgreSQL and the cluster, against a baseline of its own
+    let postgres_part = || -> Result<cluster::PostgresResults, String> {
         let baseline = Server::start(baseline_command())?;
         wrk::run(baseline.addr, "/hello", 64, 2)?;
-        let postgres = cluster::run(
+        cluster::run(
             options,
             &host_binary,
             &host_command,
             &baseline,
             &two_mounts,
             &out_dir,
-        )?;
+        )
+    };
+    if options.postgres_only {
+        let postgres = postgres_part()?;
         let report = report::write_postgres(options, &postgres);
         fs::write(out_dir.join("report.md"), &report).map_err(|error| error.to_string())?;
         return Ok(report);
@@ -163,16 +167,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     };
 
     eprintln!("bench: the blog on PostgreSQL, and a cluster behind nginx");
-    let baseline = Server::start(baseline_command())?;
-    let postgres = cluster::run(
-        options,
-        &host_binary,
-        &host_command,
-        &baseline,
-        &two_mounts,
-        &out_dir,
-    )?;
-    drop(baseline);
+    let postgres = postgres_part()?;
     scenarios.extend(postgres.scenarios);
 
     let results = Results {

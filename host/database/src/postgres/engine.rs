@@ -208,7 +208,7 @@ impl Postgres {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-            .ok_or_else(|| self.stopped())?;
+            .ok_or_else(|| Failure::stopped(&self.name))?;
         pool.get().map_err(|error| {
             // r2d2 says the last error making a connection, if there was one
             let text = error.to_string();
@@ -238,7 +238,7 @@ impl Postgres {
         work: impl AsyncFnOnce(&mut Session<'_>) -> Result<T, Fail> + Send,
     ) -> Result<T, Fail> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(self.stopped().into());
+            return Err(Failure::stopped(&self.name).into());
         }
         off_runtime(|| {
             let closed = || {
@@ -265,16 +265,6 @@ impl Postgres {
             }
             Err(closed())
         })
-    }
-
-    fn stopped(&self) -> Failure {
-        Failure::new(
-            Kind::Other,
-            format!(
-                "the database {:?} is closed: the host is stopping",
-                self.name
-            ),
-        )
     }
 
     /// Closes every connection; later calls fail.

@@ -263,19 +263,9 @@ impl Sqlite {
         *lock(&self.writer) = None;
     }
 
-    fn stopped(&self) -> Failure {
-        Failure::new(
-            Kind::Other,
-            format!(
-                "the database {:?} is closed: the host is stopping",
-                self.name
-            ),
-        )
-    }
-
     fn reader(&self) -> Result<Conn, Failure> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(self.stopped());
+            return Err(Failure::stopped(&self.name));
         }
         if let Some(connection) = lock(&self.readers).pop() {
             return Ok(connection);
@@ -325,7 +315,7 @@ impl Sqlite {
                 "host check and host routes only look: they run no statement that writes",
             ))
         } else {
-            Err(self.stopped())
+            Err(Failure::stopped(&self.name))
         }
     }
 
