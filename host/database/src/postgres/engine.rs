@@ -12,10 +12,7 @@
 //! list of statements, runs again.
 
 use std::{
-    sync::{
-        Mutex, PoisonError, RwLock,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Mutex, PoisonError, RwLock},
     time::Duration,
 };
 
@@ -102,7 +99,6 @@ pub(crate) struct Postgres {
     /// migrations are reported.
     inspecting: bool,
     seen: Mutex<Vec<Inspected>>,
-    closed: AtomicBool,
 }
 
 /// `url` without the password it may hold, for messages and logs.
@@ -182,7 +178,6 @@ impl Postgres {
             max_connections,
             inspecting,
             seen: Mutex::new(Vec::new()),
-            closed: AtomicBool::new(false),
         };
         if !inspecting {
             database
@@ -237,9 +232,6 @@ impl Postgres {
         &self,
         work: impl AsyncFnOnce(&mut Session<'_>) -> Result<T, Fail> + Send,
     ) -> Result<T, Fail> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Failure::stopped(&self.name).into());
-        }
         off_runtime(|| {
             let closed = || {
                 Fail::Failure(Failure::new(
@@ -269,7 +261,6 @@ impl Postgres {
 
     /// Closes every connection; later calls fail.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
         self.pool
             .write()
             .unwrap_or_else(PoisonError::into_inner)
