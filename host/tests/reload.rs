@@ -187,3 +187,130 @@ os.execv(sys.argv[1], sys.argv[1:])
             .contains("<title>Latest posts · The Blog</title>")
     );
 }
+
+/// A client that keeps its connection alive and never retries, as
+/// Python's http.client: requests one after another on one connection,
+/// reconnecting only when a response says `Connection: close`; any
+/// connection that fails, or a status other than 200, is a failure.
+fn keep_alive_client(
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> thread::JoinHandle<(usize, Vec<String>)> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    thread::spawn(move || {
+        let (mut answered, mut failures) = (0, Vec::new());
+        let connect = || {
+            let stream = std::net::TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            BufReader::new(stream)
+        };
+        let mut connection = connect();
+        while !stop.load(Ordering::Relaxed) {
+            let request = format!("GET /hello HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            let outcome = (|| -> std::io::Result<(u16, bool)> {
+                connection.get_mut().write_all(request.as_bytes())?;
+                let mut line = String::new();
+                if connection.read_line(&mut line)? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                let status = line
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let (mut length, mut close) = (0usize, false);
+                loop {
+                    line.clear();
+                    connection.read_line(&mut line)?;
+                    let header = line.trim_end();
+                    if header.is_empty() {
+                        break;
+                    }
+                    let (name, value) = header.split_once(':').unwrap_or((header, ""));
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.trim().parse().unwrap_or(0),
+                        "connection" => close = value.trim().eq_ignore_ascii_case("close"),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0; length];
+                connection.read_exact(&mut body)?;
+                Ok((status, close))
+            })();
+            match outcome {
+                Ok((200, close)) => {
+                    answered += 1;
+                    if close {
+                        connection = connect();
+                    }
+                }
+                Ok((status, _)) => failures.push(format!("status {status}")),
+                Err(error) => {
+                    failures.push(format!("{error}"));
+                    connection = connect();
+                }
+            }
+        }
+        (answered, failures)
+    })
+}
+
+#[test]
+fn reloads_under_keep_alive_load_fail_no_request() {
+    let table = Table::new(vec![
+        mount("frontend", "/", "frontend"),
+        mount("admin", "/admin", "admin"),
+    ]);
+    let mut host = Host::start_on(&table);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|_| keep_alive_client(host.addr, Arc::clone(&stop)))
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let mut serving = host.child.id();
+    for round in 0..3 {
+        let reload = table.run("reload");
+        assert!(
+            reload.status.success(),
+            "{}",
+            String::from_utf8_lossy(&reload.stderr)
+        );
+        // the old process hands over and exits
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::path::Path::new(&format!("/proc/{serving}/stat")).exists()
+            && !std::fs::read_to_string(format!("/proc/{serving}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "reload {round}: the old process stayed"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        if round == 0 {
+            assert!(host.wait_exit().success());
+        }
+        serving = pid_in(&table).expect("the new process wrote its pid");
+        thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut answered = 0;
+    let mut failures = Vec::new();
+    for client in clients {
+        let (count, failed) = client.join().unwrap();
+        answered += count;
+        failures.extend(failed);
+    }
+    terminate(serving);
+    assert!(answered > 500, "only {answered} requests went through");
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        answered + failures.len(),
+        &failures[..failures.len().min(8)]
+    );
+}

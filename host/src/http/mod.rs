@@ -40,9 +40,15 @@ const HYPER_MAX_HEADERS: usize = 100;
 /// Streams one HTTP/2 connection may have open at once.
 const HTTP2_MAX_STREAMS: u32 = 128;
 
-/// How long newly accepted connections get to send their request before
-/// idle connections are closed at shutdown.
-const SETTLE: Duration = Duration::from_millis(300);
+/// How long after it stops accepting the host keeps its HTTP/1
+/// connections open, answering each connection's next request with
+/// `Connection: close`, before it closes the ones that stayed idle.
+/// Closing an idle keep-alive connection races with the client sending on
+/// it (the request meets a reset, and a client that does not retry, as
+/// Python's http.client, fails): a busy client has sent its next request
+/// within this and is told to reconnect instead; only a client idle this
+/// long meets the race.
+const CLOSE_WINDOW: Duration = Duration::from_secs(1);
 
 /// How long in-flight requests may take to finish after a stop signal.
 pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -145,10 +151,14 @@ pub async fn serve<T>(
         });
     };
     tracing::info!("stopped accepting; finishing in-flight requests");
-    // A connection accepted just now may not have sent its request yet;
-    // graceful shutdown would close it as idle and the request would meet a
-    // reset. Give such requests a moment to arrive and be taken in.
-    tokio::time::sleep(SETTLE).await;
+    site.close_connections();
+    let window_ends = tokio::time::Instant::now() + CLOSE_WINDOW;
+    // every connection holds a permit: none open, nothing to wait for
+    while connections.available_permits() < limits.max_connections
+        && tokio::time::Instant::now() < window_ends
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(GRACEFUL_TIMEOUT) => {

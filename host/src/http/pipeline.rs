@@ -130,6 +130,14 @@ pub(super) async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer)
     if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
+    if site.closing_connections() && request.version < http::Version::HTTP_2 {
+        // hyper closes the connection once this response is written, and
+        // the client, told so, sends its next request on a new one (to the
+        // process that now accepts them)
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let (method, uri) = (&request.method, &request.uri);
     let access = Access {
         client: &context.origin.client,

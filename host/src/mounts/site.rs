@@ -106,6 +106,9 @@ pub struct Site {
     services_check: ServicesCheck,
     /// Set once the host was asked to stop: readiness fails from then on.
     draining: AtomicBool,
+    /// Set once the host stopped accepting: every HTTP/1 response closes
+    /// its connection.
+    closing: AtomicBool,
 }
 
 /// The folder of the data folder where request bodies spool.
@@ -186,12 +189,25 @@ impl Site {
             spool_dir: table.data_dir.join(SPOOL_FOLDER),
             services_check,
             draining: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         }
     }
 
     /// Makes the readiness probe fail from now on: the host is stopping.
     pub fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// From now on, every HTTP/1 response says `Connection: close`: the
+    /// host stopped accepting, and its connections' clients should take
+    /// their next request elsewhere.
+    pub fn close_connections(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether responses close their connections.
+    pub fn closing_connections(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
     }
 
     /// Why the host should get no traffic now; empty when it should:
