@@ -314,3 +314,63 @@ fn reloads_under_keep_alive_load_fail_no_request() {
         &failures[..failures.len().min(8)]
     );
 }
+
+#[test]
+fn systemd_is_told_ready_reloading_the_new_main_pid_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let folder = tempfile::tempdir().unwrap();
+    let socket_path = folder.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&socket_path).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let next = || {
+        let mut buffer = [0; 4096];
+        let length = systemd.recv(&mut buffer).expect("a notification");
+        String::from_utf8_lossy(&buffer[..length]).into_owned()
+    };
+    let table = Table::new(vec![
+        mount("frontend", "/", "frontend"),
+        mount("admin", "/admin", "admin"),
+    ]);
+    let notify_socket = socket_path.display().to_string();
+    let mut host = Host::start_with_env(
+        &table,
+        &[("RUST_LOG", "info"), ("NOTIFY_SOCKET", &notify_socket)],
+    );
+    let ready = next();
+    assert!(ready.lines().any(|line| line == "READY=1"), "{ready}");
+    assert!(
+        ready.contains("STATUS=serving on http://127.0.0.1:") && ready.contains("2 of 2 mounts"),
+        "{ready}"
+    );
+    let old = host.child.id();
+
+    let reload = table.run("reload");
+    assert!(reload.status.success());
+    let reloading = next();
+    assert!(
+        reloading.lines().any(|line| line == "RELOADING=1"),
+        "{reloading}"
+    );
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    // the successor says nothing itself (systemd would refuse a process
+    // that is not the main one): the old process names it, then exits
+    let handed = next();
+    let new = pid_in(&table).expect("the new process wrote its pid");
+    assert_ne!(new, old);
+    assert!(
+        handed.lines().any(|line| line == format!("MAINPID={new}")),
+        "{handed}"
+    );
+    assert!(handed.lines().any(|line| line == "READY=1"), "{handed}");
+    assert!(host.wait_exit().success());
+    assert_eq!(host.get("/hello").status, 200, "the new process serves");
+
+    terminate(new);
+    let stopping = next();
+    assert!(
+        stopping.lines().any(|line| line == "STOPPING=1"),
+        "{stopping}"
+    );
+}

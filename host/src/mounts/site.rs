@@ -245,6 +245,11 @@ impl Site {
         self.failed() == 0
     }
 
+    /// How many mounts serve.
+    pub fn live_mounts(&self) -> usize {
+        self.mounts.len() - self.failed()
+    }
+
     /// The health report: each mount's state; healthy when all are loaded.
     pub fn health(&self) -> (bool, String) {
         let mounts: Vec<serde_json::Value> = self

@@ -58,15 +58,20 @@ pub fn take_fd(fd: i32) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Tells the process that started this one that it is serving now.
-pub fn notify_ready() {
+/// Tells the process that started this one that it is serving now;
+/// whether there is one (this process is a successor).
+pub fn notify_ready() -> bool {
     match take_inherited(READY_FD) {
         Ok(Some(fd)) => {
             let mut pipe = std::fs::File::from(fd);
             let _ = pipe.write_all(b"ready\n");
+            true
         }
-        Ok(None) => {}
-        Err(error) => tracing::warn!("cannot report readiness: {error}"),
+        Ok(None) => false,
+        Err(error) => {
+            tracing::warn!("cannot report readiness: {error}");
+            false
+        }
     }
 }
 

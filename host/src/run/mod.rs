@@ -1,9 +1,11 @@
 //! A serving host's life: start (on a fresh socket, or one a predecessor
 //! or systemd handed over), load the mounts, serve, and stop on a signal,
 //! hand over to a successor on `SIGHUP` (`handover`), or restart in place
-//! when its files change (`watch`, for `--reload`).
+//! when its files change (`watch`, for `--reload`); systemd is told each
+//! step (`systemd`).
 
 pub(crate) mod handover;
+mod systemd;
 mod watch;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
@@ -150,7 +152,15 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
                 handover::pid_file(&table.data_dir).display()
             );
         }
-        handover::notify_ready();
+        let address = listener.local_addr()?;
+        if !handover::notify_ready() {
+            // a successor's predecessor tells systemd, once this serves
+            systemd::ready(&format!(
+                "serving on http://{address}: {} of {} mounts loaded",
+                site.live_mounts(),
+                table.mounts.len()
+            ));
+        }
         // A second descriptor for the socket, to hand to a successor.
         let shared = std::net::TcpListener::from(
             rustix::io::fcntl_dupfd_cloexec(&listener, 0)
@@ -161,6 +171,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
             tokio::select! {
                 () = async {
                     stop_signal().await;
+                    systemd::stopping();
                     // readiness fails first, so that load balancers move
                     // away; then the server stops accepting and drains
                     site.drain();
@@ -196,6 +207,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         }
         Stop::Reload(change) => {
             tracing::info!("restarting: {change}");
+            systemd::reloading();
             drop(log_guards);
             Err(watch::re_exec(listener))
         }
@@ -328,10 +340,17 @@ async fn upgrade_on_hangup(listener: &std::net::TcpListener) -> u32 {
     loop {
         hangups.recv().await;
         tracing::info!("SIGHUP received: starting a new process on the same socket");
+        systemd::reloading();
         match handover::start_successor(listener).await {
-            Ok(pid) => return pid,
+            Ok(pid) => {
+                systemd::handed_over(pid);
+                return pid;
+            }
             Err(error) => {
-                tracing::error!("the new process did not start, so this one keeps serving: {error}")
+                tracing::error!(
+                    "the new process did not start, so this one keeps serving: {error}"
+                );
+                systemd::reload_failed(&error);
             }
         }
     }
