@@ -105,15 +105,20 @@ enum Command {
 #[derive(Debug, Args)]
 struct TableArg {
     /// The mount table.
-    #[arg(long, value_name = "FILE", default_value = "plugins.json")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "plugins.json",
+        env = "HOST_CONFIG"
+    )]
     config: PathBuf,
 }
 
 #[derive(Debug, Args)]
 struct ServingArgs {
-    /// Listen on this address instead of the default (e.g. 0.0.0.0:8080;
+    /// Listen on this address instead of the table's (e.g. 0.0.0.0:8080;
     /// port 0 picks a free port).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "HOST_LISTEN")]
     listen: Option<SocketAddr>,
     /// Show an error page with the app-side backtrace when a handler fails
     /// or panics, to clients on this machine only. Never in production.

@@ -166,6 +166,53 @@ fn check_passes_a_good_table() {
 }
 
 #[test]
+fn the_table_and_the_address_come_from_the_environment_in_a_container() {
+    let table = Table::new(vec![mount("frontend", "/", "frontend")]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let check = std::process::Command::new(common::host_binary())
+        .arg("check")
+        .env("HOST_CONFIG", &table.file)
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    assert!(stdout(&check).contains("ok    frontend     /"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut serve = std::process::Command::new(common::host_binary())
+        .arg("serve")
+        .env("HOST_CONFIG", &table.file)
+        .env("HOST_LISTEN", format!("127.0.0.1:{port}"))
+        .current_dir(elsewhere.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let answered = loop {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            break common::send_raw(
+                addr,
+                format!("GET /hello HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+                false,
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listened on {addr}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(answered.status, 200);
+}
+
+#[test]
 fn an_app_whose_init_fails_is_reported() {
     let mut probe = mount("probe", "/", "probe");
     probe["config"] = json!({"fail_init": true});
