@@ -181,3 +181,71 @@ fn a_log_folder_that_cannot_be_written_stops_the_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn access_lines_join_nginxs_by_request_id_and_name_the_agent_the_referer_and_the_trace() {
+    let table = two_apps();
+    let host = Host::start_on(&table);
+    let kept = host.request(
+        "GET",
+        "/2031",
+        &[
+            ("X-Request-Id", "5f3a9c0e8b7d4e21a0b1c2d3e4f50617"),
+            ("User-Agent", "Mozilla/5.0 \"quoted\"\tagent"),
+            ("Referer", "https://example.com/from"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        ],
+        b"",
+    );
+    assert_eq!(kept.status, 200);
+    assert_eq!(
+        kept.header("x-request-id"),
+        Some("5f3a9c0e8b7d4e21a0b1c2d3e4f50617"),
+        "kept and sent back"
+    );
+    let replaced = host.request(
+        "GET",
+        "/2030",
+        &[("X-Request-Id", "not an id; rm -rf")],
+        b"",
+    );
+    let new_id = replaced.header("x-request-id").unwrap().to_owned();
+    assert!(
+        new_id.len() == 16 && new_id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{new_id}"
+    );
+    stop(host);
+    let frontend = read_log(&table, "app_frontend");
+    let line = frontend
+        .lines()
+        .find(|line| line.contains("\"GET /2031 HTTP/1.1\""))
+        .expect("the access line");
+    assert!(
+        line.contains(
+            "ms \"https://example.com/from\" \"Mozilla/5.0 \\x22quoted\\x22\\x09agent\" trace_id=4bf92f3577b34da6a3ce929d0e0e4736"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains("request_id=5f3a9c0e8b7d4e21a0b1c2d3e4f50617"),
+        "{line}"
+    );
+    // the app's own events in that request carry the same id
+    assert!(
+        frontend
+            .lines()
+            .any(|line| line.contains("archive viewed year=2031")
+                && line.contains("5f3a9c0e8b7d4e21a0b1c2d3e4f50617")),
+        "{frontend}"
+    );
+    let other = frontend
+        .lines()
+        .find(|line| line.contains("\"GET /2030 HTTP/1.1\""))
+        .expect("the second access line");
+    assert!(other.contains(&format!("request_id={new_id}")), "{other}");
+    assert!(other.contains("ms \"-\" \"-\""), "{other}");
+    assert!(!frontend.contains("rm -rf"), "{frontend}");
+}

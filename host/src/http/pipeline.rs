@@ -23,7 +23,7 @@ use super::{
     head_timeout::Activity,
     proxy::{self, Origin},
     request_body::{Bodies, Refusal},
-    request_id::next_request_id,
+    request_id::{self, next_request_id},
     respond,
 };
 use crate::{
@@ -100,9 +100,19 @@ impl<'a> Answer<'a> {
 /// Answers one request and writes its access-log line.
 pub(super) async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer) -> Response<Body> {
     let started = Instant::now();
-    let request_id = next_request_id();
-    let request_id = request_id.as_str();
     let (request, body) = request.into_parts();
+    let generated;
+    let request_id = match request
+        .headers
+        .get(X_REQUEST_ID)
+        .and_then(|value| request_id::incoming(value.as_bytes()))
+    {
+        Some(kept) => kept,
+        None => {
+            generated = next_request_id();
+            generated.as_str()
+        }
+    };
     let context = Context {
         bodies: &peer.bodies,
         origin: proxy::origin(
@@ -154,10 +164,21 @@ pub(super) async fn handle(site: &Site, request: Request<Incoming>, peer: &Peer)
             file_bytes.unwrap_or_else(|| response.body().size_hint().exact().unwrap_or(0))
         },
         took,
+        referer: header_bytes(&request.headers, http::header::REFERER),
+        user_agent: header_bytes(&request.headers, http::header::USER_AGENT),
+        trace_id: request
+            .headers
+            .get("traceparent")
+            .and_then(|value| request_id::trace_id(value.as_bytes())),
         finished,
     };
     logging::log_access(logger, request_id, &access);
     response
+}
+
+/// A header's value as sent, when there is one.
+fn header_bytes(headers: &http::HeaderMap, name: http::header::HeaderName) -> Option<&[u8]> {
+    headers.get(name).map(HeaderValue::as_bytes)
 }
 
 /// Decides what answers the request, and answers it.

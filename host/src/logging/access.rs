@@ -32,7 +32,8 @@ use super::{
 pub const HOST_TARGET: &str = "host::access";
 
 /// One access-log line, like nginx's: client, request line, status, body
-/// bytes, time taken (to the response head).
+/// bytes, time taken (to the response head), referer and user agent (as
+/// nginx's `combined` format), and the trace id of a `traceparent`.
 pub struct Access<'a> {
     pub client: &'a str,
     pub method: &'a Method,
@@ -41,6 +42,12 @@ pub struct Access<'a> {
     pub status: StatusCode,
     pub bytes: u64,
     pub took: Duration,
+    /// The `Referer` header, as sent.
+    pub referer: Option<&'a [u8]>,
+    /// The `User-Agent` header, as sent.
+    pub user_agent: Option<&'a [u8]>,
+    /// The trace id of a well-formed W3C `traceparent` header.
+    pub trace_id: Option<&'a str>,
     /// When the response was ready (`took` ends there); the line's
     /// timestamp.
     pub finished: Instant,
@@ -48,7 +55,8 @@ pub struct Access<'a> {
 
 impl Access<'_> {
     /// Appends the line's text: `127.0.0.1:60518 "GET /hello HTTP/1.1" 200
-    /// 57 0.012ms`.
+    /// 57 0.012ms "https://example.com/" "curl/8.5.0"` (`"-"` for a header
+    /// not sent), then ` trace_id=…` when there is one.
     fn write_to(&self, out: &mut Vec<u8>) {
         let mut number = itoa::Buffer::new();
         out.extend_from_slice(self.client.as_bytes());
@@ -72,6 +80,37 @@ impl Access<'_> {
         out.push(b'.');
         push_padded(out, micros % 1000, 3);
         out.extend_from_slice(b"ms");
+        for header in [self.referer, self.user_agent] {
+            out.extend_from_slice(b" \"");
+            match header {
+                Some(value) => push_escaped(out, value),
+                None => out.push(b'-'),
+            }
+            out.push(b'"');
+        }
+        if let Some(trace_id) = self.trace_id {
+            out.extend_from_slice(b" trace_id=");
+            out.extend_from_slice(trace_id.as_bytes());
+        }
+    }
+}
+
+/// Appends `value`, what a client wrote, with `"`, `\` and every byte
+/// outside printable ASCII as `\xNN` (as nginx escapes its variables): a
+/// client can neither end the quoted field nor start a line of its own.
+fn push_escaped(out: &mut Vec<u8>, value: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &byte in value {
+        if (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\' {
+            out.push(byte);
+        } else {
+            out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ]);
+        }
     }
 }
 
@@ -271,6 +310,9 @@ mod tests {
             status: StatusCode::NOT_FOUND,
             bytes: 712,
             took: Duration::from_nanos(1_760_499),
+            referer: Some(b"https://example.com/a\"b"),
+            user_agent: None,
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
             finished: Instant::now(),
         }
     }
@@ -295,7 +337,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_micros(1_764_100_000_123_456);
         assert_eq!(
             formatted(now, "app_frontend", Some("access")),
-            "2025-11-25T19:46:40.123456Z  INFO app_frontend: 127.0.0.1:60518 \"GET /hello?x=1 HTTP/1.1\" 404 712 1.760ms module=access request_id=ff2bcd7d724b4192\n"
+            "2025-11-25T19:46:40.123456Z  INFO app_frontend: 127.0.0.1:60518 \"GET /hello?x=1 HTTP/1.1\" 404 712 1.760ms \"https://example.com/a\\x22b\" \"-\" trace_id=4bf92f3577b34da6a3ce929d0e0e4736 module=access request_id=ff2bcd7d724b4192\n"
         );
         // the cached second is remade when the second changes
         let mut clock = Clock::default();
@@ -334,6 +376,21 @@ mod tests {
             ..Clock::default()
         };
         assert!(close(clock.wall_time(start), SystemTime::now()));
+    }
+
+    #[test]
+    fn what_clients_wrote_cannot_end_its_field_or_the_line() {
+        for (value, expected) in [
+            (&b"Mozilla/5.0 (X11; Linux)"[..], "Mozilla/5.0 (X11; Linux)"),
+            (b"a\"b\\c", "a\\x22b\\x5Cc"),
+            (b"x\ny\rz", "x\\x0Ay\\x0Dz"),
+            ("caf\u{e9}".as_bytes(), "caf\\xC3\\xA9"),
+            (b"\x7f\x00", "\\x7F\\x00"),
+        ] {
+            let mut out = Vec::new();
+            push_escaped(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{value:?}");
+        }
     }
 
     #[test]
