@@ -124,6 +124,21 @@ struct ServingArgs {
     /// or panics, to clients on this machine only. Never in production.
     #[arg(long)]
     debug: bool,
+    /// Also write access lines to the console: `-` (they always go to the
+    /// log files).
+    #[arg(long, value_name = "-", value_parser = console_only)]
+    access_log: Option<String>,
+}
+
+/// `--access-log`'s one value: `-`, the console.
+fn console_only(value: &str) -> Result<String, String> {
+    if value == "-" {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?}: only \"-\" (the console) is a choice; access lines always go to the log files under log_dir"
+        ))
+    }
 }
 
 /// Runs the command; `Err` is an error to print, the exit code otherwise.
@@ -141,6 +156,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 debug: serving.debug,
                 reload: reload.then_some(table.config),
                 strict,
+                access_to_console: serving.access_log.is_some(),
             },
         ),
         Command::Run {
@@ -190,6 +206,7 @@ fn run_one(
             debug: serving.debug,
             reload: None,
             strict: true,
+            access_to_console: serving.access_log.is_some(),
         },
     )
 }

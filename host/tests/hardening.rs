@@ -216,7 +216,7 @@ fn a_trusted_proxy_shapes_the_client_url_prefix_and_redirects() {
     assert_eq!(redirect.status, 308);
     assert_eq!(redirect.header("location"), Some("/site/admin/"));
     // the access log names the real client
-    let log = host.wait_for_log("203.0.113.9 \"GET /admin/users/5?x=1");
+    let log = host.wait_for_log_file("app_admin", "203.0.113.9 \"GET /admin/users/5?x=1");
     assert!(
         log.contains("203.0.113.9 \"GET /admin/users/5?x=1"),
         "{log}"

@@ -249,3 +249,47 @@ fn access_lines_join_nginxs_by_request_id_and_name_the_agent_the_referer_and_the
     assert!(other.contains("ms \"-\" \"-\""), "{other}");
     assert!(!frontend.contains("rm -rf"), "{frontend}");
 }
+
+#[test]
+fn access_lines_go_to_the_console_only_when_asked() {
+    let table = two_apps();
+    let mut quiet = Host::start_on(&table);
+    assert_eq!(quiet.get("/2029").status, 200);
+    quiet.terminate();
+    assert!(quiet.wait_exit().success());
+    // everything flushed: the host's events, none of the access lines
+    let quiet_console = quiet.log();
+    assert!(quiet_console.contains("stopped"), "{quiet_console}");
+    assert!(!quiet_console.contains("/2029"), "{quiet_console}");
+    let console = Host::start_command(&table, &["serve", "--access-log", "-"]);
+    assert_eq!(console.get("/2028").status, 200);
+    console.wait_for_log("\"GET /2028 HTTP/1.1\" 200");
+    let console_log = console.log();
+    stop(console);
+    let frontend = read_log(&table, "app_frontend");
+    // both in the file; on the console only the one asked for
+    assert!(
+        frontend.contains("\"GET /2029 HTTP/1.1\" 200"),
+        "{frontend}"
+    );
+    assert!(
+        frontend.contains("\"GET /2028 HTTP/1.1\" 200"),
+        "{frontend}"
+    );
+    assert!(
+        console_log.contains("\"GET /2028 HTTP/1.1\" 200"),
+        "{console_log}"
+    );
+    // the console still shows the host's own events
+    assert!(
+        console_log.contains("listening on http://"),
+        "{console_log}"
+    );
+    let refused = table.run_args(&["serve", "--access-log", "/var/log/access.log"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only \"-\" (the console)"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -1,5 +1,8 @@
 //! The access log: one line per request, in the log file of the app that
-//! answered (`host.log` when none did) and on the console.
+//! answered (`host.log` when none did), and on the console only when asked
+//! (`--access-log -`): a busy host would otherwise write gigabytes to its
+//! standard error (under systemd, into the journal), as gunicorn and nginx
+//! do not.
 //!
 //! Through `tracing`'s formatter an access line cost a fifth of a small
 //! request (the line formatted into a `String`, the filter asked, the event
@@ -143,41 +146,40 @@ fn push_padded(out: &mut Vec<u8>, value: impl itoa::Integer, width: usize) {
 }
 
 /// Logs `access` under the request's id: in `logger`'s file, or in
-/// `host.log` for `None`.
+/// `host.log` for `None`; on the console too with `--access-log -`.
 pub fn log_access(logger: Option<AppLogger>, request_id: &str, access: &Access<'_>) {
-    match logger {
-        Some(logger) => {
-            if !logger.enabled(level::INFO) {
-                return;
-            }
-            match (sink::direct(), logger.direct_file()) {
-                (Some(direct), Some(file)) => write_line(
-                    &[&direct.console, file],
-                    logger.name(),
-                    Some("access"),
-                    access,
-                    request_id,
-                ),
-                _ => with_request_id(request_id, || {
-                    logger.emit(level::INFO, "access", &access.to_string());
-                }),
-            }
+    let enabled = match &logger {
+        Some(logger) => logger.enabled(level::INFO),
+        None => tracing::enabled!(target: HOST_TARGET, tracing::Level::INFO),
+    };
+    if !enabled {
+        return;
+    }
+    let (target, module) = match &logger {
+        Some(logger) => (logger.name(), Some("access")),
+        None => (HOST_TARGET, None),
+    };
+    let direct = sink::direct();
+    let file = match (&logger, direct) {
+        (Some(logger), Some(_)) => logger.direct_file(),
+        (None, Some(direct)) => Some(&direct.host),
+        (_, None) => None,
+    };
+    match (direct, file) {
+        (Some(direct), Some(file)) if !direct.access_to_console => {
+            write_line(&[file], target, module, access, request_id);
         }
-        None => {
-            if !tracing::enabled!(target: HOST_TARGET, tracing::Level::INFO) {
-                return;
-            }
-            match sink::direct() {
-                Some(direct) => write_line(
-                    &[&direct.console, &direct.host],
-                    HOST_TARGET,
-                    None,
-                    access,
-                    request_id,
-                ),
-                None => tracing::info!(target: HOST_TARGET, request_id = %request_id, "{access}"),
-            }
+        (Some(direct), Some(file)) if direct.console_plain => {
+            write_line(&[&direct.console, file], target, module, access, request_id);
         }
+        // a terminal that wants access lines gets them coloured, through
+        // the formatter (as does a host whose logging is not set up)
+        _ => match logger {
+            Some(logger) => with_request_id(request_id, || {
+                logger.emit(level::INFO, "access", &access.to_string());
+            }),
+            None => tracing::info!(target: HOST_TARGET, request_id = %request_id, "{access}"),
+        },
     }
 }
 

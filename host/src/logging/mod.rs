@@ -162,7 +162,11 @@ const LOG_FILE_MODE: u32 = 0o640;
 
 /// Installs console and file logging for serving: `<log_dir>/<logger>.log`
 /// for each app logger and `<log_dir>/host.log`.
-pub fn init_serving(log_dir: &Path, loggers: &[&str]) -> Result<LogGuards, LogError> {
+pub fn init_serving(
+    log_dir: &Path,
+    loggers: &[&str],
+    access_to_console: bool,
+) -> Result<LogGuards, LogError> {
     let created = !log_dir.exists();
     fs::create_dir_all(log_dir)
         .and_then(|()| match created {
@@ -188,7 +192,17 @@ pub fn init_serving(log_dir: &Path, loggers: &[&str]) -> Result<LogGuards, LogEr
     // `enabled` checks would disturb.
     let registry = tracing_subscriber::registry().with(filter());
     let files = LogFiles { host, apps };
-    if io::stderr().is_terminal() {
+    let terminal = io::stderr().is_terminal();
+    // access lines bypass the formatter into the files, and into the
+    // console only when asked (`--access-log -`)
+    sink::write_directly(sink::Direct {
+        console: console.clone(),
+        host: files.host.clone(),
+        apps: files.apps.clone(),
+        access_to_console,
+        console_plain: !terminal,
+    });
+    if terminal {
         // A person is watching: colours on the console, plain files.
         let console_layer = tracing_subscriber::fmt::layer()
             .with_writer(console)
@@ -201,11 +215,6 @@ pub fn init_serving(log_dir: &Path, loggers: &[&str]) -> Result<LogGuards, LogEr
         // Format each event once and copy the line to both destinations
         // (formatting is the costly part); access lines skip the formatter
         // (see `access`).
-        sink::write_directly(sink::Direct {
-            console: console.clone(),
-            host: files.host.clone(),
-            apps: files.apps.clone(),
-        });
         let both = tracing_subscriber::fmt::layer()
             .with_writer(Tee { console, files })
             .with_ansi(false);

@@ -204,6 +204,11 @@ pub(super) struct Direct {
     pub console: BufferedWriter,
     pub host: BufferedWriter,
     pub apps: HashMap<String, BufferedWriter>,
+    /// Whether access lines go to the console too (`--access-log -`).
+    pub access_to_console: bool,
+    /// Whether the console takes the files' plain text (it is no
+    /// terminal, which gets colours through the formatter).
+    pub console_plain: bool,
 }
 
 static DIRECT: OnceLock<Direct> = OnceLock::new();

@@ -40,6 +40,8 @@ pub struct Options {
     /// Refuse to start when any mount fails, instead of answering 503 on
     /// its prefix.
     pub strict: bool,
+    /// Write access lines to the console too (`--access-log -`).
+    pub access_to_console: bool,
 }
 
 impl Options {
@@ -69,7 +71,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|mount| mount.logger.as_str())
         .collect();
-    let log_guards = logging::init_serving(&table.log_dir, &loggers)?;
+    let log_guards = logging::init_serving(&table.log_dir, &loggers, options.access_to_console)?;
     if options.debug {
         let listen = options.listen.unwrap_or(table.listen);
         // a client behind a proxy on this machine would look local: the

@@ -366,6 +366,22 @@ impl Host {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the log file `<name>.log` of the table the host owns
+    /// contains `needle` (up to 10 s: lines are written every 50 ms); the
+    /// file's text.
+    pub fn wait_for_log_file(&self, name: &str, needle: &str) -> String {
+        let table = self._table.as_ref().expect("the host owns its table");
+        let file = table.dir.path().join("logs").join(format!("{name}.log"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if text.contains(needle) || Instant::now() > deadline {
+                return text;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until the log contains `needle` (up to 10 s); the log.
     pub fn wait_for_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
