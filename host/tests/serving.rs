@@ -427,7 +427,7 @@ fn an_idle_host_wakes_none_of_its_threads() {
     let response = host.get("/count");
     assert_eq!(response.text(), "2");
     let id = response.header("x-request-id").unwrap();
-    let log = host.wait_for_log(&format!("request_id={id}"));
+    let log = host.wait_for_log_file("app_probe", &format!("request_id={id}"));
     assert!(log.contains(&format!("request_id={id}")), "{log}");
 }
 
