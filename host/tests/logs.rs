@@ -293,3 +293,84 @@ fn access_lines_go_to_the_console_only_when_asked() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn a_log_rotated_under_load_loses_no_line() {
+    use std::sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    };
+    let table = two_apps();
+    let host = Host::start_on(&table);
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let addr = host.addr;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop_load, ids) = (Arc::clone(&stop_load), Arc::clone(&ids));
+            std::thread::spawn(move || {
+                while !stop_load.load(Ordering::Relaxed) {
+                    let response = common::send_raw(
+                        addr,
+                        format!("GET /2031 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                            .as_bytes(),
+                        false,
+                    );
+                    assert_eq!(response.status, 200);
+                    let id = response.header("x-request-id").unwrap().to_owned();
+                    ids.lock().unwrap().push(id);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // what logrotate does: move the file away, then ask for a new one
+    let logs = table.dir.path().join("logs");
+    std::fs::rename(
+        logs.join("app_frontend.log"),
+        logs.join("app_frontend.log.1"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-USR1", &host.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !logs.join("app_frontend.log").exists() {
+        assert!(std::time::Instant::now() < deadline, "no new log file");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop_load.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    stop(host);
+    let old = std::fs::read_to_string(logs.join("app_frontend.log.1")).unwrap();
+    let new = read_log(&table, "app_frontend");
+    let ids = ids.lock().unwrap();
+    assert!(ids.len() > 50, "only {} requests", ids.len());
+    let access_ids = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.contains("\"GET /2031 HTTP/1.1\""))
+            .filter_map(|line| line.split("request_id=").nth(1))
+            .map(|id| id.trim().to_owned())
+            .collect()
+    };
+    let (before, after) = (access_ids(&old), access_ids(&new));
+    assert!(
+        !before.is_empty() && !after.is_empty(),
+        "{} and {}",
+        before.len(),
+        after.len()
+    );
+    let mut logged: Vec<String> = before.into_iter().chain(after).collect();
+    logged.sort();
+    let mut sent = ids.clone();
+    sent.sort();
+    assert_eq!(
+        logged, sent,
+        "every request logged once, in one file or the other"
+    );
+}

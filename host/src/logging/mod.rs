@@ -11,6 +11,8 @@ mod access;
 mod app_events;
 mod sink;
 
+pub use sink::Reopener;
+
 use std::{
     collections::HashMap,
     fmt, fs,
@@ -65,7 +67,14 @@ impl std::error::Error for LogError {}
 /// Keeps the background writer alive; dropping it flushes what it holds.
 #[must_use = "dropping the guard stops the log writer"]
 pub struct LogGuards {
-    _flusher: Flusher,
+    flusher: Flusher,
+}
+
+impl LogGuards {
+    /// What reopens the log files (on `SIGUSR1`).
+    pub fn reopener(&self) -> Reopener {
+        self.flusher.reopener()
+    }
 }
 
 /// Where file events go: one writer per app logger, `host.log` for the rest.
@@ -137,24 +146,30 @@ impl<'a> MakeWriter<'a> for Tee {
 /// the folder's group; a file that exists keeps the mode it has.
 fn open_log(dir: &Path, name: &str, sinks: &mut Sinks) -> Result<BufferedWriter, LogError> {
     let path = dir.join(format!("{name}.log"));
+    let file = open_log_file(&path).map_err(|source| LogError {
+        path: path.clone(),
+        source,
+    })?;
+    let reopen =
+        move || open_log_file(&path).map(|file| Box::new(file) as Box<dyn io::Write + Send>);
+    Ok(sinks.add_reopenable(name, Box::new(file), Some(Box::new(reopen))))
+}
+
+/// Opens the log file at `path` for appending, made (mode 0640) if missing.
+fn open_log_file(path: &Path) -> io::Result<fs::File> {
     let open = |create_new: bool| {
         fs::OpenOptions::new()
             .create_new(create_new)
             .append(true)
-            .open(&path)
+            .open(path)
     };
-    let file = match open(true) {
+    match open(true) {
         Ok(file) => file
             .set_permissions(fs::Permissions::from_mode(LOG_FILE_MODE))
             .map(|()| file),
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => open(false),
         Err(error) => Err(error),
     }
-    .map_err(|source| LogError {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(sinks.add(name, file))
 }
 
 /// The mode of new log files, and (with the search bit) of a new log folder.
@@ -224,7 +239,7 @@ pub fn init_serving(
         path: log_dir.to_owned(),
         source,
     })?;
-    Ok(LogGuards { _flusher: flusher })
+    Ok(LogGuards { flusher })
 }
 
 /// `text` with its control characters escaped (`\n`, `\r`, `\u{1b}`; tab

@@ -15,7 +15,7 @@ use std::{
     io::{self, Write},
     sync::{
         Arc, Mutex, MutexGuard, OnceLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
     time::Duration,
@@ -91,10 +91,15 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BufferedWriter {
     }
 }
 
+/// Opens a destination's file anew (after logrotate moved it away).
+type Reopen = Box<dyn FnMut() -> io::Result<Box<dyn Write + Send>> + Send>;
+
 struct Destination {
     buffer: Arc<Buffer>,
     output: Box<dyn Write + Send>,
     name: String,
+    /// `None` for the console.
+    reopen: Option<Reopen>,
 }
 
 /// Collects destinations, then starts the one thread that writes them.
@@ -102,17 +107,29 @@ struct Destination {
 pub struct Sinks {
     destinations: Vec<Destination>,
     control: Arc<Periodic>,
+    reopen: Arc<AtomicBool>,
 }
 
 impl Sinks {
     /// Adds a destination (a file, stderr); `name` appears in the report of
     /// dropped lines.
     pub fn add(&mut self, name: &str, output: impl Write + Send + 'static) -> BufferedWriter {
+        self.add_reopenable(name, Box::new(output), None)
+    }
+
+    /// Adds a file, which `reopen` opens anew when asked (`Reopener`).
+    pub fn add_reopenable(
+        &mut self,
+        name: &str,
+        output: Box<dyn Write + Send>,
+        reopen: Option<Reopen>,
+    ) -> BufferedWriter {
         let buffer = Arc::new(Buffer::default());
         self.destinations.push(Destination {
             buffer: Arc::clone(&buffer),
-            output: Box::new(output),
+            output,
             name: name.to_owned(),
+            reopen,
         });
         BufferedWriter {
             buffer,
@@ -125,26 +142,60 @@ impl Sinks {
     pub fn start(self) -> io::Result<Flusher> {
         let control = self.control;
         let thread_control = Arc::clone(&control);
+        let reopen = self.reopen;
+        let thread_reopen = Arc::clone(&reopen);
         let mut destinations = self.destinations;
         let thread = std::thread::Builder::new()
             .name("log-writer".to_owned())
-            .spawn(move || write_every_round(&thread_control, &mut destinations))?;
+            .spawn(move || write_every_round(&thread_control, &thread_reopen, &mut destinations))?;
         Ok(Flusher {
             control,
+            reopen,
             thread: Some(thread),
         })
     }
 }
 
+/// Asks the writer thread to reopen every file (nginx's `SIGUSR1`).
+#[derive(Clone)]
+pub struct Reopener {
+    control: Arc<Periodic>,
+    reopen: Arc<AtomicBool>,
+}
+
+impl Reopener {
+    /// The files are reopened at the writer's next round: what was
+    /// written before goes to the old files, the rest to the new.
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
+        self.control.wake();
+    }
+}
+
 /// The writer thread: a round every [`FLUSH_EVERY`] until told to stop,
 /// asleep after a round that found nothing until a line comes.
-fn write_every_round(control: &Periodic, destinations: &mut [Destination]) {
+fn write_every_round(control: &Periodic, reopen: &AtomicBool, destinations: &mut [Destination]) {
     let mut spare = Vec::new();
     loop {
         let stopping = control.wait(FLUSH_EVERY);
         let mut wrote = false;
         for destination in destinations.iter_mut() {
             wrote |= write_out(destination, &mut spare);
+        }
+        if reopen.swap(false, Ordering::AcqRel) {
+            // what came before is in the old files now; the next round
+            // writes into the new ones
+            for destination in destinations.iter_mut() {
+                if let Some(open) = &mut destination.reopen {
+                    match open() {
+                        Ok(output) => destination.output = output,
+                        Err(error) => eprintln!(
+                            "log-writer: cannot reopen {}: {error}; writing on to the old file",
+                            destination.name
+                        ),
+                    }
+                }
+            }
         }
         if stopping {
             return;
@@ -153,9 +204,10 @@ fn write_every_round(control: &Periodic, destinations: &mut [Destination]) {
             // told to stop while asleep, the next round writes what came
             // meanwhile and ends
             control.sleep_unless(|| {
-                destinations
-                    .iter()
-                    .any(|destination| destination.buffer.pending())
+                reopen.load(Ordering::Acquire)
+                    || destinations
+                        .iter()
+                        .any(|destination| destination.buffer.pending())
             });
         }
     }
@@ -187,7 +239,18 @@ fn write_out(destination: &mut Destination, spare: &mut Vec<u8>) -> bool {
 /// The running writer thread.
 pub struct Flusher {
     control: Arc<Periodic>,
+    reopen: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl Flusher {
+    /// What asks the writer to reopen the files.
+    pub fn reopener(&self) -> Reopener {
+        Reopener {
+            control: Arc::clone(&self.control),
+            reopen: Arc::clone(&self.reopen),
+        }
+    }
 }
 
 impl Drop for Flusher {

@@ -137,7 +137,9 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     let stall_guard = StallGuard::start(&site.inline, runtime.handle().clone())
         .context("cannot start the stall guard thread")?;
     let watched = watch::watched_files(&table, options.reload.as_deref());
+    let reopener = log_guards.reopener();
     let (stop, listener) = runtime.block_on(async {
+        tokio::spawn(reopen_logs_on_usr1(reopener));
         let listener = match inherited {
             Some(listener) => TcpListener::from_std(listener)?,
             None => {
@@ -355,6 +357,23 @@ async fn upgrade_on_hangup(listener: &std::net::TcpListener) -> u32 {
                 systemd::reload_failed(&error);
             }
         }
+    }
+}
+
+/// Reopens the log files on each SIGUSR1 (nginx's convention), after
+/// logrotate moved them away.
+async fn reopen_logs_on_usr1(reopener: logging::Reopener) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut signals = match signal(SignalKind::user_defined1()) {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGUSR1: log files will not be reopened");
+            return;
+        }
+    };
+    while signals.recv().await.is_some() {
+        reopener.reopen();
+        tracing::info!("SIGUSR1 received: log files reopened");
     }
 }
 
