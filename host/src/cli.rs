@@ -85,6 +85,17 @@ enum Command {
         #[command(flatten)]
         table: TableArg,
     },
+    /// Copy the site's data while it serves, into the new folder DEST, laid
+    /// out as the data folder: each SQLite database at one moment, the
+    /// stored uploads, the secret key. What lives elsewhere (PostgreSQL, an
+    /// S3 bucket) is named with the way to back it up. To restore, start
+    /// the host with DEST as its data_dir.
+    Backup {
+        #[command(flatten)]
+        table: TableArg,
+        /// A folder that does not exist yet (or is empty).
+        destination: PathBuf,
+    },
     /// Run a command an app offers, for one mount (like `flask
     /// create-user`): `host cmd admin create-user alice`. Without a
     /// command, list the mount's commands.
@@ -173,6 +184,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let pid = crate::run::handover::signal_reload(&loaded.data_dir, &table.config)
                 .map_err(anyhow::Error::msg)?;
             println!("asked host {pid} to reload");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { table, destination } => {
+            let loaded = table::load(&table.config)?;
+            for line in crate::backup::backup(&loaded, &destination)? {
+                println!("{line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Cmd {

@@ -9,8 +9,9 @@
 //! host's `services`; `http` turns the outcome into the response, and
 //! `logging` writes its access line. `table` is the mount table those parts
 //! are made from, `run` a serving host's life (start, reload, stop), `cli`
-//! the commands.
+//! the commands (`backup` the copy of a site's data).
 
+mod backup;
 pub mod cli;
 mod exec;
 mod http;

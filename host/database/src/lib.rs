@@ -210,6 +210,12 @@ fn postgres_engine(name: &str, _: &str, _: usize, _: bool) -> Result<Engine, Fai
     ))
 }
 
+/// Copies the SQLite database at `source` to `destination` (a new file)
+/// consistently while the host serves it (SQLite's online backup API).
+pub fn backup_sqlite(source: &Path, destination: &Path) -> Result<(), Failure> {
+    sqlite::backup(source, destination)
+}
+
 /// Whether the SQLite file at `path` is a site database of a release
 /// before named databases: the host never served it (it has no
 /// `_host_migrations`) and apps of contract 1.0 migrated it (its

@@ -469,6 +469,39 @@ impl Sqlite {
     }
 }
 
+/// Copies the SQLite database at `source` to the new file `destination`
+/// as it is at one moment, while other connections read and write it
+/// (SQLite's online backup, in one step: one read transaction, so one
+/// snapshot).
+pub(crate) fn backup(source: &Path, destination: &Path) -> Result<(), Failure> {
+    let from = Connection::open_with_flags(
+        source,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    from.busy_timeout(BUSY_TIMEOUT)?;
+    let mut to = Connection::open(destination)?;
+    let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        // -1: every page in this step
+        match backup.step(-1)? {
+            rusqlite::backup::StepResult::Done => return Ok(()),
+            _ if std::time::Instant::now() > deadline => {
+                return Err(Failure::new(
+                    Kind::Busy,
+                    format!(
+                        "{} stayed locked for {} s",
+                        source.display(),
+                        BUSY_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+            // busy or locked by a writer: try again
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
 /// Whether the SQLite file at `path` is a site database of a release
 /// before named databases: the host never served it (it has no
 /// `_host_migrations`) and apps of contract 1.0 migrated it (its
