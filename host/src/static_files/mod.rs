@@ -296,7 +296,7 @@ impl StaticFolder {
         if let Some((entry, bytes)) = self.cache.get(url_path) {
             return Ok((entry, Source::Memory(bytes)));
         }
-        let (entry, source) = match &self.place {
+        let (entry, content) = match &self.place {
             Place::Folder { .. } => {
                 let (file, metadata, relative) = self.locate(url_path).ok_or(Unserved::Missing)?;
                 let entry = Arc::new(FileEntry::new(&relative, &metadata));
@@ -333,13 +333,13 @@ impl StaticFolder {
                 (entry, content)
             }
         };
-        if content_len(&source) != entry.size {
+        if content.len() as u64 != entry.size {
             // changed while read: serve what was asked next time
             return Err(Unserved::Missing);
         }
         self.cache
-            .insert(url_path, Arc::clone(&entry), source.clone());
-        Ok((entry, Source::Memory(source)))
+            .insert(url_path, Arc::clone(&entry), content.clone());
+        Ok((entry, Source::Memory(content)))
     }
 
     /// `length` bytes of the object `key` from `start`, as they arrive.
@@ -416,11 +416,6 @@ async fn read_body(file: File, start: u64, length: u64) -> io::Result<Content> {
 
 /// The chunks of a streamed body.
 type Chunks = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
-
-/// The size of a file's content read whole.
-fn content_len(content: &Bytes) -> u64 {
-    content.len() as u64
-}
 
 /// `length` bytes of `file` from `start` (fewer if the file is shorter),
 /// read straight into the buffer's unused capacity: one system call for a

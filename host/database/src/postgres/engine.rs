@@ -179,20 +179,18 @@ impl Postgres {
             inspecting,
             seen: Mutex::new(Vec::new()),
         };
-        if !inspecting {
-            database
-                .attempt(async |session| migrations::prepare_host_tables(session.client).await)
-                .map_err(|fail| {
-                    fail.into_failure().context(format_args!(
-                        "cannot open the database {name:?} ({})",
-                        database.shown
-                    ))
-                })?;
-        } else {
-            database
-                .attempt(async |_| Ok(()))
-                .map_err(Fail::into_failure)?;
-        }
+        // connecting once says at start whether the database answers
+        database
+            .attempt(async |session| match inspecting {
+                true => Ok(()),
+                false => migrations::prepare_host_tables(session.client).await,
+            })
+            .map_err(|fail| {
+                fail.into_failure().context(format_args!(
+                    "cannot open the database {name:?} ({})",
+                    database.shown
+                ))
+            })?;
         Ok(database)
     }
 
@@ -275,17 +273,16 @@ impl Postgres {
         work: impl AsyncFn(&mut Session<'_>) -> Result<T, Fail> + Send + Sync,
     ) -> Result<T, Failure> {
         let mut pause = Duration::from_millis(1);
-        for _ in 1..ATTEMPTS {
+        for attempt in 1.. {
             match self.attempt(async |session| work(session).await) {
-                Err(fail) if fail.retryable() => {
+                Err(fail) if fail.retryable() && attempt < ATTEMPTS => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(100));
                 }
                 other => return other.map_err(Fail::into_failure),
             }
         }
-        self.attempt(async |session| work(session).await)
-            .map_err(Fail::into_failure)
+        unreachable!("the loop returns by its last attempt")
     }
 
     /// Runs one statement.
