@@ -13,6 +13,7 @@
 
 mod backup;
 pub mod cli;
+mod compression;
 mod exec;
 mod http;
 mod logging;

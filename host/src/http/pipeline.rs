@@ -245,7 +245,9 @@ async fn answer<'s>(
             };
             match folder {
                 Some(folder) => {
-                    let served = folder.serve(method, &request.headers, &file).await;
+                    let served = folder
+                        .serve(method, &request.headers, &file, site_mount.mount.compress)
+                        .await;
                     let bytes = served.bytes;
                     (respond::file(served), Some(bytes))
                 }

@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, hea
 
 use super::body::{Body, empty_body, full_body, streamed_body};
 use crate::{
+    compression::{self, Effort},
     static_files::{Content, Served},
     table::Mount,
 };
@@ -198,6 +199,11 @@ pub(super) fn file(served: Served) -> Response<Body> {
 /// chose its own caching: a shared cache must never hand one user's page,
 /// or cookie, to another. What the app set is noted while its headers are
 /// converted, with no lookup in the map.
+///
+/// The body is compressed when the mount allows, the client accepts it and
+/// the page is not a signed-in user's: a page carrying a secret (the CSRF
+/// token) beside text an attacker chose leaks the secret through its
+/// compressed length (BREACH).
 pub(super) fn app_reply(
     response: AppResponse,
     mount: &Mount,
@@ -205,8 +211,7 @@ pub(super) fn app_reply(
 ) -> Result<Response<Body>, String> {
     let status = StatusCode::from_u16(response.status)
         .map_err(|_| format!("status {} is not a valid HTTP status", response.status))?;
-    let mut built = Response::new(full_body(Bytes::from_owner(response.body)));
-    *built.status_mut() = status;
+    let body = response.body;
     let mut headers = HeaderMap::with_capacity(response.headers.len() + mount.headers.len() + 1);
     // which of the mount's headers the app set (the table holds at most 64)
     let mut set: u64 = 0;
@@ -244,11 +249,71 @@ pub(super) fn app_reply(
                 .any(|pair| names_cookie(pair.trim_ascii_start(), cookie))
         })
     };
-    if !caching_chosen && (sets_session || carries_session()) {
+    let private = sets_session || carries_session();
+    if !caching_chosen && private {
         headers.append(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    let compressed = match mount.compress && !private {
+        true => compress_reply(status, &mut headers, &body, request),
+        false => None,
+    };
+    let mut built = Response::new(match compressed {
+        Some(compressed) => full_body(compressed),
+        None => full_body(Bytes::from_owner(body)),
+    });
+    *built.status_mut() = status;
     *built.headers_mut() = headers;
     Ok(built)
+}
+
+/// `body` compressed, with `headers` saying so, if the reply may be
+/// compressed and the client (`request`) accepts it. `Vary:
+/// Accept-Encoding` is added whenever the reply could be compressed.
+fn compress_reply(
+    status: StatusCode,
+    headers: &mut HeaderMap,
+    body: &[u8],
+    request: &HeaderMap,
+) -> Option<Vec<u8>> {
+    let compressible = (body.len() as u64) >= compression::MIN_SIZE
+        && !matches!(status.as_u16(), 204 | 206 | 304)
+        && !headers.contains_key(header::CONTENT_ENCODING)
+        && !headers.contains_key(header::CONTENT_RANGE)
+        && headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| compression::compressible(value.as_bytes()))
+        && !headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
+            value
+                .as_bytes()
+                .to_ascii_lowercase()
+                .windows(12)
+                .any(|w| w == b"no-transform")
+        });
+    if !compressible {
+        return None;
+    }
+    headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    let accepted = request
+        .get(header::ACCEPT_ENCODING)
+        .map(HeaderValue::as_bytes);
+    let encoding = compression::negotiate(accepted)?;
+    let compressed = encoding.compress(body, Effort::Fast);
+    if compressed.len() >= body.len() {
+        return None;
+    }
+    headers.insert(header::CONTENT_ENCODING, encoding.header_value());
+    // the app's tag names the uncompressed bytes; the compressed ones are
+    // only semantically the same (what nginx's gzip does too)
+    if let Some(etag) = headers.get(header::ETAG)
+        && !etag.as_bytes().starts_with(b"W/")
+    {
+        let mut weak = b"W/".to_vec();
+        weak.extend_from_slice(etag.as_bytes());
+        if let Ok(weak) = HeaderValue::from_bytes(&weak) {
+            headers.insert(header::ETAG, weak);
+        }
+    }
+    Some(compressed)
 }
 
 /// Whether `pair` (`name=value...`) is the cookie `name`.

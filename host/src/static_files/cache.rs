@@ -23,7 +23,8 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// read from the page cache each time.
 pub const MAX_FILE: u64 = 256 * 1024;
 
-/// The cache holds at most this many bytes of content...
+/// The cache holds at most this many bytes of content (plus the
+/// compressed forms kept with the entries, each smaller than its file)...
 const MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// ...and this many files; when either is reached, it starts over.
@@ -48,11 +49,14 @@ impl FileCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The fresh entry for `url_path`, if any.
-    pub fn get(&self, url_path: &str) -> Option<(Arc<FileEntry>, Bytes)> {
+    /// The entry for `url_path`, if any, and whether it is fresh (if not,
+    /// the file must be looked at again; if it has not changed, the entry
+    /// serves on, with the forms compressed of it).
+    pub fn get(&self, url_path: &str) -> Option<(Arc<FileEntry>, Bytes, bool)> {
         let entries = self.lock();
         let cached = entries.0.get(url_path)?;
-        (cached.loaded.elapsed() < TTL).then(|| (Arc::clone(&cached.entry), cached.content.clone()))
+        let fresh = cached.loaded.elapsed() < TTL;
+        Some((Arc::clone(&cached.entry), cached.content.clone(), fresh))
     }
 
     /// Remembers a small file's entry and content.

@@ -1,11 +1,12 @@
 //! What is known of one static file: its size, its validators and the
-//! headers they give, and its content type.
+//! headers they give, its content type, and its compressed forms.
 
-use std::path::Path;
+use std::{path::Path, time::SystemTime};
 
 use http::HeaderValue;
 
-use super::conditional::Validators;
+use super::{Encoded, conditional::Validators};
+use crate::compression::{self, Encoding};
 
 /// What is known of one file: its validators and the headers they give.
 pub struct FileEntry {
@@ -14,7 +15,19 @@ pub struct FileEntry {
     pub(super) content_type: HeaderValue,
     pub(super) etag: Option<HeaderValue>,
     pub(super) last_modified: Option<HeaderValue>,
+    /// Whether its type gains from compression and it is large enough to.
+    pub(super) compressible: bool,
+    /// The size and modification time of its precompressed siblings
+    /// (`.br`, `.gz`) not older than it, by [`Encoding::index`].
+    pub(super) siblings: [Option<Stamp>; 2],
+    /// Its compressed forms, made once (a small file's only), by
+    /// [`Encoding::index`]; `None` inside when compressing did not make it
+    /// smaller.
+    pub(super) encoded: [tokio::sync::OnceCell<Option<Encoded>>; 2],
 }
+
+/// A file's size and modification time.
+pub type Stamp = (u64, SystemTime);
 
 impl FileEntry {
     pub(super) fn new(relative: &Path, metadata: &std::fs::Metadata) -> FileEntry {
@@ -31,13 +44,29 @@ impl FileEntry {
         modified: std::time::SystemTime,
     ) -> FileEntry {
         let validators = Validators::new(modified, size);
+        let content_type = content_type(relative);
         FileEntry {
             etag: HeaderValue::from_str(&validators.etag).ok(),
             last_modified: HeaderValue::from_str(&validators.http_date()).ok(),
             validators,
             size,
-            content_type: content_type(relative),
+            compressible: size >= compression::MIN_SIZE
+                && compression::compressible(content_type.as_bytes()),
+            content_type,
+            siblings: [None, None],
+            encoded: Default::default(),
         }
+    }
+
+    /// Whether `fresh`, read again from the same file, says the same: then
+    /// this entry, and what it has compressed, serves on.
+    pub(super) fn same_as(&self, fresh: &FileEntry) -> bool {
+        self.validators == fresh.validators && self.siblings == fresh.siblings
+    }
+
+    /// The stamp of its precompressed sibling for `encoding`, if any.
+    pub(super) fn sibling(&self, encoding: Encoding) -> Option<Stamp> {
+        self.siblings[encoding.index()]
     }
 }
 

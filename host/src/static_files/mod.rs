@@ -5,6 +5,13 @@
 //! uploads are served the same way, from their folder or from an object
 //! store (S3), whose objects are read as files are.
 //!
+//! Files of types that gain from it are sent compressed to clients that
+//! accept it (`compression`): a precompressed sibling (`style.css.br`,
+//! `.gz`) when there is one not older than the file, as nginx's
+//! `gzip_static`; else a small file is compressed once, at best effort,
+//! and kept with it in the cache; a large one is compressed as it is sent.
+//! Never a range: a request with `Range` gets the file as it is.
+//!
 //! Follows tower-http's `ServeDir` and adds what it lacks: strong `ETag`s,
 //! `If-Match`/`If-Unmodified-Since`, per-mount `Cache-Control`, `nosniff`,
 //! and containment of symlinks that point outside the folder. A 404 never
@@ -17,6 +24,7 @@ mod path;
 mod range;
 
 use std::{
+    borrow::Cow,
     fs::File,
     io::{self, SeekFrom},
     path::{Path, PathBuf},
@@ -26,16 +34,16 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures_core::Stream;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use object_store::{GetOptions, ObjectStore, path::Path as Key};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
+use crate::compression::{self, Chunks, Effort, Encoding};
 use cache::FileCache;
-use conditional::{Conditions, Outcome};
-use entry::FileEntry;
+use conditional::{Conditions, Outcome, Validators};
+use entry::{FileEntry, Stamp};
 use range::RangeRequest;
 
 /// Files up to this size are read in one go on the async worker (from the
@@ -80,6 +88,93 @@ enum Source {
     File(File),
     /// Large objects: fetched when sent.
     Object(Key),
+    /// A large file or object, compressed as it is sent.
+    Compressing(Encoding, Box<Source>),
+}
+
+/// A small file compressed, kept with its entry.
+struct Encoded {
+    validators: Validators,
+    etag: Option<HeaderValue>,
+    last_modified: Option<HeaderValue>,
+    content: Bytes,
+}
+
+impl Encoded {
+    /// `content`, in `encoding`, of a file (or sibling) with `validators`.
+    fn new(encoding: Encoding, validators: &Validators, content: Bytes) -> Encoded {
+        let validators = Validators {
+            etag: encoding.etag(&validators.etag),
+            last_modified: validators.last_modified,
+        };
+        Encoded {
+            etag: HeaderValue::from_str(&validators.etag).ok(),
+            last_modified: HeaderValue::from_str(&validators.http_date()).ok(),
+            validators,
+            content,
+        }
+    }
+}
+
+/// The representation of a file a response sends: as it is, or in one
+/// encoding, each with its own validators.
+struct Form<'e> {
+    encoding: Option<Encoding>,
+    validators: Cow<'e, Validators>,
+    etag: Option<HeaderValue>,
+    last_modified: Option<HeaderValue>,
+    /// `None` when compressed as it is sent.
+    size: Option<u64>,
+    source: Source,
+}
+
+impl<'e> Form<'e> {
+    fn identity(entry: &'e FileEntry, source: Source) -> Form<'e> {
+        Form {
+            encoding: None,
+            validators: Cow::Borrowed(&entry.validators),
+            etag: entry.etag.clone(),
+            last_modified: entry.last_modified.clone(),
+            size: Some(entry.size),
+            source,
+        }
+    }
+
+    /// A small file's compressed form, kept with it.
+    fn kept(encoding: Encoding, encoded: &'e Encoded) -> Form<'e> {
+        Form {
+            encoding: Some(encoding),
+            validators: Cow::Borrowed(&encoded.validators),
+            etag: encoded.etag.clone(),
+            last_modified: encoded.last_modified.clone(),
+            size: Some(encoded.content.len() as u64),
+            source: Source::Memory(encoded.content.clone()),
+        }
+    }
+
+    /// A large file's form in `encoding`, read from `source` (a sibling of
+    /// `size` bytes with `validators`, or the file compressed as sent).
+    fn large(
+        encoding: Encoding,
+        validators: &Validators,
+        size: Option<u64>,
+        source: Source,
+    ) -> Form<'e> {
+        let Encoded {
+            validators,
+            etag,
+            last_modified,
+            ..
+        } = Encoded::new(encoding, validators, Bytes::new());
+        Form {
+            encoding: Some(encoding),
+            validators: Cow::Owned(validators),
+            etag,
+            last_modified,
+            size,
+            source,
+        }
+    }
 }
 
 /// Why a file cannot be served.
@@ -100,7 +195,8 @@ pub struct Served {
     pub headers: HeaderMap,
     /// The body.
     pub content: Content,
-    /// Body bytes sent (0 for `HEAD` and 304).
+    /// Body bytes sent (0 for `HEAD` and 304, and for a body compressed as
+    /// it is sent, whose length is not known beforehand).
     pub bytes: u64,
 }
 
@@ -169,8 +265,14 @@ impl StaticFolder {
     }
 
     /// Answers `method` for the file at `url_path` (decoded, below the
-    /// static URL path).
-    pub async fn serve(&self, method: &Method, headers: &HeaderMap, url_path: &str) -> Served {
+    /// static URL path); compressed if `compress` and the client accepts it.
+    pub async fn serve(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        url_path: &str,
+        compress: bool,
+    ) -> Served {
         if method != Method::GET && method != Method::HEAD {
             let mut refused = Served::refused(StatusCode::METHOD_NOT_ALLOWED);
             refused
@@ -185,7 +287,21 @@ impl StaticFolder {
                 return Served::refused(StatusCode::SERVICE_UNAVAILABLE);
             }
         };
-        let (size, validators) = (entry.size, &entry.validators);
+        // the response depends on Accept-Encoding whenever the file could
+        // be compressed, even when it is not: caches must keep both
+        let varies = compress && entry.compressible;
+        let accepted = headers
+            .get(header::ACCEPT_ENCODING)
+            .map(HeaderValue::as_bytes);
+        let encoding = match varies && !headers.contains_key(header::RANGE) {
+            true => compression::negotiate(accepted),
+            false => None,
+        };
+        let form = match encoding {
+            Some(encoding) => self.encoded(url_path, &entry, source, encoding).await,
+            None => Form::identity(&entry, source),
+        };
+        let validators = form.validators.as_ref();
         let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let conditions = Conditions {
             if_match: text(header::IF_MATCH),
@@ -197,7 +313,7 @@ impl StaticFolder {
             Outcome::Proceed => {}
             Outcome::NotModified => {
                 let mut headers = HeaderMap::new();
-                self.add_validators(&mut headers, &entry);
+                self.add_validators(&mut headers, &form, varies);
                 return Served {
                     status: StatusCode::NOT_MODIFIED,
                     headers,
@@ -207,8 +323,31 @@ impl StaticFolder {
             }
             Outcome::Failed => return Served::refused(StatusCode::PRECONDITION_FAILED),
         }
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, entry.content_type.clone());
+        self.add_validators(&mut headers, &form, varies);
+        let head = method == Method::HEAD;
+        let Some(size) = form.size else {
+            // compressed as it is sent: whole, its length unknown
+            let content = match form.source {
+                _ if head => Content::Empty,
+                source => match self.read(url_path, source, 0, entry.size).await {
+                    Ok(content) => content,
+                    Err(refused) => return refused,
+                },
+            };
+            return Served {
+                status: StatusCode::OK,
+                headers,
+                content,
+                bytes: 0,
+            };
+        };
         let range = match text(header::RANGE) {
-            Some(value) if conditional::if_range_allows(text(header::IF_RANGE), validators) => {
+            Some(value)
+                if form.encoding.is_none()
+                    && conditional::if_range_allows(text(header::IF_RANGE), validators) =>
+            {
                 range::parse(value, size)
             }
             _ => RangeRequest::Full,
@@ -227,55 +366,44 @@ impl StaticFolder {
                 return refused;
             }
         };
-        let head = method == Method::HEAD;
-        let body = match source {
+        let content = match form.source {
             _ if head => Content::Empty,
-            Source::Memory(bytes) => {
-                let (start, end) = (to_usize(start), to_usize(start + length));
-                Content::Whole(bytes.slice(start..end))
-            }
-            Source::File(file) => match read_body(file, start, length).await {
-                Ok(body) => body,
-                Err(error) => {
-                    tracing::warn!(file = %url_path, %error, "cannot read a static file");
-                    return Served::refused(StatusCode::NOT_FOUND);
-                }
-            },
-            Source::Object(key) => match self.fetch(&key, start, length).await {
-                Ok(stream) => Content::Stream(StreamedBody::new(stream, length)),
-                Err(error) => {
-                    tracing::warn!(file = %url_path, %error, "cannot read an object of the uploads store");
-                    return Served::refused(StatusCode::SERVICE_UNAVAILABLE);
-                }
+            source => match self.read(url_path, source, start, length).await {
+                Ok(content) => content,
+                Err(refused) => return refused,
             },
         };
-        let mut headers = HeaderMap::new();
-        let out = &mut headers;
-        out.insert(header::CONTENT_TYPE, entry.content_type.clone());
-        out.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        if form.encoding.is_none() {
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        }
         if status_code == StatusCode::PARTIAL_CONTENT {
-            out.insert(
+            headers.insert(
                 header::CONTENT_RANGE,
                 HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + length - 1))
                     .expect("valid"),
             );
         }
-        self.add_validators(out, &entry);
         Served {
             status: status_code,
             headers,
-            content: body,
+            content,
             bytes: if head { 0 } else { length },
         }
     }
 
-    fn add_validators(&self, headers: &mut HeaderMap, entry: &FileEntry) {
-        if let Some(etag) = &entry.etag {
+    fn add_validators(&self, headers: &mut HeaderMap, form: &Form<'_>, varies: bool) {
+        if let Some(etag) = &form.etag {
             headers.insert(header::ETAG, etag.clone());
         }
-        if let Some(date) = &entry.last_modified {
+        if let Some(date) = &form.last_modified {
             headers.insert(header::LAST_MODIFIED, date.clone());
+        }
+        if let Some(encoding) = form.encoding {
+            headers.insert(header::CONTENT_ENCODING, encoding.header_value());
+        }
+        if varies {
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         }
         headers.insert(header::CACHE_CONTROL, self.cache_control.clone());
         headers.insert(
@@ -290,21 +418,180 @@ impl StaticFolder {
         }
     }
 
-    /// The file `url_path` names: from the cache, or opened (and, if small,
-    /// read and cached).
-    async fn load(&self, url_path: &str) -> Result<(Arc<FileEntry>, Source), Unserved> {
-        if let Some((entry, bytes)) = self.cache.get(url_path) {
-            return Ok((entry, Source::Memory(bytes)));
+    /// The body: `length` bytes of `source` from `start`; or, for a source
+    /// compressed as it is sent, the whole of its `length` bytes compressed.
+    async fn read(
+        &self,
+        url_path: &str,
+        source: Source,
+        start: u64,
+        length: u64,
+    ) -> Result<Content, Served> {
+        let missing = |error: io::Error| {
+            tracing::warn!(file = %url_path, %error, "cannot read a static file");
+            Served::refused(StatusCode::NOT_FOUND)
+        };
+        let unavailable = |error: object_store::Error| {
+            tracing::warn!(file = %url_path, %error, "cannot read an object of the uploads store");
+            Served::refused(StatusCode::SERVICE_UNAVAILABLE)
+        };
+        match source {
+            Source::Memory(bytes) => {
+                let (start, end) = (to_usize(start), to_usize(start + length));
+                Ok(Content::Whole(bytes.slice(start..end)))
+            }
+            Source::File(file) if length <= SMALL_FILE => Ok(Content::Whole(
+                read_range(&file, start, length).map_err(missing)?.into(),
+            )),
+            Source::File(file) => {
+                let chunks = file_chunks(file, start, length).await.map_err(missing)?;
+                Ok(Content::Stream(StreamedBody::new(chunks, Some(length))))
+            }
+            Source::Object(key) => {
+                let chunks = self.fetch(&key, start, length).await.map_err(unavailable)?;
+                Ok(Content::Stream(StreamedBody::new(chunks, Some(length))))
+            }
+            Source::Compressing(encoding, source) => {
+                let chunks = match *source {
+                    Source::File(file) => file_chunks(file, 0, length).await.map_err(missing)?,
+                    Source::Object(key) => {
+                        self.fetch(&key, 0, length).await.map_err(unavailable)?
+                    }
+                    _ => unreachable!("only large files and objects are compressed as sent"),
+                };
+                let chunks = encoding.compress_stream(chunks);
+                Ok(Content::Stream(StreamedBody::new(chunks, None)))
+            }
         }
+    }
+
+    /// The form of the file in `encoding`: its sibling, or the file
+    /// compressed (once if small); as it is if compressing it does not
+    /// make it smaller.
+    async fn encoded<'e>(
+        &self,
+        url_path: &str,
+        entry: &'e FileEntry,
+        source: Source,
+        encoding: Encoding,
+    ) -> Form<'e> {
+        match source {
+            Source::Memory(content) => {
+                let kept = entry.encoded[encoding.index()]
+                    .get_or_init(|| self.encode_once(url_path, entry, content.clone(), encoding))
+                    .await;
+                match kept {
+                    Some(encoded) => Form::kept(encoding, encoded),
+                    None => Form::identity(entry, Source::Memory(content)),
+                }
+            }
+            source => match self.sibling(url_path, encoding, entry.validators.last_modified) {
+                Some((file, (size, modified))) => Form::large(
+                    encoding,
+                    &Validators::new(modified, size),
+                    Some(size),
+                    Source::File(file),
+                ),
+                None => Form::large(
+                    encoding,
+                    &entry.validators,
+                    None,
+                    Source::Compressing(encoding, Box::new(source)),
+                ),
+            },
+        }
+    }
+
+    /// A small file in `encoding`, made once: its sibling's content if it
+    /// has one, else `content` compressed (off the async workers: brotli's
+    /// best effort takes milliseconds per 10 KB).
+    async fn encode_once(
+        &self,
+        url_path: &str,
+        entry: &FileEntry,
+        content: Bytes,
+        encoding: Encoding,
+    ) -> Option<Encoded> {
+        if let Some(stamp) = entry.sibling(encoding)
+            && let Some((file, found)) =
+                self.sibling(url_path, encoding, entry.validators.last_modified)
+            && found == stamp
+            && let Ok(read) = read_range(&file, 0, stamp.0)
+        {
+            return Some(Encoded::new(
+                encoding,
+                &Validators::new(stamp.1, stamp.0),
+                read.into(),
+            ));
+        }
+        let size = content.len();
+        let compressed =
+            tokio::task::spawn_blocking(move || encoding.compress(&content, Effort::Best))
+                .await
+                .ok()?;
+        (compressed.len() < size)
+            .then(|| Encoded::new(encoding, &entry.validators, compressed.into()))
+    }
+
+    /// The precompressed sibling of `url_path` for `encoding`, open, with
+    /// its stamp, if it is a regular file of the folder not older than the
+    /// file (`modified`): an older one was left from a former version.
+    fn sibling(
+        &self,
+        url_path: &str,
+        encoding: Encoding,
+        modified: std::time::SystemTime,
+    ) -> Option<(File, Stamp)> {
+        let Place::Folder { root, directory } = &self.place else {
+            return None;
+        };
+        let mut name = path::relative_file(url_path)?.into_os_string();
+        name.push(".");
+        name.push(encoding.extension());
+        let file = open_beneath(root, directory, Path::new(&name))?;
+        let metadata = file.metadata().ok()?;
+        let stamp = (metadata.len(), metadata.modified().ok()?);
+        // compared in whole seconds, as the file's validators keep it
+        let not_older = stamp.1 >= modified;
+        (metadata.is_file() && not_older).then_some((file, stamp))
+    }
+
+    /// The file `url_path` names: from the cache, or opened (and, if small,
+    /// read and cached). An entry that is no longer fresh serves on, with
+    /// what it has compressed, if the file and its siblings have not changed.
+    async fn load(&self, url_path: &str) -> Result<(Arc<FileEntry>, Source), Unserved> {
+        let known = match self.cache.get(url_path) {
+            Some((entry, content, true)) => return Ok((entry, Source::Memory(content))),
+            Some((entry, content, false)) => Some((entry, content)),
+            None => None,
+        };
+        let unchanged = |fresh: &FileEntry| {
+            known
+                .as_ref()
+                .filter(|(known, _)| known.same_as(fresh))
+                .map(|(known, content)| (Arc::clone(known), content.clone()))
+        };
         let (entry, content) = match &self.place {
             Place::Folder { .. } => {
                 let (file, metadata, relative) = self.locate(url_path).ok_or(Unserved::Missing)?;
-                let entry = Arc::new(FileEntry::new(&relative, &metadata));
+                let mut entry = FileEntry::new(&relative, &metadata);
                 if entry.size > cache::MAX_FILE {
-                    return Ok((entry, Source::File(file)));
+                    return Ok((Arc::new(entry), Source::File(file)));
                 }
-                let content = read_range(&file, 0, entry.size).map_err(|_| Unserved::Missing)?;
-                (entry, content.into())
+                if entry.compressible {
+                    entry.siblings = Encoding::ALL.map(|encoding| {
+                        self.sibling(url_path, encoding, entry.validators.last_modified)
+                            .map(|(_, stamp)| stamp)
+                    });
+                }
+                match unchanged(&entry) {
+                    Some(known) => known,
+                    None => {
+                        let content =
+                            read_range(&file, 0, entry.size).map_err(|_| Unserved::Missing)?;
+                        (Arc::new(entry), content.into())
+                    }
+                }
             }
             Place::Store { store, prefix } => {
                 let relative = path::relative_file(url_path).ok_or(Unserved::Missing)?;
@@ -319,18 +606,23 @@ impl StaticFolder {
                 };
                 let meta = store.head(&key).await.map_err(unavailable)?;
                 let modified = std::time::SystemTime::from(meta.last_modified);
-                let entry = Arc::new(FileEntry::from_parts(&relative, meta.size, modified));
+                let entry = FileEntry::from_parts(&relative, meta.size, modified);
                 if entry.size > cache::MAX_FILE {
-                    return Ok((entry, Source::Object(key)));
+                    return Ok((Arc::new(entry), Source::Object(key)));
                 }
-                let content = store
-                    .get(&key)
-                    .await
-                    .map_err(unavailable)?
-                    .bytes()
-                    .await
-                    .map_err(unavailable)?;
-                (entry, content)
+                match unchanged(&entry) {
+                    Some(known) => known,
+                    None => {
+                        let content = store
+                            .get(&key)
+                            .await
+                            .map_err(unavailable)?
+                            .bytes()
+                            .await
+                            .map_err(unavailable)?;
+                        (Arc::new(entry), content)
+                    }
+                }
             }
         };
         if content.len() as u64 != entry.size {
@@ -400,22 +692,17 @@ fn open_beneath(root: &Path, directory: &File, relative: &Path) -> Option<File> 
     }
 }
 
-/// The body for `length` bytes from `start`: read at once when small,
-/// streamed in chunks otherwise.
-async fn read_body(file: File, start: u64, length: u64) -> io::Result<Content> {
-    if length <= SMALL_FILE {
-        return Ok(Content::Whole(read_range(&file, start, length)?.into()));
-    }
+/// `length` bytes of `file` from `start`, in chunks as they are sent.
+async fn file_chunks(file: File, start: u64, length: u64) -> io::Result<Chunks> {
     let mut file = tokio::fs::File::from_std(file);
     if start > 0 {
         tokio::io::AsyncSeekExt::seek(&mut file, SeekFrom::Start(start)).await?;
     }
-    let chunks = ReaderStream::with_capacity(file.take(length), CHUNK);
-    Ok(Content::Stream(StreamedBody::new(Box::pin(chunks), length)))
+    Ok(Box::pin(ReaderStream::with_capacity(
+        file.take(length),
+        CHUNK,
+    )))
 }
-
-/// The chunks of a streamed body.
-type Chunks = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 /// `length` bytes of `file` from `start` (fewer if the file is shorter),
 /// read straight into the buffer's unused capacity: one system call for a
@@ -444,11 +731,12 @@ pub struct StreamedBody {
     /// In a mutex only to be `Sync`, as response bodies are; never
     /// contended (`get_mut`).
     chunks: Mutex<Chunks>,
-    remaining: u64,
+    /// Bytes still to come; `None` when compressed as sent.
+    remaining: Option<u64>,
 }
 
 impl StreamedBody {
-    fn new(chunks: Chunks, length: u64) -> StreamedBody {
+    fn new(chunks: Chunks, length: Option<u64>) -> StreamedBody {
         StreamedBody {
             chunks: Mutex::new(chunks),
             remaining: length,
@@ -470,21 +758,26 @@ impl HttpBody for StreamedBody {
             .unwrap_or_else(PoisonError::into_inner);
         match chunks.as_mut().poll_next(context) {
             Poll::Ready(Some(Ok(chunk))) => {
-                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                self.remaining = self
+                    .remaining
+                    .map(|remaining| remaining.saturating_sub(chunk.len() as u64));
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),
-            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file shrank (or the store sent less) while it was being sent",
-            )))),
+            Poll::Ready(None) if self.remaining.is_some_and(|remaining| remaining > 0) => {
+                Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file shrank (or the store sent less) while it was being sent",
+                ))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        self.remaining
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 

@@ -137,6 +137,8 @@ pub struct Mount {
     pub static_url_path: String,
     /// Seconds static files may be cached (`Cache-Control`); 0 is `no-cache`.
     pub static_max_age: u64,
+    /// Whether responses are compressed for clients that accept it.
+    pub compress: bool,
     /// The URL path below the prefix where the host serves the site's
     /// stored uploads (`<data_dir>/uploads`), e.g. `/uploads`; `None` when
     /// turned off.

@@ -166,6 +166,12 @@ pub(super) struct RawMount {
     pub(super) static_url_path: Option<String>,
     /// Seconds static files may be cached; 0 sends no-cache. Default 0.
     pub(super) static_max_age: Option<u64>,
+    /// Whether the host compresses this mount's responses (its pages, its
+    /// static files, the uploads it serves) with brotli or gzip for
+    /// clients that accept it. Pages to a signed-in user (the request or
+    /// the response carries the session cookie) are never compressed.
+    /// Default true.
+    pub(super) compress: Option<bool>,
     /// Where the host serves the site's stored uploads (<data_dir>/uploads)
     /// below the prefix. Default "/uploads"; "" turns it off.
     pub(super) uploads_url_path: Option<String>,

@@ -206,6 +206,7 @@ fn validate_mount(
         static_folder: raw.static_folder.map(|folder| base.join(folder)),
         static_url_path,
         static_max_age: raw.static_max_age.unwrap_or(defaults::STATIC_MAX_AGE),
+        compress: raw.compress.unwrap_or(true),
         uploads_url_path,
         logger,
         session_cookie,

@@ -536,6 +536,12 @@ fn parse_response(received: &[u8], head: bool) -> HttpResponse {
         })
         .collect();
     let mut body = received[header_len..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+    if chunked && !head {
+        body = dechunk(&body);
+    }
     if let Some(length) = headers
         .iter()
         .find(|(name, _)| name == "content-length")
@@ -554,6 +560,27 @@ fn parse_response(received: &[u8], head: bool) -> HttpResponse {
         status: response.code.unwrap(),
         headers,
         body,
+    }
+}
+
+/// The body of a chunked message (`Transfer-Encoding: chunked`), whole.
+fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = chunked
+            .windows(2)
+            .position(|pair| pair == b"\r\n")
+            .expect("a chunk size line");
+        let size_text = std::str::from_utf8(&chunked[..line_end]).unwrap();
+        let size_text = size_text.split(';').next().unwrap().trim();
+        let size = usize::from_str_radix(size_text, 16).expect("a hexadecimal chunk size");
+        chunked = &chunked[line_end + 2..];
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&chunked[..size]);
+        assert_eq!(&chunked[size..size + 2], b"\r\n", "a chunk ends with CRLF");
+        chunked = &chunked[size + 2..];
     }
 }
 
