@@ -4,10 +4,11 @@
 
 use super::Encoding;
 
-/// The encoding to send to a client that sent `accept_encoding`, if any:
-/// the one with the highest weight, brotli on a tie (it is smaller); `*`
-/// stands for any encoding not named; weight 0 refuses.
-pub fn negotiate(accept_encoding: Option<&[u8]>) -> Option<Encoding> {
+/// The encoding of `offered` (in the server's order of preference) to send
+/// to a client that sent `accept_encoding`, if any: the one with the
+/// highest weight, the earlier offered on a tie; `*` stands for any
+/// encoding not named; weight 0 refuses.
+pub fn negotiate(accept_encoding: Option<&[u8]>, offered: &[Encoding]) -> Option<Encoding> {
     let accept = accept_encoding?;
     let (mut brotli, mut gzip, mut any) = (None::<u16>, None::<u16>, None::<u16>);
     for item in accept.split(|&byte| byte == b',') {
@@ -37,15 +38,22 @@ pub fn negotiate(accept_encoding: Option<&[u8]>) -> Option<Encoding> {
         };
         *slot = Some(slot.map_or(weight, |earlier| earlier.max(weight)));
     }
-    let brotli = brotli.or(any).unwrap_or(0);
-    let gzip = gzip.or(any).unwrap_or(0);
-    if brotli == 0 && gzip == 0 {
-        None
-    } else if brotli >= gzip {
-        Some(Encoding::Brotli)
-    } else {
-        Some(Encoding::Gzip)
+    let weight_of = |encoding: Encoding| {
+        match encoding {
+            Encoding::Brotli => brotli,
+            Encoding::Gzip => gzip,
+        }
+        .or(any)
+        .unwrap_or(0)
+    };
+    let mut best: Option<(Encoding, u16)> = None;
+    for &encoding in offered {
+        let weight = weight_of(encoding);
+        if weight > 0 && best.is_none_or(|(_, best)| weight > best) {
+            best = Some((encoding, weight));
+        }
     }
+    best.map(|(encoding, _)| encoding)
 }
 
 /// A weight (`qvalue`: `0`, `0.5`, `1.000`) in thousandths; `None` when
@@ -137,7 +145,24 @@ mod tests {
             (Some("deflate"), None),
         ];
         for (accept, expected) in rows {
-            assert_eq!(negotiate(accept.map(str::as_bytes)), expected, "{accept:?}");
+            let chosen = negotiate(accept.map(str::as_bytes), &Encoding::ALL);
+            assert_eq!(chosen, expected, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn only_what_is_offered_is_chosen() {
+        use Encoding::{Brotli, Gzip};
+        let rows: [(&str, &[Encoding], Option<Encoding>); 5] = [
+            ("gzip, br", &[Gzip], Some(Gzip)),
+            ("br", &[Gzip], None),
+            ("*", &[Gzip], Some(Gzip)),
+            ("gzip, br", &[Gzip, Brotli], Some(Gzip)),
+            ("gzip, br", &[], None),
+        ];
+        for (accept, offered, expected) in rows {
+            let chosen = negotiate(Some(accept.as_bytes()), offered);
+            assert_eq!(chosen, expected, "{accept} of {offered:?}");
         }
     }
 

@@ -296,7 +296,7 @@ fn compress_reply(
     let accepted = request
         .get(header::ACCEPT_ENCODING)
         .map(HeaderValue::as_bytes);
-    let encoding = compression::negotiate(accepted)?;
+    let encoding = compression::negotiate(accepted, &compression::PAGE_ENCODINGS)?;
     let compressed = encoding.compress(body, Effort::Fast);
     if compressed.len() >= body.len() {
         return None;

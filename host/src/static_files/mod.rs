@@ -294,7 +294,7 @@ impl StaticFolder {
             .get(header::ACCEPT_ENCODING)
             .map(HeaderValue::as_bytes);
         let encoding = match varies && !headers.contains_key(header::RANGE) {
-            true => compression::negotiate(accepted),
+            true => compression::negotiate(accepted, &Encoding::ALL),
             false => None,
         };
         let form = match encoding {

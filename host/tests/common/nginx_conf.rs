@@ -1,6 +1,7 @@
 //! nginx in front of hosts, configured as `docs/deploy.md` says: the
 //! tests' cluster and `cargo xtask bench` both start it with this code
-//! (std only, so that both can include it).
+//! (std only, so that both can include it); and nginx serving static
+//! files, the benchmark's second baseline.
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
@@ -58,9 +59,61 @@ http {{
     )
 }
 
+/// nginx serving `root`'s files at `/static/` the way it is tuned for
+/// static files, for the benchmark to compare the host with: a worker per
+/// core (the host uses every core too), `sendfile`, `open_file_cache`
+/// revalidated each second as the host's cache is, buffered access lines
+/// (the host writes its own), and keep-alive connections never cut.
+fn static_config(dir: &Path, port: u16, root: &Path) -> String {
+    let (dir, root) = (dir.display(), root.display());
+    format!(
+        "daemon off;
+worker_processes auto;
+error_log {dir}/error.log warn;
+pid {dir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    types {{ text/css css; application/octet-stream bin; }}
+    access_log {dir}/access.log combined buffer=64k flush=1s;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=1000 inactive=20s;
+    open_file_cache_valid 1s;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        location /static/ {{
+            alias {root}/;
+        }}
+    }}
+}}
+"
+    )
+}
+
 /// Starts nginx in front of `upstreams`, its files in `folder`, on a free
 /// port of 127.0.0.1; the process and its address, once it accepts.
 pub fn start(folder: &Path, upstreams: &[SocketAddr]) -> Result<(Child, SocketAddr), String> {
+    launch(folder, |port| config(folder, port, upstreams))
+}
+
+/// Starts nginx serving `root` at `/static/` ([`static_config`]): a master
+/// and its workers; stop it with SIGTERM to the master (SIGKILL would
+/// leave the workers running).
+pub fn start_static(folder: &Path, root: &Path) -> Result<(Child, SocketAddr), String> {
+    launch(folder, |port| static_config(folder, port, root))
+}
+
+/// Starts nginx with the configuration `config` makes for a free port.
+fn launch(
+    folder: &Path,
+    config: impl FnOnce(u16) -> String,
+) -> Result<(Child, SocketAddr), String> {
     let io = |error: std::io::Error| error.to_string();
     // nginx, run by root, writes its temporary files as `nobody`
     std::fs::set_permissions(folder, std::os::unix::fs::PermissionsExt::from_mode(0o777))
@@ -70,7 +123,7 @@ pub fn start(folder: &Path, upstreams: &[SocketAddr]) -> Result<(Child, SocketAd
         .map_err(io)?
         .port();
     let file = folder.join("nginx.conf");
-    std::fs::write(&file, config(folder, port, upstreams)).map_err(io)?;
+    std::fs::write(&file, config(port)).map_err(io)?;
     let mut child = Command::new(program())
         .arg("-p")
         .arg(folder)

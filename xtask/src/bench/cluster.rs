@@ -6,8 +6,6 @@
 //! The PostgreSQL server and nginx's configuration are the tests' own
 //! (`host/tests/common`), so that the bench measures what the tests check.
 
-#[path = "../../../host/tests/common/nginx_conf.rs"]
-mod nginx_conf;
 #[path = "../../../host/tests/common/postgres.rs"]
 #[allow(dead_code)]
 mod postgres_server;
@@ -21,6 +19,7 @@ use std::{
 
 use super::{
     compare::compare,
+    nginx_conf,
     options::Options,
     report::Scenario,
     servers::{self, Server},

@@ -35,9 +35,9 @@ fn measured_run(
     connections: u32,
     seconds: u32,
 ) -> Result<(Run, Cost), String> {
-    let before = Totals::now(server.pid());
+    let before = Totals::now(server.pid(), server.tree);
     let run = wrk::run(server.addr, path, connections, seconds)?;
-    let after = Totals::now(server.pid());
+    let after = Totals::now(server.pid(), server.tree);
     Ok((run, before.per_request(after, run.requests)))
 }
 

@@ -14,6 +14,9 @@ pub mod attack;
 mod callgrind;
 mod cluster;
 mod compare;
+// nginx's configurations are the tests' own (`host/tests/common`)
+#[path = "../../../host/tests/common/nginx_conf.rs"]
+mod nginx_conf;
 mod options;
 mod report;
 mod servers;
@@ -49,6 +52,16 @@ const SCENARIOS: [(&str, &str); 7] = [
     ),
     ("`/static/big.bin` (200 KB static file)", "/static/big.bin"),
     ("404 (`/no/such/page`)", "/no/such/page"),
+];
+
+/// The static files measured against nginx serving the same folder: a name
+/// for the report and the path on both.
+const AGAINST_NGINX: [(&str, &str); 2] = [
+    (
+        "`/static/style.css` (small static file)",
+        "/static/style.css",
+    ),
+    ("`/static/big.bin` (200 KB static file)", "/static/big.bin"),
 ];
 
 /// The whole benchmark; returns the report, also written to
@@ -102,6 +115,14 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
         fs::write(out_dir.join("report.md"), &report).map_err(|error| error.to_string())?;
         return Ok(report);
     }
+    let static_dir = site::static_folder(&out_dir);
+    if options.static_only {
+        let host = Server::start(host_command(&two_mounts))?;
+        let against_nginx = static_against_nginx(options, &host, &static_dir)?;
+        let report = report::write_against_nginx(options, &against_nginx);
+        fs::write(out_dir.join("report.md"), &report).map_err(|error| error.to_string())?;
+        return Ok(report);
+    }
     let host = Server::start(host_command(&two_mounts))?;
     let baseline = Server::start(baseline_command())?;
 
@@ -136,6 +157,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
             });
         }
     }
+    let against_nginx = static_against_nginx(options, &host, &static_dir)?;
     let (peak_kib, rss_kib) = usage::memory_kib(host.pid());
 
     eprintln!("bench: 100 mounts against 2 mounts");
@@ -180,6 +202,7 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
         rss_kib,
         instructions,
         cluster: postgres.cluster,
+        against_nginx,
     };
     let hello = results
         .at_64(report::HELLO)
@@ -187,6 +210,35 @@ pub fn run(root: &Path, release: &Path, options: &Options) -> Result<String, Str
     let report = report::write(options, &results, hello);
     fs::write(out_dir.join("report.md"), &report).map_err(|error| error.to_string())?;
     Ok(report)
+}
+
+/// The host's static files against nginx serving the same folder, started
+/// here and stopped after.
+fn static_against_nginx(
+    options: &Options,
+    host: &Server,
+    static_dir: &Path,
+) -> Result<Vec<Scenario>, String> {
+    let nginx = Server::nginx_static(static_dir)?;
+    wrk::run(nginx.addr, "/static/big.bin", 64, 2)?;
+    let mut scenarios = Vec::new();
+    for connections in [64, 1] {
+        for (name, path) in AGAINST_NGINX {
+            for server in [host, &nginx] {
+                if servers::status_of(server.addr, path) != Some(200) {
+                    return Err(format!("{path} is not served (200) on {}", server.addr));
+                }
+            }
+            eprintln!("bench: {name} against nginx, {connections} connection(s)");
+            let compared = compare(options, (host, path), (&nginx, path), connections)?;
+            scenarios.push(Scenario {
+                name,
+                connections,
+                compared,
+            });
+        }
+    }
+    Ok(scenarios)
 }
 
 /// Installs wrk, valgrind, nginx and PostgreSQL when missing, with the script that installs

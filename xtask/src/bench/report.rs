@@ -13,6 +13,8 @@ use super::{
 pub(super) const HELLO: &str = "`/hello` ";
 /// The small static file's scenario.
 const SMALL_STATIC: &str = "`/static/style.css` ";
+/// The 200 KB static file's scenario.
+const BIG_STATIC: &str = "`/static/big.bin` ";
 
 /// One scenario measured against the baseline's hello.
 pub(super) struct Scenario {
@@ -47,16 +49,24 @@ pub(super) struct Results {
     pub(super) instructions: Instructions,
     /// The cluster's configurations, on PostgreSQL.
     pub(super) cluster: Vec<ClusterRow>,
+    /// The static files against nginx's (b).
+    pub(super) against_nginx: Vec<Scenario>,
 }
 
 impl Results {
     /// The scenario whose name starts with `name`, at 64 connections.
     pub(super) fn at_64(&self, name: &str) -> Option<&Compared> {
-        self.scenarios
-            .iter()
-            .find(|scenario| scenario.connections == 64 && scenario.name.starts_with(name))
-            .map(|scenario| &scenario.compared)
+        at_64(&self.scenarios, name)
     }
+}
+
+/// The scenario of `scenarios` whose name starts with `name`, at 64
+/// connections.
+fn at_64<'s>(scenarios: &'s [Scenario], name: &str) -> Option<&'s Compared> {
+    scenarios
+        .iter()
+        .find(|scenario| scenario.connections == 64 && scenario.name.starts_with(name))
+        .map(|scenario| &scenario.compared)
 }
 
 /// The report in markdown; `hello` is [`HELLO`]'s scenario, which the
@@ -173,11 +183,14 @@ pub(super) fn write(options: &Options, results: &Results, hello: &Compared) -> S
         instructions.hundred_mounts / instructions.two_mounts,
     );
     write_cluster(&mut report, &results.cluster);
+    write_nginx(&mut report, &results.against_nginx);
     let figures = Figures {
         hello: Some(hello.ratios.requests_per_second),
         hello_p99: Some(hello.ratios.p99),
         small_static: results
             .at_64(SMALL_STATIC)
+            .map(|row| row.ratios.requests_per_second),
+        big_static_vs_nginx: at_64(&results.against_nginx, BIG_STATIC)
             .map(|row| row.ratios.requests_per_second),
         mounts: Some(mounts.ratios.requests_per_second),
         startup_two_ms: Some(results.startup_two_ms),
@@ -219,6 +232,60 @@ pub(super) fn write(options: &Options, results: &Results, hello: &Compared) -> S
         hello.b.cost.server_cpu_us,
         hello.ratios.server_cpu,
     );
+    report
+}
+
+/// The static files against nginx: requests per second, latency and CPU
+/// per request of both.
+fn write_nginx(report: &mut String, scenarios: &[Scenario]) {
+    let _ = writeln!(
+        report,
+        "\n## Static files against nginx\n\n\
+         The same folder served by nginx (a worker per core, `sendfile`, \
+         `open_file_cache`, buffered access log), in alternating rounds with the host.\n\n\
+         | file | conns | host req/s | nginx req/s | ratio | host p50 / p99 | nginx p50 / p99 | host CPU/req | nginx CPU/req |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for Scenario {
+        name,
+        connections,
+        compared,
+    } in scenarios
+    {
+        let (host, nginx) = (&compared.a, &compared.b);
+        let _ = writeln!(
+            report,
+            "| {name} | {connections} | {:.0} | {:.0} | {:.2} | {} / {} | {} / {} | {:.1} µs | {:.1} µs |",
+            host.run.requests_per_second,
+            nginx.run.requests_per_second,
+            compared.ratios.requests_per_second,
+            format_us(host.run.p50_us),
+            format_us(host.run.p99_us),
+            format_us(nginx.run.p50_us),
+            format_us(nginx.run.p99_us),
+            host.cost.server_cpu_us,
+            nginx.cost.server_cpu_us,
+        );
+    }
+}
+
+/// The report of `--static`: the static files against nginx, and the
+/// target they are held to.
+pub(super) fn write_against_nginx(options: &Options, scenarios: &[Scenario]) -> String {
+    let mut report = format!(
+        "# Benchmark: static files, host against nginx\n\n\
+         {} rounds of {} s per side; medians, ratios the median of the rounds' own.\n",
+        options.rounds, options.seconds
+    );
+    write_nginx(&mut report, scenarios);
+    if let Some(big) = at_64(scenarios, BIG_STATIC) {
+        let ratio = big.ratios.requests_per_second;
+        let _ = writeln!(
+            report,
+            "\n200 KB file against nginx: {ratio:.2} (target ≥ 0.90: {})",
+            if ratio >= 0.9 { "met" } else { "missed" }
+        );
+    }
     report
 }
 
@@ -304,6 +371,8 @@ struct Figures {
     /// The small static file against the baseline's hello, requests per
     /// second.
     small_static: Option<f64>,
+    /// The 200 KB static file against nginx's, requests per second.
+    big_static_vs_nginx: Option<f64>,
     /// 100 mounts / 2 mounts, requests per second.
     mounts: Option<f64>,
     startup_two_ms: Option<f64>,
@@ -360,6 +429,13 @@ fn targets(figures: &Figures) -> Vec<Target> {
             |ratio| ratio >= 0.55,
         ),
         judge(
+            "200 KB static file against nginx, req/s",
+            "≥ 0.90",
+            figures.big_static_vs_nginx,
+            "",
+            |ratio| ratio >= 0.90,
+        ),
+        judge(
             "100 mounts against 2, req/s",
             "≥ 0.97",
             figures.mounts,
@@ -400,6 +476,7 @@ mod tests {
             hello: Some(hello),
             hello_p99: Some(1.5),
             small_static: None,
+            big_static_vs_nginx: Some(0.9),
             mounts: Some(0.969),
             startup_two_ms: Some(99.9),
             startup_hundred_ms: Some(1000.0),
@@ -416,6 +493,7 @@ mod tests {
                 (hello.to_owned(), hello_met),
                 ("1.500".to_owned(), true),
                 ("not measured".to_owned(), false),
+                ("0.900".to_owned(), true),
                 ("0.969".to_owned(), false),
                 ("99.9 ms".to_owned(), true),
                 ("1000.0 ms".to_owned(), false),

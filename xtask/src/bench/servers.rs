@@ -12,10 +12,15 @@ use std::{
 
 use super::stats::median;
 
-/// A server process under test; killed when dropped.
+/// A server process under test; stopped when dropped.
 pub(super) struct Server {
     child: Child,
     pub(super) addr: SocketAddr,
+    /// Serves with child processes (nginx's workers): its cost is the
+    /// tree's, and it is stopped with SIGTERM, which its master passes on.
+    pub(super) tree: bool,
+    /// nginx's files, removed when it stops.
+    _folder: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -51,7 +56,26 @@ impl Server {
         let addr = addr
             .parse()
             .map_err(|_| format!("bad listening address {addr:?}"))?;
-        Ok(Server { child, addr })
+        Ok(Server {
+            child,
+            addr,
+            tree: false,
+            _folder: None,
+        })
+    }
+
+    /// nginx serving the folder `root` at `/static/`, tuned as for static
+    /// files (`nginx_conf`): the second baseline, for the host's static
+    /// files.
+    pub(super) fn nginx_static(root: &Path) -> Result<Server, String> {
+        let folder = tempfile::tempdir().map_err(|error| error.to_string())?;
+        let (child, addr) = super::nginx_conf::start_static(folder.path(), root)?;
+        Ok(Server {
+            child,
+            addr,
+            tree: true,
+            _folder: Some(folder),
+        })
     }
 
     /// The process id, for what `/proc` says of it.
@@ -62,7 +86,13 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if self.tree {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 /// times.
 pub(super) fn write_tables(root: &Path, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     let io = |error: std::io::Error| error.to_string();
-    let static_dir = dir.join("static");
+    let static_dir = static_folder(dir);
     fs::create_dir_all(&static_dir).map_err(io)?;
     fs::copy(
         root.join("shared/static/style.css"),
@@ -51,6 +51,11 @@ pub(super) fn write_tables(root: &Path, dir: &Path) -> Result<(PathBuf, PathBuf)
     fs::write(&two_file, two).map_err(io)?;
     fs::write(&hundred_file, hundred).map_err(io)?;
     Ok((two_file, hundred_file))
+}
+
+/// The static folder of the site written in `dir`.
+pub(super) fn static_folder(dir: &Path) -> PathBuf {
+    dir.join("static")
 }
 
 /// Posts the benchmark imports before it starts the host.

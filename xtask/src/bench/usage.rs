@@ -35,11 +35,11 @@ pub(super) struct Totals {
 }
 
 impl Totals {
-    /// The totals now, for the server `pid` and for the waited-for
-    /// children (wrk).
-    pub(super) fn now(pid: u32) -> Totals {
+    /// The totals now, for the server `pid` (with its child processes if
+    /// `tree`: nginx's workers) and for the waited-for children (wrk).
+    pub(super) fn now(pid: u32, tree: bool) -> Totals {
         let (load_cpu_us, load_sleeps) = children_usage();
-        let server_cpu = cpu_us(pid);
+        let server_cpu = if tree { tree_cpu(pid) } else { cpu_us(pid) };
         Totals {
             server_cpu_us: server_cpu.user + server_cpu.system,
             server_user_us: server_cpu.user,
@@ -135,22 +135,25 @@ fn cpu_us(pid: u32) -> CpuTime<f64> {
 /// and of those it waited for, so far, µs: a server of many processes, as
 /// PostgreSQL's backends are children of its postmaster.
 pub(super) fn tree_cpu_us(pid: u32) -> f64 {
+    let tree = tree_cpu(pid);
+    tree.user + tree.system
+}
+
+/// [`tree_cpu_us`], user and system apart.
+fn tree_cpu(pid: u32) -> CpuTime<f64> {
     let own = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // fields 16 and 17 of stat(5): the waited-for children's times
-    let waited: u64 = own
+    let field = |fields: &[&str], index: usize| -> u64 {
+        fields.get(index).and_then(|f| f.parse().ok()).unwrap_or(0)
+    };
+    let waited = own
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>())
-        .map(|fields| {
-            fields
-                .get(13)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-                + fields
-                    .get(14)
-                    .and_then(|f| f.parse::<u64>().ok())
-                    .unwrap_or(0)
+        .map(|fields| CpuTime {
+            user: field(&fields, 13),
+            system: field(&fields, 14),
         })
-        .unwrap_or(0);
+        .unwrap_or_default();
     let parent_of = |stat: &str| -> Option<u32> {
         stat.rsplit_once(')')?
             .1
@@ -159,7 +162,7 @@ pub(super) fn tree_cpu_us(pid: u32) -> f64 {
             .parse()
             .ok()
     };
-    let children: f64 = fs::read_dir("/proc")
+    let children = fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
@@ -167,10 +170,16 @@ pub(super) fn tree_cpu_us(pid: u32) -> f64 {
         .filter_map(|child| fs::read_to_string(format!("/proc/{child}/stat")).ok())
         .filter(|stat| parent_of(stat) == Some(pid))
         .filter_map(|stat| cpu_ticks(&stat))
-        .map(|ticks| (ticks.user + ticks.system) as f64)
-        .sum();
+        .fold(waited, |sum, ticks| CpuTime {
+            user: sum.user + ticks.user,
+            system: sum.system + ticks.system,
+        });
     let own_time = cpu_us(pid);
-    own_time.user + own_time.system + (children + waited as f64) * 1e6 / ticks_per_second()
+    let micros = |ticks: u64| ticks as f64 * 1e6 / ticks_per_second();
+    CpuTime {
+        user: own_time.user + micros(children.user),
+        system: own_time.system + micros(children.system),
+    }
 }
 
 /// Involuntary context switches of the threads of process `pid` so far, from
