@@ -102,6 +102,86 @@ fn each_app_logs_to_its_own_file_and_never_to_the_others() {
     assert!(host_log.contains("listening on http://"), "{host_log}");
 }
 
+#[test]
+fn json_log_lines_are_one_object_each_in_the_files_and_on_the_console() {
+    let mut front = mount("frontend", "/", "archive");
+    front["static_folder"] = json!("static");
+    let table = Table::from_value(json!({
+        "log_format": "json",
+        "mounts": [front, mount("admin", "/admin", "probe")],
+    }));
+    std::fs::create_dir_all(table.dir.path().join("static")).unwrap();
+    let mut host = Host::start_command(&table, &["serve", "--access-log", "-"]);
+    let admin = host.request(
+        "GET",
+        "/admin/log?text=json-marker",
+        &[("User-Agent", "agent \"quoted\"\tx")],
+        b"",
+    );
+    assert_eq!(admin.status, 200);
+    let id = admin.header("x-request-id").unwrap().to_owned();
+    assert_eq!(host.get("/2031").status, 200);
+    host.terminate();
+    assert!(host.wait_exit().success());
+    let console = host.log();
+
+    let objects = |name: &str, text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|error| panic!("{name}: not JSON ({error}): {line}"))
+            })
+            .collect()
+    };
+    let admin_log = objects("app_admin.log", &read_log(&table, "app_admin"));
+    let front_log = objects("app_frontend.log", &read_log(&table, "app_frontend"));
+    let host_log = objects("host.log", &read_log(&table, "host"));
+    let console = objects("the console", &console);
+
+    let event = admin_log
+        .iter()
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("json-marker"))
+        })
+        .expect("the app's event");
+    assert_eq!(event["target"], "app_admin");
+    assert_eq!(event["level"], "INFO");
+    assert_eq!(event["request_id"], id.as_str());
+    let access = admin_log
+        .iter()
+        .find(|line| line["kind"] == "access")
+        .expect("the access line");
+    assert_eq!(access["path"], "/admin/log?text=json-marker");
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["request_id"], id.as_str());
+    assert_eq!(access["user_agent"], "agent \"quoted\"\tx");
+    assert!(access["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        front_log
+            .iter()
+            .any(|line| line["kind"] == "access" && line["path"] == "/2031")
+    );
+    assert!(
+        host_log.iter().any(|line| line["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listening on http://"))),
+        "{host_log:?}"
+    );
+    // the console has the same objects, access lines included when asked
+    assert!(
+        console
+            .iter()
+            .any(|line| line["kind"] == "access" && line["request_id"] == id.as_str())
+    );
+    assert!(console.iter().any(|line| {
+        line["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("json-marker"))
+    }));
+}
+
 /// The probe library mounted twice: `one` at `/`, `two` at `/two`.
 fn probe_mounted_twice() -> Table {
     Table::new(vec![

@@ -201,7 +201,11 @@ fn write_line(
         let (bytes, clock) = &mut *line.borrow_mut();
         bytes.clear();
         let now = clock.wall_time(access.finished);
-        format_line(bytes, clock, now, target, access, module, request_id);
+        if sink::direct().is_some_and(|direct| direct.json) {
+            format_json_line(bytes, clock, now, target, access, request_id);
+        } else {
+            format_line(bytes, clock, now, target, access, module, request_id);
+        }
         for destination in destinations {
             destination.append(bytes);
         }
@@ -235,6 +239,70 @@ fn format_line(
     line.extend_from_slice(b" request_id=");
     line.extend_from_slice(request_id.as_bytes());
     line.push(b'\n');
+}
+
+/// The JSON object of an access line at `now`, with the names and order of
+/// the formatter's JSON events (`timestamp`, `level`, then the fields,
+/// then `target`) and the access line's parts as fields of their own:
+/// `{"timestamp":"2026-11-25T19:25:49.279337Z","level":"INFO","kind":"access",
+/// "client":"127.0.0.1:60518","method":"GET","path":"/hello","version":"HTTP/1.1",
+/// "status":200,"bytes":57,"duration_ms":0.012,"referer":null,"user_agent":"curl/8.5.0",
+/// "trace_id":null,"request_id":"…","target":"app_frontend"}`.
+fn format_json_line(
+    line: &mut Vec<u8>,
+    clock: &mut Clock,
+    now: SystemTime,
+    target: &str,
+    access: &Access<'_>,
+    request_id: &str,
+) {
+    let mut number = itoa::Buffer::new();
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    line.extend_from_slice(b"{\"timestamp\":\"");
+    clock.write_second(since_epoch.as_secs(), line);
+    line.push(b'.');
+    push_padded(line, since_epoch.subsec_micros(), 6);
+    line.extend_from_slice(b"Z\",\"level\":\"INFO\",\"kind\":\"access\",\"client\":");
+    push_json(line, access.client.as_bytes());
+    line.extend_from_slice(b",\"method\":");
+    push_json(line, access.method.as_str().as_bytes());
+    line.extend_from_slice(b",\"path\":");
+    push_json(line, access.target.as_bytes());
+    line.extend_from_slice(b",\"version\":");
+    match version_text(access.version) {
+        Some(version) => push_json(line, version.as_bytes()),
+        None => push_json(line, format!("{:?}", access.version).as_bytes()),
+    }
+    line.extend_from_slice(b",\"status\":");
+    line.extend_from_slice(access.status.as_str().as_bytes());
+    line.extend_from_slice(b",\"bytes\":");
+    line.extend_from_slice(number.format(access.bytes).as_bytes());
+    line.extend_from_slice(b",\"duration_ms\":");
+    let micros = u64::try_from(access.took.as_micros()).unwrap_or(u64::MAX);
+    line.extend_from_slice(number.format(micros / 1000).as_bytes());
+    line.push(b'.');
+    push_padded(line, micros % 1000, 3);
+    for (name, value) in [
+        (&b",\"referer\":"[..], access.referer),
+        (b",\"user_agent\":", access.user_agent),
+        (b",\"trace_id\":", access.trace_id.map(str::as_bytes)),
+        (b",\"request_id\":", Some(request_id.as_bytes())),
+        (b",\"target\":", Some(target.as_bytes())),
+    ] {
+        line.extend_from_slice(name);
+        match value {
+            Some(value) => push_json(line, value),
+            None => line.extend_from_slice(b"null"),
+        }
+    }
+    line.extend_from_slice(b"}\n");
+}
+
+/// Appends `value` as a JSON string: what a client sent may be any bytes,
+/// so those that are not UTF-8 become U+FFFD.
+fn push_json(out: &mut Vec<u8>, value: &[u8]) {
+    let text = String::from_utf8_lossy(value);
+    serde_json::to_writer(&mut *out, text.as_ref()).expect("writing into memory does not fail");
 }
 
 /// The date and time of the latest second written, as text, and the
@@ -351,6 +419,59 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "1970-01-01T00:00:001970-01-02T01:01:011970-01-02T01:01:01"
         );
+    }
+
+    #[test]
+    fn json_lines_are_one_object_whatever_the_client_sent() {
+        let now = UNIX_EPOCH + Duration::from_micros(1_764_100_000_123_456);
+        let method = Method::GET;
+        let mut access = sample(&method);
+        access.user_agent = Some(b"evil\"}\n{\"forged\":1 \xff\\");
+        let mut bytes = Vec::new();
+        format_json_line(
+            &mut bytes,
+            &mut Clock::default(),
+            now,
+            "app_frontend",
+            &access,
+            "ff2b",
+        );
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(text.ends_with("}\n"), "{text}");
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let expected = serde_json::json!({
+            "timestamp": "2025-11-25T19:46:40.123456Z",
+            "level": "INFO",
+            "kind": "access",
+            "client": "127.0.0.1:60518",
+            "method": "GET",
+            "path": "/hello?x=1",
+            "version": "HTTP/1.1",
+            "status": 404,
+            "bytes": 712,
+            "duration_ms": 1.76,
+            "referer": "https://example.com/a\"b",
+            "user_agent": "evil\"}\n{\"forged\":1 \u{fffd}\\",
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "request_id": "ff2b",
+            "target": "app_frontend",
+        });
+        assert_eq!(line, expected);
+        access.referer = None;
+        access.trace_id = None;
+        let mut bytes = Vec::new();
+        format_json_line(
+            &mut bytes,
+            &mut Clock::default(),
+            now,
+            "host::access",
+            &access,
+            "1",
+        );
+        let line: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(line["referer"], serde_json::Value::Null);
+        assert_eq!(line["trace_id"], serde_json::Value::Null);
     }
 
     #[test]

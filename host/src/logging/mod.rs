@@ -21,6 +21,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::table::LogFormat;
 use sink::{BufferedWriter, Flusher, Sinks};
 use tracing::Metadata;
 use tracing_subscriber::{
@@ -176,10 +177,11 @@ fn open_log_file(path: &Path) -> io::Result<fs::File> {
 const LOG_FILE_MODE: u32 = 0o640;
 
 /// Installs console and file logging for serving: `<log_dir>/<logger>.log`
-/// for each app logger and `<log_dir>/host.log`.
+/// for each app logger and `<log_dir>/host.log`, in `format`.
 pub fn init_serving(
     log_dir: &Path,
     loggers: &[&str],
+    format: LogFormat,
     access_to_console: bool,
 ) -> Result<LogGuards, LogError> {
     let created = !log_dir.exists();
@@ -207,7 +209,9 @@ pub fn init_serving(
     // `enabled` checks would disturb.
     let registry = tracing_subscriber::registry().with(filter());
     let files = LogFiles { host, apps };
-    let terminal = io::stderr().is_terminal();
+    let json = format == LogFormat::Json;
+    // JSON goes to a terminal as it is: a collector may be reading it
+    let terminal = io::stderr().is_terminal() && !json;
     // access lines bypass the formatter into the files, and into the
     // console only when asked (`--access-log -`)
     sink::write_directly(sink::Direct {
@@ -216,8 +220,18 @@ pub fn init_serving(
         apps: files.apps.clone(),
         access_to_console,
         console_plain: !terminal,
+        json,
     });
-    if terminal {
+    if json {
+        // the event's fields beside time, level and target, no spans
+        let both = tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(Tee { console, files });
+        let _ = registry.with(both).try_init();
+    } else if terminal {
         // A person is watching: colours on the console, plain files.
         let console_layer = tracing_subscriber::fmt::layer()
             .with_writer(console)

@@ -272,6 +272,8 @@ pub(super) struct Direct {
     /// Whether the console takes the files' plain text (it is no
     /// terminal, which gets colours through the formatter).
     pub console_plain: bool,
+    /// Whether lines are JSON objects (`"log_format": "json"`).
+    pub json: bool,
 }
 
 static DIRECT: OnceLock<Direct> = OnceLock::new();

@@ -71,7 +71,12 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|mount| mount.logger.as_str())
         .collect();
-    let log_guards = logging::init_serving(&table.log_dir, &loggers, options.access_to_console)?;
+    let log_guards = logging::init_serving(
+        &table.log_dir,
+        &loggers,
+        table.log_format,
+        options.access_to_console,
+    )?;
     if options.debug {
         let listen = options.listen.unwrap_or(table.listen);
         // a client behind a proxy on this machine would look local: the

@@ -39,6 +39,8 @@ pub struct MountTable {
     pub data_dir: PathBuf,
     /// The folder for log files, resolved.
     pub log_dir: PathBuf,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// The file of the host's secret key, when the table names one (else
     /// the data folder's `secret.key`).
     pub secret_key_file: Option<PathBuf>,
@@ -70,6 +72,17 @@ pub struct MountTable {
     pub allowed_hosts: AllowedHosts,
     /// The scheme and host absolute URLs are built from, if configured.
     pub public_url: Option<PublicUrl>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// A line a person reads: time, level, target, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Limits against misbehaving clients, for the whole host.

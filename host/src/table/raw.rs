@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::LogFormat;
+
 /// The mount table of `host`: where it listens and which app libraries it
 /// serves under which URL prefixes.
 #[derive(Deserialize, schemars::JsonSchema, Default)]
@@ -23,6 +25,10 @@ pub(super) struct RawTable {
     pub(super) data_dir: Option<String>,
     /// The folder for log files, relative to this file. Default "logs".
     pub(super) log_dir: Option<String>,
+    /// How log lines are written, in the files and on the console: "text"
+    /// (a line a person reads) or "json" (one JSON object per line, for a
+    /// log collector). Default "text".
+    pub(super) log_format: Option<LogFormat>,
     /// A file holding the host's secret key (at least 32 bytes, readable by
     /// its owner only), relative to this file: one every host of a cluster
     /// shares, so that a cookie one signs the others accept. Never made by

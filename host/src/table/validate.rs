@@ -94,6 +94,7 @@ pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem
         listen,
         data_dir,
         log_dir: base.join(raw.log_dir.as_deref().unwrap_or(defaults::LOG_DIR)),
+        log_format: raw.log_format.unwrap_or_default(),
         secret_key_file: raw.secret_key_file.as_deref().map(|file| base.join(file)),
         uploads,
         mounts,

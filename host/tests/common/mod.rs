@@ -336,7 +336,9 @@ impl Host {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = address_sender.send(addr.trim().to_owned());
+                    // up to a space or, in a JSON line, the string's end
+                    let addr = addr.split(|c: char| c == '"' || c.is_whitespace()).next();
+                    let _ = address_sender.send(addr.unwrap_or_default().to_owned());
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
