@@ -2,7 +2,6 @@
 //! `cmd`, `schema`.
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -128,9 +127,10 @@ struct TableArg {
 #[derive(Debug, Args)]
 struct ServingArgs {
     /// Listen on this address instead of the table's (e.g. 0.0.0.0:8080;
-    /// port 0 picks a free port).
+    /// port 0 picks a free port), or on a Unix socket for a proxy on this
+    /// machine (unix:/run/host/host.sock).
     #[arg(long, value_name = "ADDR", env = "HOST_LISTEN")]
-    listen: Option<SocketAddr>,
+    listen: Option<table::Listen>,
     /// Show an error page with the app-side backtrace when a handler fails
     /// or panics, to clients on this machine only. Never in production.
     #[arg(long)]

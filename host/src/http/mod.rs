@@ -7,6 +7,7 @@
 mod body;
 mod coalesce;
 mod head_timeout;
+mod listener;
 mod per_address;
 mod pipeline;
 mod proxy;
@@ -22,14 +23,82 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
+
+pub use listener::Listener;
 
 use crate::{mounts::site::Site, table::Limits};
 use coalesce::Coalesced;
 use head_timeout::{Activity, Tracked, Watched};
-use per_address::PerAddress;
+use listener::Connection;
+use per_address::{Counted, PerAddress};
 use pipeline::Peer;
 use request_body::Bodies;
+
+/// What an accepted connection is served with, and what it holds until it
+/// ends: its permit among `max_connections`, and its count for its
+/// address.
+struct Accepted<'a> {
+    site: &'a Arc<Site>,
+    builder: &'a auto::Builder<TokioExecutor>,
+    graceful: &'a GracefulShutdown,
+    bodies: &'a Arc<Bodies>,
+    held: (OwnedSemaphorePermit, Option<Counted>),
+}
+
+impl Accepted<'_> {
+    /// Serves `stream` from `remote` (`None`: a local socket's peer) on a
+    /// task of its own.
+    fn spawn<S>(
+        self,
+        stream: S,
+        remote: Option<std::net::SocketAddr>,
+        local: Option<std::net::SocketAddr>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Arc::new(Activity::new());
+        let text = remote.map_or_else(|| "unix:".to_owned(), |remote| remote.to_string());
+        let peer = Arc::new(Peer {
+            address: remote,
+            text: text.clone(),
+            local,
+            activity: Arc::clone(&activity),
+            bodies: Arc::clone(self.bodies),
+        });
+        let site = Arc::clone(self.site);
+        let timeout = Duration::from_millis(site.limits.header_read_timeout_ms);
+        let service = service_fn(move |request: Request<Incoming>| {
+            let site = Arc::clone(&site);
+            let peer = Arc::clone(&peer);
+            async move {
+                let _serving = peer.activity.serving(request.version());
+                Ok::<_, Infallible>(pipeline::handle(&site, request, &peer).await)
+            }
+        });
+        let io = TokioIo::new(Coalesced::new(Tracked::new(stream, Arc::clone(&activity))));
+        let connection = Watched::new(
+            self.graceful
+                .watch(self.builder.serve_connection(io, service).into_owned()),
+            activity,
+            timeout,
+        );
+        let held = self.held;
+        tokio::spawn(async move {
+            match connection.await {
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    tracing::debug!(remote = %text, %error, "connection ended with an error");
+                }
+                None => tracing::debug!(remote = %text, "closed: no request head in time"),
+            }
+            drop(held);
+        });
+    }
+}
 
 /// How many headers hyper accepts unless told otherwise: its own limit,
 /// kept in arrays on the stack. A limit set explicitly, even to the same
@@ -57,10 +126,10 @@ pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
 /// and waits (up to [`GRACEFUL_TIMEOUT`]) for in-flight requests. Gives back
 /// what `stop` said and the listener, still open (a restart hands it on).
 pub async fn serve<T>(
-    listener: TcpListener,
+    listener: Listener,
     site: Arc<Site>,
     stop: impl Future<Output = T>,
-) -> (T, TcpListener) {
+) -> (T, Listener) {
     let graceful = GracefulShutdown::new();
     let limits: Limits = site.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -91,7 +160,7 @@ pub async fn serve<T>(
             },
             reason = &mut stop => break reason,
         };
-        let (stream, remote) = tokio::select! {
+        let connection = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -103,52 +172,34 @@ pub async fn serve<T>(
             },
             reason = &mut stop => break reason,
         };
-        let counted = if site.trusted_proxies.trusts(remote.ip()) {
-            None
-        } else {
-            match per_address.admit(remote.ip()) {
-                Some(counted) => Some(counted),
-                None => {
-                    tracing::debug!(%remote, "closed: the client has max_connections_per_address open");
-                    continue;
-                }
-            }
+        let accepted = Accepted {
+            site: &site,
+            builder: &builder,
+            graceful: &graceful,
+            bodies: &bodies,
+            held: (permit, None),
         };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(remote);
-        let activity = Arc::new(Activity::new());
-        let peer = Arc::new(Peer {
-            address: remote,
-            text: remote.to_string(),
-            local,
-            activity: Arc::clone(&activity),
-            bodies: Arc::clone(&bodies),
-        });
-        let site = Arc::clone(&site);
-        let service = service_fn(move |request: Request<Incoming>| {
-            let site = Arc::clone(&site);
-            let peer = Arc::clone(&peer);
-            async move {
-                let _serving = peer.activity.serving(request.version());
-                Ok::<_, Infallible>(pipeline::handle(&site, request, &peer).await)
+        match connection {
+            Connection::Tcp(stream, remote) => {
+                let counted = if site.trusted_proxies.trusts(remote.ip()) {
+                    None
+                } else {
+                    match per_address.admit(remote.ip()) {
+                        Some(counted) => Some(counted),
+                        None => {
+                            tracing::debug!(%remote, "closed: the client has max_connections_per_address open");
+                            continue;
+                        }
+                    }
+                };
+                let local = stream.local_addr().ok();
+                let held = (accepted.held.0, counted);
+                Accepted { held, ..accepted }.spawn(stream, Some(remote), local);
             }
-        });
-        let io = TokioIo::new(Coalesced::new(Tracked::new(stream, Arc::clone(&activity))));
-        let connection = Watched::new(
-            graceful.watch(builder.serve_connection(io, service).into_owned()),
-            activity,
-            Duration::from_millis(limits.header_read_timeout_ms),
-        );
-        tokio::spawn(async move {
-            match connection.await {
-                Some(Ok(())) => {}
-                Some(Err(error)) => {
-                    tracing::debug!(%remote, %error, "connection ended with an error");
-                }
-                None => tracing::debug!(%remote, "closed: no request head in time"),
-            }
-            drop((permit, counted));
-        });
+            // a process of this machine: the proxy, whose file permissions
+            // let it connect (see `listener`)
+            Connection::Unix(stream) => accepted.spawn(stream, None, None),
+        }
     };
     tracing::info!("stopped accepting; finishing in-flight requests");
     site.close_connections();

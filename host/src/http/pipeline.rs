@@ -43,12 +43,14 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The two ends of a connection, and what its watchdog sees of it.
 pub(super) struct Peer {
-    /// The client's end.
-    pub(super) address: SocketAddr,
-    /// `address` as text, made once per connection.
+    /// The client's end; `None` for a Unix socket's peer (a process of
+    /// this machine: the proxy).
+    pub(super) address: Option<SocketAddr>,
+    /// `address` as text (`unix:` for a socket's peer), made once per
+    /// connection.
     pub(super) text: String,
-    /// Our end.
-    pub(super) local: SocketAddr,
+    /// Our end, on TCP.
+    pub(super) local: Option<SocketAddr>,
     pub(super) activity: Arc<Activity>,
     /// Where request bodies go while they arrive (the site's, shared).
     pub(super) bodies: Arc<Bodies>,
@@ -60,8 +62,8 @@ struct Context<'a> {
     bodies: &'a Bodies,
     /// Who sent it, proxies considered.
     origin: Origin<'a>,
-    /// Our end of the connection.
-    local: SocketAddr,
+    /// Our end of the connection, on TCP.
+    local: Option<SocketAddr>,
     /// Its id.
     request_id: &'a str,
     /// When the host took it in.
@@ -369,7 +371,7 @@ async fn call_app(
             return respond::bad_request("missing Host header");
         }
         (None, None) => {
-            local_text = local.to_string();
+            local_text = local.map_or_else(|| "localhost".to_owned(), |local| local.to_string());
             (origin.scheme, local_text.as_str())
         }
     };

@@ -72,10 +72,12 @@ fn plain_path(prefix: &str) -> bool {
 
 /// The request's origin: the peer itself, unless the peer is a trusted
 /// proxy, whose forwarding headers then say who the client was. `peer_text`
-/// is `peer` as text, made once per connection.
+/// is `peer` as text, made once per connection. A Unix socket's peer
+/// (`None`) is trusted: only a process of this machine that the socket
+/// file's permissions let in can connect, the proxy.
 pub fn origin<'a>(
     trusted: &TrustedProxies,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     peer_text: &'a str,
     headers: &HeaderMap,
 ) -> Origin<'a> {
@@ -85,7 +87,7 @@ pub fn origin<'a>(
         host: None,
         prefix: String::new(),
     };
-    if !trusted.trusts(peer.ip()) {
+    if peer.is_some_and(|peer| !trusted.trusts(peer.ip())) {
         return origin;
     }
     let hops = trusted.headers;
@@ -147,7 +149,7 @@ mod tests {
     /// The origin of a request from `peer` with `headers`, one hop of each
     /// header trusted.
     fn from(peer: &'static str, headers: &HeaderMap) -> Origin<'static> {
-        origin(&trusted(1), peer.parse().unwrap(), peer, headers)
+        origin(&trusted(1), Some(peer.parse().unwrap()), peer, headers)
     }
 
     #[test]
@@ -181,6 +183,17 @@ mod tests {
     }
 
     #[test]
+    fn a_unix_sockets_peer_is_a_trusted_proxy() {
+        let forwarded = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        let none = TrustedProxies::parse(std::iter::empty()).unwrap();
+        let origin = origin(&none, None, "unix:", &forwarded);
+        assert_eq!(origin.client, "203.0.113.9");
+        let direct = super::origin(&none, None, "unix:", &HeaderMap::new());
+        assert_eq!(direct.client, "unix:");
+        assert_eq!(direct.ip(), None, "never this machine's loopback");
+    }
+
+    #[test]
     fn each_header_is_believed_for_its_own_number_of_hops() {
         let forwarded = headers(&[
             ("x-forwarded-for", "1.1.1.1, 203.0.113.9"),
@@ -192,8 +205,9 @@ mod tests {
         let peer = "10.9.9.9:1";
         // Werkzeug's defaults: one hop of -For and -Proto, no -Host or -Prefix
         let defaults = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
-        let origin_of =
-            |proxies: &TrustedProxies| origin(proxies, peer.parse().unwrap(), peer, &forwarded);
+        let origin_of = |proxies: &TrustedProxies| {
+            origin(proxies, Some(peer.parse().unwrap()), peer, &forwarded)
+        };
         let one = origin_of(&defaults);
         assert_eq!(one.client, "10.1.2.3");
         assert_eq!(one.scheme, "https");

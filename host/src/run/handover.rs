@@ -11,7 +11,6 @@
 
 use std::{
     io::{Read, Write},
-    net::TcpListener,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
     process::Command,
@@ -77,7 +76,7 @@ pub fn notify_ready() -> bool {
 
 /// Starts a successor with this process's arguments and a copy of
 /// `listener`, and waits until it serves. Returns its process id.
-pub async fn start_successor(listener: &TcpListener) -> Result<u32, String> {
+pub async fn start_successor(listener: &OwnedFd) -> Result<u32, String> {
     let socket = listener
         .try_clone()
         .map_err(|error| format!("cannot share the socket: {error}"))?;
@@ -274,7 +273,7 @@ pub fn current_exe() -> std::io::Result<PathBuf> {
 /// (`HOST_LISTEN_FD`), or by systemd socket activation (`LISTEN_FDS`).
 /// Called first thing, before any file is opened, so that descriptor 3 can
 /// only be what the parent passed.
-pub(super) fn inherited_listener() -> anyhow::Result<Option<std::net::TcpListener>> {
+pub(super) fn inherited_listener() -> anyhow::Result<Option<OwnedFd>> {
     use std::os::fd::IntoRawFd;
     let owned = match take_inherited(LISTEN_FD).map_err(anyhow::Error::msg)? {
         Some(owned) => owned,
@@ -294,9 +293,7 @@ pub(super) fn inherited_listener() -> anyhow::Result<Option<std::net::TcpListene
         let fd = owned.into_raw_fd();
         anyhow::bail!("the inherited descriptor {fd} is not a listening stream socket");
     }
-    let listener = std::net::TcpListener::from(owned);
-    listener.set_nonblocking(true)?;
-    Ok(Some(listener))
+    Ok(Some(owned))
 }
 
 #[cfg(test)]

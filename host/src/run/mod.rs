@@ -8,21 +8,21 @@ pub(crate) mod handover;
 mod systemd;
 mod watch;
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{os::fd::OwnedFd, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
 
 use crate::{
     exec::StallGuard,
-    http as server, logging,
+    http::{self as server, Listener},
+    logging,
     mounts::{
         app::{LoadedApp, load_mounts},
         loader::{LoadError, RunFlags},
         site::Site,
     },
     services::{Mode, SiteServices},
-    table::{Mount, MountTable},
+    table::{Listen, Mount, MountTable},
 };
 
 /// Threads for the runtime's blocking work (file writes of spooled bodies).
@@ -32,7 +32,7 @@ const MAX_BLOCKING_THREADS: usize = 16;
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Listen here instead of the table's address.
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<Listen>,
     /// Show error pages with backtraces to loopback clients.
     pub debug: bool,
     /// Restart when the mount table or a library changes; the table's file.
@@ -78,10 +78,10 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
         options.access_to_console,
     )?;
     if options.debug {
-        let listen = options.listen.unwrap_or(table.listen);
+        let listen = options.listen.as_ref().unwrap_or(&table.listen);
         // a client behind a proxy on this machine would look local: the
         // backtraces and source lines would reach anyone
-        if !listen.ip().is_loopback() || table.trusted_proxies.any() {
+        if listen.ip().is_none_or(|ip| !ip.is_loopback()) || table.trusted_proxies.any() {
             anyhow::bail!(
                 "--debug shows backtraces to this machine's clients, so it runs only on a loopback address and with no trusted_proxies (listening on {listen}{}): never debug a server others reach",
                 if table.trusted_proxies.any() {
@@ -146,35 +146,28 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     let (stop, listener) = runtime.block_on(async {
         tokio::spawn(reopen_logs_on_usr1(reopener));
         let listener = match inherited {
-            Some(listener) => TcpListener::from_std(listener)?,
-            None => {
-                let address = options.listen.unwrap_or(table.listen);
-                TcpListener::bind(address)
-                    .await
-                    .with_context(|| format!("cannot listen on {address}"))?
-            }
+            Some(fd) => Listener::inherited(fd)?,
+            None => Listener::bind(options.listen.as_ref().unwrap_or(&table.listen)).await?,
         };
-        tracing::info!("listening on http://{}", listener.local_addr()?);
+        let address = listener.url();
+        tracing::info!("listening on {address}");
         if let Err(error) = handover::write_pid_file(&table.data_dir, &table.file) {
             tracing::warn!(
                 "cannot write {}: {error} (host reload will not find this process)",
                 handover::pid_file(&table.data_dir).display()
             );
         }
-        let address = listener.local_addr()?;
         if !handover::notify_ready() {
             // a successor's predecessor tells systemd, once this serves
             systemd::ready(&format!(
-                "serving on http://{address}: {} of {} mounts loaded",
+                "serving on {address}: {} of {} mounts loaded",
                 site.live_mounts(),
                 table.mounts.len()
             ));
         }
         // A second descriptor for the socket, to hand to a successor.
-        let shared = std::net::TcpListener::from(
-            rustix::io::fcntl_dupfd_cloexec(&listener, 0)
-                .context("cannot share the listening socket")?,
-        );
+        let shared = rustix::io::fcntl_dupfd_cloexec(&listener, 0)
+            .context("cannot share the listening socket")?;
         let drain_delay = table.drain_delay;
         let stop = async {
             tokio::select! {
@@ -204,6 +197,7 @@ pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     services.close();
     match stop {
         Stop::Signal => {
+            listener.close();
             handover::remove_pid_file(&table.data_dir);
             tracing::info!("stopped");
             drop(log_guards);
@@ -337,7 +331,7 @@ pub fn load_all(
 
 /// Completes with the successor's pid once a `SIGHUP` started one that
 /// serves; a successor that fails is logged and this process keeps serving.
-async fn upgrade_on_hangup(listener: &std::net::TcpListener) -> u32 {
+async fn upgrade_on_hangup(listener: &OwnedFd) -> u32 {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use tokio::net::TcpListener;
+use crate::http::Listener;
 
 use super::handover::{self, current_exe};
 use crate::table::MountTable;
@@ -99,8 +99,8 @@ async fn check_in_child(config: &Path) -> Result<(), String> {
 
 /// Replaces this process with a fresh copy of itself, same arguments,
 /// handing it the listening socket. Returns only on failure.
-pub(super) fn re_exec(listener: TcpListener) -> anyhow::Error {
-    let listener = match listener.into_std() {
+pub(super) fn re_exec(listener: Listener) -> anyhow::Error {
+    let listener = match listener.into_fd() {
         Ok(listener) => listener,
         Err(error) => return anyhow::anyhow!("cannot keep the socket across the restart: {error}"),
     };

@@ -4,7 +4,9 @@
 //! built from a name an attacker chose (cache poisoning, password-reset
 //! links to the attacker's site). Pure: no I/O.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
+
+use super::Listen;
 
 /// The names the site answers for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +48,7 @@ impl AllowedHosts {
     /// host.
     pub fn parse(
         written: Option<&[String]>,
-        listen: SocketAddr,
+        listen: &Listen,
         public: Option<&PublicUrl>,
     ) -> Result<AllowedHosts, (usize, String)> {
         let mut hosts = AllowedHosts {
@@ -59,8 +61,8 @@ impl AllowedHosts {
             hosts.exact = ["localhost", "127.0.0.1", "::1"]
                 .map(str::to_owned)
                 .to_vec();
-            if !listen.ip().is_unspecified() {
-                hosts.exact.push(listen.ip().to_string());
+            if let Some(ip) = listen.ip().filter(|ip| !ip.is_unspecified()) {
+                hosts.exact.push(ip.to_string());
             }
             hosts
                 .exact
@@ -171,13 +173,13 @@ impl PublicUrl {
 mod tests {
     use super::*;
 
-    fn listen(address: &str) -> SocketAddr {
-        address.parse().unwrap()
+    fn listen(address: &str) -> Listen {
+        Listen::Tcp(address.parse().unwrap())
     }
 
     fn written(entries: &[&str]) -> AllowedHosts {
         let entries: Vec<String> = entries.iter().map(|entry| (*entry).to_owned()).collect();
-        AllowedHosts::parse(Some(&entries), listen("0.0.0.0:80"), None).unwrap()
+        AllowedHosts::parse(Some(&entries), &listen("0.0.0.0:80"), None).unwrap()
     }
 
     #[test]
@@ -205,7 +207,7 @@ mod tests {
 
     #[test]
     fn without_a_list_only_this_machine_and_the_listen_address_are_served() {
-        let hosts = AllowedHosts::parse(None, listen("192.0.2.7:5000"), None).unwrap();
+        let hosts = AllowedHosts::parse(None, &listen("192.0.2.7:5000"), None).unwrap();
         for (host, expected) in [
             ("localhost:5000", true),
             ("127.0.0.1:5000", true),
@@ -217,7 +219,7 @@ mod tests {
         }
         assert!(!hosts.written);
         let public = PublicUrl::parse("https://blog.example.com/").unwrap();
-        let hosts = AllowedHosts::parse(None, listen("0.0.0.0:5000"), Some(&public)).unwrap();
+        let hosts = AllowedHosts::parse(None, &listen("0.0.0.0:5000"), Some(&public)).unwrap();
         assert!(hosts.allows("blog.example.com"));
         assert!(!hosts.allows("0.0.0.0:5000"));
     }
@@ -227,7 +229,7 @@ mod tests {
         for entry in ["http://example.com", "example.com/path", "", "exa mple.com"] {
             let entries = vec![entry.to_owned()];
             let (_, error) =
-                AllowedHosts::parse(Some(&entries), listen("0.0.0.0:80"), None).unwrap_err();
+                AllowedHosts::parse(Some(&entries), &listen("0.0.0.0:80"), None).unwrap_err();
             assert!(error.contains("is not a host name"), "{entry}: {error}");
         }
         assert_eq!(

@@ -8,6 +8,7 @@
 
 mod defaults;
 mod hosts;
+mod listen;
 mod locator;
 mod proxies;
 mod raw;
@@ -17,12 +18,12 @@ mod validate;
 
 use std::{
     fmt,
-    net::SocketAddr,
     path::{Path, PathBuf},
 };
 
 pub use host_database::Location;
 pub use hosts::{AllowedHosts, PublicUrl};
+pub use listen::Listen;
 use locator::Locator;
 pub use proxies::{Networks, TrustedHeaders, TrustedProxies};
 use raw::{RawMount, RawTable};
@@ -33,8 +34,8 @@ pub(crate) use validate::normalize_prefix;
 pub struct MountTable {
     /// The file it was read from.
     pub file: PathBuf,
-    /// The address to listen on.
-    pub listen: SocketAddr,
+    /// Where to listen.
+    pub listen: Listen,
     /// The folder for the host's data (database, secret), resolved.
     pub data_dir: PathBuf,
     /// The folder for log files, resolved.
@@ -182,7 +183,7 @@ impl MountTable {
     /// fix (`host check` prints them, `host serve` logs them).
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if !self.listen.ip().is_loopback() && !self.allowed_hosts.written {
+        if self.listen.reaches_beyond() && !self.allowed_hosts.written {
             warnings.push(format!(
                 "listen {} reaches beyond this machine but allowed_hosts is not set: requests naming any host but this machine's get 400; list the site's names in allowed_hosts (e.g. [\"blog.example.com\"])",
                 self.listen

@@ -3,12 +3,11 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::SocketAddr,
     path::{Path, PathBuf},
 };
 
 use super::{
-    DatabaseConfig, Limits, Location, Mount, MountTable, UploadsStore, defaults,
+    DatabaseConfig, Limits, Listen, Location, Mount, MountTable, UploadsStore, defaults,
     hosts::{AllowedHosts, PublicUrl},
     proxies::{Networks, TrustedHeaders, TrustedProxies},
     raw::{RawDatabase, RawMount, RawTable, RawTrustedHeaders},
@@ -31,15 +30,7 @@ fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
 /// Checks values and fills defaults; relative paths resolve against `base`.
 pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem> {
     let listen_text = raw.listen.as_deref().unwrap_or(defaults::LISTEN);
-    let listen: SocketAddr = listen_text.parse().map_err(|_| {
-        problem(
-            "listen",
-            format!(
-                "{listen_text:?} is not an address with a port (e.g. {:?})",
-                defaults::LISTEN
-            ),
-        )
-    })?;
+    let listen = Listen::parse(listen_text, base).map_err(|message| problem("listen", message))?;
     if raw.mounts.is_empty() {
         return Err(problem(
             "mounts",
@@ -82,7 +73,7 @@ pub(super) fn validate(raw: RawTable, base: &Path) -> Result<MountTable, Problem
         .transpose()
         .map_err(|message| problem("public_url", message))?;
     let allowed_hosts =
-        AllowedHosts::parse(raw.allowed_hosts.as_deref(), listen, public_url.as_ref())
+        AllowedHosts::parse(raw.allowed_hosts.as_deref(), &listen, public_url.as_ref())
             .map_err(|(index, message)| problem(format!("allowed_hosts[{index}]"), message))?;
     let uploads = uploads_store(
         raw.uploads.as_ref().map(|uploads| uploads.url.as_str()),

@@ -232,6 +232,24 @@ impl Host {
 
     /// Like [`Host::start_on`], the host allowed onto one CPU only
     /// (`taskset`), as in a container limited to one CPU.
+    /// Starts `host serve` for `table` listening on the Unix socket
+    /// `socket` (its `addr` is unusable: see [`unix_request`]).
+    pub fn start_on_socket(table: &Table, socket: &Path) -> Host {
+        let args = [
+            "serve".as_ref(),
+            "--config".as_ref(),
+            table.file.as_os_str(),
+        ];
+        let listen = format!("unix:{}", socket.display());
+        Host::spawn_on(
+            Command::new(host_binary()),
+            table.dir.path(),
+            &args,
+            &[],
+            &listen,
+        )
+    }
+
     pub fn start_on_one_cpu(table: &Table) -> Host {
         let args = [
             "serve".as_ref(),
@@ -335,14 +353,19 @@ impl Host {
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if let Some(addr) = line.split("listening on http://").nth(1) {
                     // up to a space or, in a JSON line, the string's end
                     let addr = addr.split(|c: char| c == '"' || c.is_whitespace()).next();
                     let _ = address_sender.send(addr.unwrap_or_default().to_owned());
+                } else if line.contains("listening on unix:") {
+                    // no address to reach it by: see `unix_request`
+                    let _ = address_sender.send("0.0.0.0:0".to_owned());
                 }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let addr = match address_receiver.recv_timeout(Duration::from_secs(30)) {
@@ -482,6 +505,24 @@ impl HttpResponse {
     }
 }
 
+/// Sends `GET path` over the Unix socket `socket` and reads the response.
+pub fn unix_request(socket: &Path, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .unwrap_or_else(|error| panic!("cannot connect to {}: {error}", socket.display()));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str("\r\n");
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).unwrap();
+    parse_response(&received, false)
+}
+
 /// A new connection to `addr` whose reads give up after `read_timeout`.
 pub fn connect(addr: SocketAddr, read_timeout: Duration) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
@@ -517,7 +558,7 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8], head: bool) -> HttpResponse {
     parse_response(&received, head)
 }
 
-fn parse_response(received: &[u8], head: bool) -> HttpResponse {
+pub fn parse_response(received: &[u8], head: bool) -> HttpResponse {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
     let header_len = match response.parse(received) {

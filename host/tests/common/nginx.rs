@@ -23,6 +23,17 @@ impl Nginx {
         }
     }
 
+    /// Starts nginx proxying to a host on the Unix socket `socket`.
+    pub fn to_socket(socket: &std::path::Path) -> Nginx {
+        let folder = tempfile::tempdir().unwrap();
+        let (child, addr) = super::nginx_conf::start_to_socket(folder.path(), socket)
+            .unwrap_or_else(|error| panic!("{error}"));
+        Nginx {
+            server: Host::adopt(child, addr),
+            folder,
+        }
+    }
+
     /// nginx's error log so far.
     pub fn errors(&self) -> String {
         std::fs::read_to_string(self.folder.path().join("error.log")).unwrap_or_default()

@@ -18,11 +18,11 @@ use std::{
 /// host is ever set aside (`max_fails=0`: nginx's passive checks set aside
 /// for `fail_timeout` each host a rolling restart stops, until none is
 /// left). The `proxy_set_header` lines are those `trusted_proxies` expects.
-fn config(dir: &Path, port: u16, upstreams: &[SocketAddr]) -> String {
+fn config(dir: &Path, port: u16, upstreams: &[String]) -> String {
     let dir = dir.display();
     let servers: String = upstreams
         .iter()
-        .map(|addr| format!("        server {addr} max_fails=0;\n"))
+        .map(|upstream| format!("        server {upstream} max_fails=0;\n"))
         .collect();
     format!(
         "daemon off;
@@ -99,7 +99,14 @@ http {{
 /// Starts nginx in front of `upstreams`, its files in `folder`, on a free
 /// port of 127.0.0.1; the process and its address, once it accepts.
 pub fn start(folder: &Path, upstreams: &[SocketAddr]) -> Result<(Child, SocketAddr), String> {
-    launch(folder, |port| config(folder, port, upstreams))
+    let upstreams: Vec<String> = upstreams.iter().map(SocketAddr::to_string).collect();
+    launch(folder, |port| config(folder, port, &upstreams))
+}
+
+/// Starts nginx in front of a host listening on the Unix socket `socket`.
+pub fn start_to_socket(folder: &Path, socket: &Path) -> Result<(Child, SocketAddr), String> {
+    let upstream = format!("unix:{}", socket.display());
+    launch(folder, |port| config(folder, port, &[upstream]))
 }
 
 /// Starts nginx serving `root` at `/static/` ([`static_config`]): a master

@@ -14,8 +14,10 @@ pub mod attack;
 mod callgrind;
 mod cluster;
 mod compare;
-// nginx's configurations are the tests' own (`host/tests/common`)
+// nginx's configurations are the tests' own (`host/tests/common`), some
+// of which only the tests use
 #[path = "../../../host/tests/common/nginx_conf.rs"]
+#[allow(dead_code)]
 mod nginx_conf;
 mod options;
 mod report;
