@@ -135,6 +135,12 @@ struct ServingArgs {
     /// or panics, to clients on this machine only. Never in production.
     #[arg(long)]
     debug: bool,
+    /// Stay as a small supervisor whose process id never changes, serving
+    /// from a child it passes signals to: a reload's new process then
+    /// becomes its child, not its replacement (automatic as PID 1, in a
+    /// container).
+    #[arg(long)]
+    supervise: bool,
     /// Also write access lines to the console: `-` (they always go to the
     /// log files).
     #[arg(long, value_name = "-", value_parser = console_only)]
@@ -154,6 +160,11 @@ fn console_only(value: &str) -> Result<String, String> {
 
 /// Runs the command; `Err` is an error to print, the exit code otherwise.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Serve { serving, .. } | Command::Run { serving, .. } = &cli.command
+        && crate::run::supervise::wanted(serving.supervise)
+    {
+        return crate::run::supervise::supervise();
+    }
     match cli.command {
         Command::Serve {
             table,

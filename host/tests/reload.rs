@@ -374,3 +374,121 @@ fn systemd_is_told_ready_reloading_the_new_main_pid_and_stopping() {
         "{stopping}"
     );
 }
+
+/// The process whose parent is `parent`, once there is one.
+fn child_of(parent: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        if let Some(child) = children.split_whitespace().next() {
+            return child.parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "{parent} started no process");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Sends `SIGHUP` to `supervisor` twice, under load that never retries,
+/// and checks that it stays while the serving process changes each time;
+/// then `SIGTERM` stops it all. `serving_pid` reads the serving process's
+/// id (as the pid file names it, inside the supervisor's namespace).
+fn reload_twice_under_a_supervisor(
+    host: &mut Host,
+    supervisor: u32,
+    serving_pid: &dyn Fn() -> u32,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = keep_alive_client(host.addr, Arc::clone(&stop));
+    let mut served_by = vec![serving_pid()];
+    for _ in 0..2 {
+        signal(supervisor, "HUP");
+        let before = *served_by.last().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while serving_pid() == before {
+            assert!(Instant::now() < deadline, "no successor took over");
+            thread::sleep(Duration::from_millis(50));
+        }
+        served_by.push(serving_pid());
+        // the old process drains and exits; the supervisor stays
+        thread::sleep(Duration::from_millis(1500));
+        assert!(
+            host.child.try_wait().unwrap().is_none(),
+            "the supervisor exited"
+        );
+        assert!(alive(supervisor));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (answered, failures) = load.join().unwrap();
+    assert!(answered > 100, "{answered}");
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(served_by.len(), 3);
+    assert!(
+        served_by[0] != served_by[1] && served_by[1] != served_by[2],
+        "{served_by:?}"
+    );
+    assert_eq!(host.get("/hello").status, 200);
+    signal(supervisor, "TERM");
+    assert!(host.wait_exit().success(), "{}", host.log());
+}
+
+#[test]
+fn a_supervisor_keeps_its_pid_across_reloads() {
+    let table = Table::new(vec![mount("frontend", "/", "frontend")]);
+    let mut host = Host::start_command(&table, &["serve", "--supervise"]);
+    let supervisor = host.child.id();
+    let first = child_of(supervisor);
+    let serving = || pid_in(&table).unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while serving() != first {
+        assert!(
+            Instant::now() < deadline,
+            "the pid file does not name {first}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    reload_twice_under_a_supervisor(&mut host, supervisor, &serving);
+    let last = pid_in(&table);
+    assert!(last.is_none(), "the pid file is removed at the stop");
+    assert!(!alive(first), "no serving process is left");
+}
+
+#[test]
+fn as_pid_1_in_a_container_a_reload_keeps_the_container_running() {
+    let table = Table::new(vec![mount("frontend", "/", "frontend")]);
+    // a new PID namespace: the host is its PID 1, as in a container
+    let mut host = Host::start_through(&table, &["unshare", "--pid", "--fork"]);
+    let outside = child_of(host.child.id());
+    let serving = || pid_in(&table).unwrap_or(0);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{outside}/status"))
+            .unwrap()
+            .lines()
+            .find(|line| line.starts_with("NSpid:"))
+            .map(|line| line.split_whitespace().last().unwrap().to_owned()),
+        Some("1".to_owned()),
+        "the host is PID 1 of its namespace"
+    );
+    // the pid file names the serving process as the namespace sees it
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while serving() <= 1 {
+        assert!(Instant::now() < deadline, "no serving process beside PID 1");
+        thread::sleep(Duration::from_millis(20));
+    }
+    reload_twice_under_a_supervisor(&mut host, outside, &serving);
+}

@@ -2,9 +2,11 @@
 //! or systemd handed over), load the mounts, serve, and stop on a signal,
 //! hand over to a successor on `SIGHUP` (`handover`), or restart in place
 //! when its files change (`watch`, for `--reload`); systemd is told each
-//! step (`systemd`).
+//! step (`systemd`). As PID 1 the host stays a supervisor of the serving
+//! process and its successors (`supervise`).
 
 pub(crate) mod handover;
+pub(crate) mod supervise;
 mod systemd;
 mod watch;
 
@@ -66,6 +68,7 @@ enum Stop {
 /// watched file changes (then the process replaces itself).
 pub fn serve(table: MountTable, options: Options) -> anyhow::Result<ExitCode> {
     let inherited = handover::inherited_listener()?;
+    supervise::adopt_pipe();
     let loggers: Vec<&str> = table
         .mounts
         .iter()
@@ -347,6 +350,7 @@ async fn upgrade_on_hangup(listener: &OwnedFd) -> u32 {
         match handover::start_successor(listener).await {
             Ok(pid) => {
                 systemd::handed_over(pid);
+                supervise::handed_over(pid);
                 return pid;
             }
             Err(error) => {
