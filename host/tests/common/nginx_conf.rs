@@ -117,7 +117,7 @@ pub fn start_static(folder: &Path, root: &Path) -> Result<(Child, SocketAddr), S
 }
 
 /// Starts nginx with the configuration `config` makes for a free port.
-fn launch(
+pub fn launch(
     folder: &Path,
     config: impl FnOnce(u16) -> String,
 ) -> Result<(Child, SocketAddr), String> {
