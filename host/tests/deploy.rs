@@ -159,9 +159,21 @@ fn the_tls_server_block_serves_the_site_over_https() {
         text.replace(from, to)
     };
     let (child, addr) = common::nginx_conf::launch(dir, |port| {
-        let block = replace(block.clone(), "server 127.0.0.1:5000;", &format!("server {};", host.addr));
-        let block = replace(block, "listen 80;", &format!("listen 127.0.0.1:{http_port};"));
-        let block = replace(block, "listen 443 ssl http2;", &format!("listen 127.0.0.1:{port} ssl http2;"));
+        let block = replace(
+            block.clone(),
+            "server 127.0.0.1:5000;",
+            &format!("server {};", host.addr),
+        );
+        let block = replace(
+            block,
+            "listen 80;",
+            &format!("listen 127.0.0.1:{http_port};"),
+        );
+        let block = replace(
+            block,
+            "listen 443 ssl http2;",
+            &format!("listen 127.0.0.1:{port} ssl http2;"),
+        );
         let block = replace(
             block,
             "/etc/letsencrypt/live/blog.example.com/fullchain.pem",
@@ -172,14 +184,8 @@ fn the_tls_server_block_serves_the_site_over_https() {
             "/etc/letsencrypt/live/blog.example.com/privkey.pem",
             &dir.join("key.pem").display().to_string(),
         );
-        let dir = dir.display();
-        format!(
-            "daemon off;\nmaster_process off;\nerror_log {dir}/error.log warn;\npid {dir}/nginx.pid;\n\
-             events {{ worker_connections 256; }}\nhttp {{\naccess_log off;\n\
-             client_body_temp_path {dir}/body;\nproxy_temp_path {dir}/proxy;\n\
-             fastcgi_temp_path {dir}/fastcgi;\nuwsgi_temp_path {dir}/uwsgi;\nscgi_temp_path {dir}/scgi;\n\
-             {block}\n}}\n"
-        )
+        let http = format!("    access_log off;\n{block}\n");
+        common::nginx_conf::whole(dir, common::nginx_conf::Processes::One, &http)
     })
     .unwrap_or_else(|error| panic!("{error}"));
     let _nginx = Host::adopt(child, addr);

@@ -8,9 +8,9 @@
 //! Pages are offered gzip only ([`PAGE_ENCODINGS`]), from a deflate state
 //! each thread keeps: a compressor's state is hundreds of KiB of zeroed
 //! memory, and jemalloc zeroes a reused block by handing its pages back to
-//! the kernel (`madvise`), whose page faults and TLB shootdowns cost more
-//! than the compressing (brotli 4 per 3 KB page: 34,000 → 1,700 req/s).
-//! brotli's encoder cannot be reset and reused.
+//! the kernel (`madvise`), whose page faults and TLB shootdowns cost many
+//! times the compressing (`docs/performance.md`). brotli's encoder cannot
+//! be reset and reused; gzip's can.
 
 mod negotiate;
 

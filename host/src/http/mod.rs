@@ -61,10 +61,9 @@ impl Accepted<'_> {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Arc::new(Activity::new());
-        let text = remote.map_or_else(|| "unix:".to_owned(), |remote| remote.to_string());
         let peer = Arc::new(Peer {
             address: remote,
-            text: text.clone(),
+            text: remote.map_or_else(|| "unix:".to_owned(), |remote| remote.to_string()),
             local,
             activity: Arc::clone(&activity),
             bodies: Arc::clone(self.bodies),
@@ -91,9 +90,9 @@ impl Accepted<'_> {
             match connection.await {
                 Some(Ok(())) => {}
                 Some(Err(error)) => {
-                    tracing::debug!(remote = %text, %error, "connection ended with an error");
+                    tracing::debug!(?remote, %error, "connection ended with an error");
                 }
-                None => tracing::debug!(remote = %text, "closed: no request head in time"),
+                None => tracing::debug!(?remote, "closed: no request head in time"),
             }
             drop(held);
         });
@@ -172,7 +171,7 @@ pub async fn serve<T>(
             },
             reason = &mut stop => break reason,
         };
-        let accepted = Accepted {
+        let mut accepted = Accepted {
             site: &site,
             builder: &builder,
             graceful: &graceful,
@@ -192,9 +191,9 @@ pub async fn serve<T>(
                         }
                     }
                 };
+                accepted.held.1 = counted;
                 let local = stream.local_addr().ok();
-                let held = (accepted.held.0, counted);
-                Accepted { held, ..accepted }.spawn(stream, Some(remote), local);
+                accepted.spawn(stream, Some(remote), local);
             }
             // a process of this machine: the proxy, whose file permissions
             // let it connect (see `listener`)

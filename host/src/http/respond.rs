@@ -285,9 +285,8 @@ fn compress_reply(
         && !headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
             value
                 .as_bytes()
-                .to_ascii_lowercase()
                 .windows(12)
-                .any(|w| w == b"no-transform")
+                .any(|word| word.eq_ignore_ascii_case(b"no-transform"))
         });
     if !compressible {
         return None;
@@ -444,6 +443,92 @@ mod tests {
         )
         .unwrap();
         app_reply(response, &table.mounts[0], &HeaderMap::new())
+    }
+
+    #[test]
+    fn pages_are_compressed_only_when_nothing_forbids_it() {
+        let page = "<p>a line of the page</p>\n".repeat(100);
+        let page = page.as_str();
+        // (status, the reply's headers, body, Accept-Encoding):
+        // (compressed, Vary added, ETag sent)
+        type Row<'a> = (u16, &'a [(&'a str, &'a str)], &'a str, Option<&'a str>);
+        type Expected<'a> = (bool, bool, Option<&'a str>);
+        const HTML: (&str, &str) = ("content-type", "text/html; charset=utf-8");
+        let rows: [(Row<'_>, Expected<'_>); 11] = [
+            ((200, &[HTML], page, Some("gzip, br")), (true, true, None)),
+            ((200, &[HTML], page, Some("br")), (false, true, None)),
+            ((200, &[HTML], page, None), (false, true, None)),
+            ((404, &[HTML], page, Some("gzip")), (true, true, None)),
+            (
+                (200, &[HTML], "<p>short</p>", Some("gzip")),
+                (false, false, None),
+            ),
+            (
+                (200, &[("content-type", "image/png")], page, Some("gzip")),
+                (false, false, None),
+            ),
+            (
+                (200, &[HTML, ("content-encoding", "br")], page, Some("gzip")),
+                (false, false, None),
+            ),
+            ((206, &[HTML], page, Some("gzip")), (false, false, None)),
+            (
+                (
+                    200,
+                    &[HTML, ("cache-control", "public, No-Transform")],
+                    page,
+                    Some("gzip"),
+                ),
+                (false, false, None),
+            ),
+            (
+                (200, &[HTML, ("etag", "\"v1\"")], page, Some("gzip")),
+                (true, true, Some("W/\"v1\"")),
+            ),
+            (
+                (200, &[HTML, ("etag", "W/\"v1\"")], page, Some("gzip")),
+                (true, true, Some("W/\"v1\"")),
+            ),
+        ];
+        for ((status, reply, body, accept), (compressed, varies, etag)) in rows {
+            let mut headers = HeaderMap::new();
+            for (name, value) in reply {
+                let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+                headers.insert(name, HeaderValue::from_str(value).unwrap());
+            }
+            let mut request = HeaderMap::new();
+            if let Some(accept) = accept {
+                request.insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_str(accept).unwrap(),
+                );
+            }
+            let status = StatusCode::from_u16(status).unwrap();
+            let out = compress_reply(status, &mut headers, body.as_bytes(), &request);
+            let row = format!("{status} {reply:?} {} bytes {accept:?}", body.len());
+            assert_eq!(out.is_some(), compressed, "{row}");
+            assert_eq!(headers.contains_key(header::VARY), varies, "{row}");
+            assert_eq!(
+                headers
+                    .get(header::ETAG)
+                    .map(|value| value.to_str().unwrap()),
+                etag.or(reply
+                    .iter()
+                    .find(|(name, _)| *name == "etag")
+                    .map(|(_, v)| *v)),
+                "{row}"
+            );
+            if let Some(out) = out {
+                assert_eq!(headers[header::CONTENT_ENCODING], "gzip", "{row}");
+                let mut decoded = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&out[..]),
+                    &mut decoded,
+                )
+                .unwrap();
+                assert_eq!(decoded, body.as_bytes(), "{row}");
+            }
+        }
     }
 
     #[test]

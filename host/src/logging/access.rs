@@ -17,6 +17,7 @@
 //! `tracing`.
 
 use std::{
+    borrow::Cow,
     cell::RefCell,
     fmt::{self, Write as _},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -68,20 +69,13 @@ impl Access<'_> {
         out.push(b' ');
         out.extend_from_slice(self.target.as_bytes());
         out.push(b' ');
-        match version_text(self.version) {
-            Some(version) => out.extend_from_slice(version.as_bytes()),
-            None => out.extend_from_slice(format!("{:?}", self.version).as_bytes()),
-        }
+        out.extend_from_slice(self.version_text().as_bytes());
         out.extend_from_slice(b"\" ");
         out.extend_from_slice(self.status.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(number.format(self.bytes).as_bytes());
         out.push(b' ');
-        // in u64: `as_micros` gives a u128, whose division is a call
-        let micros = u64::try_from(self.took.as_micros()).unwrap_or(u64::MAX);
-        out.extend_from_slice(number.format(micros / 1000).as_bytes());
-        out.push(b'.');
-        push_padded(out, micros % 1000, 3);
+        self.push_millis(out);
         out.extend_from_slice(b"ms");
         for header in [self.referer, self.user_agent] {
             out.extend_from_slice(b" \"");
@@ -96,6 +90,35 @@ impl Access<'_> {
             out.extend_from_slice(trace_id.as_bytes());
         }
     }
+}
+
+impl Access<'_> {
+    /// `HTTP/1.1` and the others, as `Version`'s `Debug` writes them.
+    fn version_text(&self) -> Cow<'static, str> {
+        match version_text(self.version) {
+            Some(version) => Cow::Borrowed(version),
+            None => Cow::Owned(format!("{:?}", self.version)),
+        }
+    }
+
+    /// Appends the time taken in milliseconds, to the microsecond: `0.012`.
+    fn push_millis(&self, out: &mut Vec<u8>) {
+        // in u64: `as_micros` gives a u128, whose division is a call
+        let micros = u64::try_from(self.took.as_micros()).unwrap_or(u64::MAX);
+        out.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
+        out.push(b'.');
+        push_padded(out, micros % 1000, 3);
+    }
+}
+
+/// Appends `now` as the formatter writes it, in UTC to the microsecond:
+/// `2026-11-25T19:25:49.279337Z`.
+fn push_timestamp(line: &mut Vec<u8>, clock: &mut Clock, now: SystemTime) {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    clock.write_second(since_epoch.as_secs(), line);
+    line.push(b'.');
+    push_padded(line, since_epoch.subsec_micros(), 6);
+    line.push(b'Z');
 }
 
 /// Appends `value`, what a client wrote, with `"`, `\` and every byte
@@ -224,11 +247,8 @@ fn format_line(
     module: Option<&str>,
     request_id: &str,
 ) {
-    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    clock.write_second(since_epoch.as_secs(), line);
-    line.push(b'.');
-    push_padded(line, since_epoch.subsec_micros(), 6);
-    line.extend_from_slice(b"Z  INFO ");
+    push_timestamp(line, clock, now);
+    line.extend_from_slice(b"  INFO ");
     line.extend_from_slice(target.as_bytes());
     line.extend_from_slice(b": ");
     access.write_to(line);
@@ -256,32 +276,22 @@ fn format_json_line(
     access: &Access<'_>,
     request_id: &str,
 ) {
-    let mut number = itoa::Buffer::new();
-    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     line.extend_from_slice(b"{\"timestamp\":\"");
-    clock.write_second(since_epoch.as_secs(), line);
-    line.push(b'.');
-    push_padded(line, since_epoch.subsec_micros(), 6);
-    line.extend_from_slice(b"Z\",\"level\":\"INFO\",\"kind\":\"access\",\"client\":");
+    push_timestamp(line, clock, now);
+    line.extend_from_slice(b"\",\"level\":\"INFO\",\"kind\":\"access\",\"client\":");
     push_json(line, access.client.as_bytes());
     line.extend_from_slice(b",\"method\":");
     push_json(line, access.method.as_str().as_bytes());
     line.extend_from_slice(b",\"path\":");
     push_json(line, access.target.as_bytes());
     line.extend_from_slice(b",\"version\":");
-    match version_text(access.version) {
-        Some(version) => push_json(line, version.as_bytes()),
-        None => push_json(line, format!("{:?}", access.version).as_bytes()),
-    }
+    push_json(line, access.version_text().as_bytes());
     line.extend_from_slice(b",\"status\":");
     line.extend_from_slice(access.status.as_str().as_bytes());
     line.extend_from_slice(b",\"bytes\":");
-    line.extend_from_slice(number.format(access.bytes).as_bytes());
+    line.extend_from_slice(itoa::Buffer::new().format(access.bytes).as_bytes());
     line.extend_from_slice(b",\"duration_ms\":");
-    let micros = u64::try_from(access.took.as_micros()).unwrap_or(u64::MAX);
-    line.extend_from_slice(number.format(micros / 1000).as_bytes());
-    line.push(b'.');
-    push_padded(line, micros % 1000, 3);
+    access.push_millis(line);
     for (name, value) in [
         (&b",\"referer\":"[..], access.referer),
         (b",\"user_agent\":", access.user_agent),

@@ -1,7 +1,7 @@
 //! nginx in front of hosts, configured as `nginx_conf` says, its files in
 //! a temporary folder.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::Path, process::Child};
 
 use super::Host;
 
@@ -14,20 +14,18 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx proxying to `upstreams`.
     pub fn start(upstreams: &[SocketAddr]) -> Nginx {
-        let folder = tempfile::tempdir().unwrap();
-        let (child, addr) = super::nginx_conf::start(folder.path(), upstreams)
-            .unwrap_or_else(|error| panic!("{error}"));
-        Nginx {
-            server: Host::adopt(child, addr),
-            folder,
-        }
+        Nginx::started(|folder| super::nginx_conf::start(folder, upstreams))
     }
 
     /// Starts nginx proxying to a host on the Unix socket `socket`.
-    pub fn to_socket(socket: &std::path::Path) -> Nginx {
+    pub fn to_socket(socket: &Path) -> Nginx {
+        Nginx::started(|folder| super::nginx_conf::start_to_socket(folder, socket))
+    }
+
+    /// nginx as `start` starts it in a new temporary folder.
+    fn started(start: impl FnOnce(&Path) -> Result<(Child, SocketAddr), String>) -> Nginx {
         let folder = tempfile::tempdir().unwrap();
-        let (child, addr) = super::nginx_conf::start_to_socket(folder.path(), socket)
-            .unwrap_or_else(|error| panic!("{error}"));
+        let (child, addr) = start(folder.path()).unwrap_or_else(|error| panic!("{error}"));
         Nginx {
             server: Host::adopt(child, addr),
             folder,

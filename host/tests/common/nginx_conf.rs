@@ -19,24 +19,15 @@ use std::{
 /// for `fail_timeout` each host a rolling restart stops, until none is
 /// left). The `proxy_set_header` lines are those `trusted_proxies` expects.
 fn config(dir: &Path, port: u16, upstreams: &[String]) -> String {
-    let dir = dir.display();
     let servers: String = upstreams
         .iter()
         .map(|upstream| format!("        server {upstream} max_fails=0;\n"))
         .collect();
-    format!(
-        "daemon off;
-master_process off;
-error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+    whole(
+        dir,
+        Processes::One,
+        &format!(
+            "    access_log off;
     upstream site {{
 {servers}        keepalive 32;
     }}
@@ -54,8 +45,8 @@ http {{
             proxy_next_upstream_tries 3;
         }}
     }}
-}}
 "
+        ),
     )
 }
 
@@ -65,21 +56,13 @@ http {{
 /// revalidated each second as the host's cache is, buffered access lines
 /// (the host writes its own), and keep-alive connections never cut.
 fn static_config(dir: &Path, port: u16, root: &Path) -> String {
-    let (dir, root) = (dir.display(), root.display());
-    format!(
-        "daemon off;
-worker_processes auto;
-error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    types {{ text/css css; application/octet-stream bin; }}
-    access_log {dir}/access.log combined buffer=64k flush=1s;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+    let (logs, root) = (dir.display(), root.display());
+    whole(
+        dir,
+        Processes::WorkerPerCore,
+        &format!(
+            "    types {{ text/css css; application/octet-stream bin; }}
+    access_log {logs}/access.log combined buffer=64k flush=1s;
     sendfile on;
     tcp_nopush on;
     open_file_cache max=1000 inactive=20s;
@@ -91,7 +74,41 @@ http {{
             alias {root}/;
         }}
     }}
-}}
+"
+        ),
+    )
+}
+
+/// How nginx runs.
+pub enum Processes {
+    /// One process in the foreground (`master_process off`): killing it
+    /// stops it whole.
+    One,
+    /// A master and a worker per core; stopped by SIGTERM to the master.
+    WorkerPerCore,
+}
+
+/// A whole configuration around `http`, the inside of its `http` block:
+/// nginx's files (logs, pid, temporary files) in `dir`.
+pub fn whole(dir: &Path, processes: Processes, http: &str) -> String {
+    let dir = dir.display();
+    let processes = match processes {
+        Processes::One => "master_process off;",
+        Processes::WorkerPerCore => "worker_processes auto;",
+    };
+    format!(
+        "daemon off;
+{processes}
+error_log {dir}/error.log warn;
+pid {dir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+{http}}}
 "
     )
 }
