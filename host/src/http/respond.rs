@@ -212,7 +212,8 @@ pub(super) fn app_reply(
     let status = StatusCode::from_u16(response.status)
         .map_err(|_| format!("status {} is not a valid HTTP status", response.status))?;
     let body = response.body;
-    let mut headers = HeaderMap::with_capacity(response.headers.len() + mount.headers.len() + 1);
+    // room for `Cache-Control` and `Vary` besides the app's and the mount's
+    let mut headers = HeaderMap::with_capacity(response.headers.len() + mount.headers.len() + 2);
     // which of the mount's headers the app set (the table holds at most 64)
     let mut set: u64 = 0;
     let (mut caching_chosen, mut sets_session) = (false, false);
