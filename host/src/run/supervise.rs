@@ -43,41 +43,64 @@ pub fn supervise() -> anyhow::Result<ExitCode> {
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .context("cannot become the subreaper of the serving processes")?;
     }
-    let (reader, writer) = std::io::pipe().context("cannot make the supervisor's pipe")?;
-    // the serving process and its successors write on it
-    fcntl_setfd(&writer, FdFlags::empty())?;
-    let exe = current_exe().map_err(anyhow::Error::msg)?;
-    let child = Command::new(&exe)
-        .args(std::env::args_os().skip(1))
-        .env(SUPERVISOR_FD, writer.as_raw_fd().to_string())
-        .spawn()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    drop(writer);
-    let first = Pid::from_child(&child);
-    // reaped with waitpid below, never through the handle
-    drop(child);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the supervisor's runtime")?;
-    runtime.block_on(watch(first, OwnedFd::from(reader)))
+    runtime.block_on(async {
+        // handlers first: a signal sent before the child runs is passed on,
+        // and an exit that early is seen
+        let signals = Signals::listen()?;
+        let (reader, writer) = std::io::pipe().context("cannot make the supervisor's pipe")?;
+        // the serving process and its successors write on it
+        fcntl_setfd(&writer, FdFlags::empty())?;
+        let exe = current_exe().map_err(anyhow::Error::msg)?;
+        let child = Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .env(SUPERVISOR_FD, writer.as_raw_fd().to_string())
+            .spawn()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        drop(writer);
+        let first = Pid::from_child(&child);
+        // reaped with waitpid below, never through the handle
+        drop(child);
+        watch(first, OwnedFd::from(reader), signals).await
+    })
+}
+
+/// The signals passed on to the serving process, and children's exits.
+struct Signals {
+    forwarded: Vec<(tokio::signal::unix::Signal, Signal)>,
+    children: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Signals> {
+        let kinds = [
+            (SignalKind::terminate(), Signal::TERM),
+            (SignalKind::interrupt(), Signal::INT),
+            (SignalKind::hangup(), Signal::HUP),
+            (SignalKind::user_defined1(), Signal::USR1),
+            (SignalKind::quit(), Signal::QUIT),
+        ];
+        let mut forwarded = Vec::new();
+        for (kind, sent) in kinds {
+            forwarded.push((signal(kind)?, sent));
+        }
+        Ok(Signals {
+            forwarded,
+            children: signal(SignalKind::child())?,
+        })
+    }
 }
 
 /// Forwards signals to the serving process and follows its hand-overs
 /// until the serving process exits without one.
-async fn watch(first: Pid, pipe: OwnedFd) -> anyhow::Result<ExitCode> {
-    let kinds = [
-        (SignalKind::terminate(), Signal::TERM),
-        (SignalKind::interrupt(), Signal::INT),
-        (SignalKind::hangup(), Signal::HUP),
-        (SignalKind::user_defined1(), Signal::USR1),
-        (SignalKind::quit(), Signal::QUIT),
-    ];
-    let mut forwarded = Vec::new();
-    for (kind, sent) in kinds {
-        forwarded.push((signal(kind)?, sent));
-    }
-    let mut children = signal(SignalKind::child())?;
+async fn watch(first: Pid, pipe: OwnedFd, signals: Signals) -> anyhow::Result<ExitCode> {
+    let Signals {
+        mut forwarded,
+        mut children,
+    } = signals;
     // read on a thread of its own: a line waiting in the pipe when the old
     // process exits is then sure to be seen (see the exit below)
     let (sender, mut successors) = tokio::sync::mpsc::unbounded_channel();
