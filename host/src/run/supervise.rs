@@ -146,7 +146,9 @@ async fn watch(first: Pid, pipe: OwnedFd, signals: Signals) -> anyhow::Result<Ex
                     {
                         successor = Some(pid);
                     }
-                    match successor.take().filter(|next| *next != serving) {
+                    // a successor that died first was reaped as an orphan
+                    let alive = |next: &Pid| rustix::process::test_kill_process(*next).is_ok();
+                    match successor.take().filter(|next| *next != serving && alive(next)) {
                         Some(next) => serving = next,
                         None => return Ok(exit_code(status)),
                     }
