@@ -60,6 +60,9 @@ pub const PAGE_ENCODINGS: [Encoding; 1] = [Encoding::Gzip];
 /// gzip's level for what is compressed on every response.
 const FAST_GZIP: u32 = 5;
 
+/// brotli's quality for what is compressed as it is sent.
+const FAST_BROTLI: u32 = 4;
+
 /// Brotli's window for what is compressed as it is sent: 256 KiB (not the
 /// default 4 MiB), which bounds the memory of each such response.
 const STREAM_WINDOW: i32 = 18;
@@ -106,7 +109,11 @@ impl Encoding {
         let mut out = Vec::with_capacity(bytes.len() / 3 + 64);
         let written = match self {
             Encoding::Brotli => {
-                let quality = if effort == Effort::Best { 11 } else { 4 };
+                let quality = if effort == Effort::Best {
+                    11
+                } else {
+                    FAST_BROTLI
+                };
                 let mut encoder = brotli::CompressorWriter::new(&mut out, 16 * 1024, quality, 22);
                 encoder.write_all(bytes).and_then(|()| encoder.flush())
             }
@@ -128,7 +135,7 @@ impl Encoding {
         match self {
             Encoding::Brotli => {
                 let params = EncoderParams::default()
-                    .quality(Level::Precise(4))
+                    .quality(Level::Precise(FAST_BROTLI as i32))
                     .window_size(STREAM_WINDOW);
                 Box::pin(ReaderStream::new(BrotliEncoder::with_params(
                     reader, params,

@@ -103,17 +103,29 @@ struct Encoded {
 impl Encoded {
     /// `content`, in `encoding`, of a file (or sibling) with `validators`.
     fn new(encoding: Encoding, validators: &Validators, content: Bytes) -> Encoded {
-        let validators = Validators {
-            etag: encoding.etag(&validators.etag),
-            last_modified: validators.last_modified,
-        };
+        let (validators, etag, last_modified) = encoded_tags(encoding, validators);
         Encoded {
-            etag: HeaderValue::from_str(&validators.etag).ok(),
-            last_modified: HeaderValue::from_str(&validators.http_date()).ok(),
             validators,
+            etag,
+            last_modified,
             content,
         }
     }
+}
+
+/// The validators of the form in `encoding` of a file with `validators`,
+/// and the `ETag` and `Last-Modified` values they give.
+fn encoded_tags(
+    encoding: Encoding,
+    validators: &Validators,
+) -> (Validators, Option<HeaderValue>, Option<HeaderValue>) {
+    let validators = Validators {
+        etag: encoding.etag(&validators.etag),
+        last_modified: validators.last_modified,
+    };
+    let etag = HeaderValue::from_str(&validators.etag).ok();
+    let last_modified = HeaderValue::from_str(&validators.http_date()).ok();
+    (validators, etag, last_modified)
 }
 
 /// The representation of a file a response sends: as it is, or in one
@@ -160,12 +172,7 @@ impl<'e> Form<'e> {
         size: Option<u64>,
         source: Source,
     ) -> Form<'e> {
-        let Encoded {
-            validators,
-            etag,
-            last_modified,
-            ..
-        } = Encoded::new(encoding, validators, Bytes::new());
+        let (validators, etag, last_modified) = encoded_tags(encoding, validators);
         Form {
             encoding: Some(encoding),
             validators: Cow::Owned(validators),
